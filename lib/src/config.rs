@@ -1,0 +1,581 @@
+//! Decoding a PCI config space (`/sys/bus/pci/devices/<bdf>/config`):
+//! what the hardware really does, as opposed to what the kernel caches in sysfs.
+//!
+//! Pure: `&[u8]` in, [`ConfigSpace`] out. The input may be anything a file can
+//! hold: 64 bytes (the unprivileged view), 256, 4096, truncated, all-ones (device
+//! off the bus), or garbage. Every pointer is bounds-checked, every list walk is
+//! loop-guarded, and what cannot be decoded is left `None` with a note in
+//! `anomalies` (kernel-abi.md §4).
+
+use serde::Serialize;
+
+/// Unprivileged readers see only the standard header.
+pub const HEADER_LEN: usize = 64;
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ConfigSpace {
+    /// Bytes available to decode (64 unprivileged, 256/4096 with CAP_SYS_ADMIN).
+    pub len: usize,
+    pub vendor_id: u16,
+    pub device_id: u16,
+    /// False when the vendor ID reads back `ffff`: the device is not answering.
+    pub reachable: bool,
+    pub header_type: u8,
+    pub status: u16,
+    pub express: Option<Express>,
+    pub aer: Option<AerRegs>,
+    pub dpc: Option<DpcRegs>,
+    pub l1ss: Option<L1ss>,
+    /// What the walk refused to follow (loops, out-of-range pointers...).
+    pub anomalies: Vec<String>,
+}
+
+impl ConfigSpace {
+    /// More than the standard header: capabilities are visible.
+    pub fn privileged(&self) -> bool {
+        self.len > HEADER_LEN
+    }
+}
+
+/// PCI Express device/port type (PCIe cap flags bits 7:4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PortType {
+    Endpoint,
+    LegacyEndpoint,
+    RootPort,
+    UpstreamPort,
+    DownstreamPort,
+    PcieToPciBridge,
+    PciToPcieBridge,
+    RootComplexIntegratedEndpoint,
+    RootComplexEventCollector,
+    Other(u8),
+}
+
+impl PortType {
+    pub fn from_bits(v: u8) -> PortType {
+        match v {
+            0 => PortType::Endpoint,
+            1 => PortType::LegacyEndpoint,
+            4 => PortType::RootPort,
+            5 => PortType::UpstreamPort,
+            6 => PortType::DownstreamPort,
+            7 => PortType::PcieToPciBridge,
+            8 => PortType::PciToPcieBridge,
+            9 => PortType::RootComplexIntegratedEndpoint,
+            10 => PortType::RootComplexEventCollector,
+            n => PortType::Other(n),
+        }
+    }
+    /// Ports whose link partner is the device below them.
+    pub fn is_downstream_facing(self) -> bool {
+        matches!(self, PortType::RootPort | PortType::DownstreamPort)
+    }
+    /// Types with a link of their own (RCiEP and RCEC have none).
+    pub fn has_link(self) -> bool {
+        !matches!(
+            self,
+            PortType::RootComplexIntegratedEndpoint | PortType::RootComplexEventCollector
+        )
+    }
+}
+
+/// PCI Express capability registers (kernel-abi.md §4.6).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Express {
+    pub offset: u16,
+    pub version: u8,
+    pub port_type: PortType,
+    pub devsta: u16,
+    pub lnkcap: u32,
+    pub lnkctl: u16,
+    pub lnksta: u16,
+    /// Present on capability version 2 when the space reaches it.
+    pub lnkcap2: Option<u32>,
+    pub lnkctl2: Option<u16>,
+}
+
+/// GT/s for a speed code (LNKSTA.CLS, LNKCAP.SLS, LNKCTL2 target).
+pub fn speed_gts(code: u32) -> Option<f64> {
+    match code {
+        1 => Some(2.5),
+        2 => Some(5.0),
+        3 => Some(8.0),
+        4 => Some(16.0),
+        5 => Some(32.0),
+        6 => Some(64.0),
+        _ => None,
+    }
+}
+
+impl Express {
+    pub fn devsta_corr_err(&self) -> bool {
+        self.devsta & 0x1 != 0
+    }
+    pub fn devsta_nonfatal_err(&self) -> bool {
+        self.devsta & 0x2 != 0
+    }
+    pub fn devsta_fatal_err(&self) -> bool {
+        self.devsta & 0x4 != 0
+    }
+    pub fn devsta_unsupp_req(&self) -> bool {
+        self.devsta & 0x8 != 0
+    }
+    /// Highest bit of LNKCAP2's supported-speeds vector, else LNKCAP.SLS (as the kernel does).
+    pub fn max_speed_gts(&self) -> Option<f64> {
+        if let Some(cap2) = self.lnkcap2 {
+            let vec = (cap2 >> 1) & 0x7f;
+            if vec != 0 {
+                let top = 31 - vec.leading_zeros();
+                return speed_gts(top + 1);
+            }
+        }
+        speed_gts(self.lnkcap & 0xf)
+    }
+    pub fn max_width(&self) -> u8 {
+        ((self.lnkcap >> 4) & 0x3f) as u8
+    }
+    pub fn lnkcap_l0s(&self) -> bool {
+        self.lnkcap & (1 << 10) != 0
+    }
+    pub fn lnkcap_l1(&self) -> bool {
+        self.lnkcap & (1 << 11) != 0
+    }
+    pub fn lnkcap_clkpm(&self) -> bool {
+        self.lnkcap & (1 << 18) != 0
+    }
+    /// Data Link Layer Link Active reporting capable: DLLLA means something only then.
+    pub fn dll_active_reporting(&self) -> bool {
+        self.lnkcap & (1 << 20) != 0
+    }
+    pub fn lnkctl_l0s(&self) -> bool {
+        self.lnkctl & 0x1 != 0
+    }
+    pub fn lnkctl_l1(&self) -> bool {
+        self.lnkctl & 0x2 != 0
+    }
+    pub fn lnkctl_clkpm(&self) -> bool {
+        self.lnkctl & (1 << 8) != 0
+    }
+    pub fn speed_gts(&self) -> Option<f64> {
+        speed_gts(u32::from(self.lnksta & 0xf))
+    }
+    pub fn width(&self) -> u8 {
+        ((self.lnksta >> 4) & 0x3f) as u8
+    }
+    pub fn link_training(&self) -> bool {
+        self.lnksta & (1 << 11) != 0
+    }
+    pub fn dll_link_active(&self) -> bool {
+        self.lnksta & (1 << 13) != 0
+    }
+    pub fn bw_mgmt_status(&self) -> bool {
+        self.lnksta & (1 << 14) != 0
+    }
+    pub fn autonomous_bw_status(&self) -> bool {
+        self.lnksta & (1 << 15) != 0
+    }
+    pub fn target_speed_gts(&self) -> Option<f64> {
+        self.lnkctl2.and_then(|c| speed_gts(u32::from(c & 0xf)))
+    }
+}
+
+/// AER extended capability registers (kernel-abi.md §4.7).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AerRegs {
+    pub offset: u16,
+    pub uncor_status: u32,
+    pub uncor_mask: u32,
+    pub uncor_severity: u32,
+    pub cor_status: u32,
+    pub cor_mask: u32,
+    /// Root ports and RCECs only.
+    pub root_status: Option<u32>,
+}
+
+/// DPC extended capability (kernel-abi.md §4.8).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DpcRegs {
+    pub offset: u16,
+    pub control: u16,
+    pub status: u16,
+}
+
+impl DpcRegs {
+    /// The port has contained its link (link disabled while set).
+    pub fn triggered(&self) -> bool {
+        self.status & 0x1 != 0
+    }
+    pub fn trigger_reason(&self) -> u16 {
+        (self.status >> 1) & 0x3
+    }
+    pub fn trigger_enabled(&self) -> bool {
+        self.control & 0x3 != 0
+    }
+}
+
+/// L1 PM Substates: capability and control 1.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct L1ss {
+    pub offset: u16,
+    pub cap: u32,
+    pub ctl1: u32,
+}
+
+/// lspci's names for Uncorrectable Error Status bits (UESta), by bit.
+pub const UNCOR_NAMES: [(u32, &str); 21] = [
+    (4, "DLP"),
+    (5, "SDES"),
+    (12, "TLP"),
+    (13, "FCP"),
+    (14, "CmpltTO"),
+    (15, "CmpltAbrt"),
+    (16, "UnxCmplt"),
+    (17, "RxOF"),
+    (18, "MalfTLP"),
+    (19, "ECRC"),
+    (20, "UnsupReq"),
+    (21, "ACSViol"),
+    (22, "UncorrIntErr"),
+    (23, "BlockedTLP"),
+    (24, "AtomicOpBlocked"),
+    (25, "TLPBlockedErr"),
+    (26, "PoisonTLPBlocked"),
+    (27, "DMWrReqBlocked"),
+    (28, "IDECheck"),
+    (29, "MisIDETLP"),
+    (30, "PCRC_CHECK"),
+];
+
+/// lspci's names for Correctable Error Status bits (CESta), by bit.
+pub const COR_NAMES: [(u32, &str); 8] = [
+    (0, "RxErr"),
+    (6, "BadTLP"),
+    (7, "BadDLLP"),
+    (8, "Rollover"),
+    (12, "Timeout"),
+    (13, "AdvNonFatalErr"),
+    (14, "CorrIntErr"),
+    (15, "HeaderOF"),
+];
+
+/// Names of the set bits, comma-separated, in bit order; unnamed bits as `bitN`.
+pub fn bit_names(value: u32, names: &[(u32, &str)]) -> String {
+    let mut out = String::new();
+    for bit in 0..32 {
+        if value & (1 << bit) == 0 {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push(',');
+        }
+        match names.iter().find(|(b, _)| *b == bit) {
+            Some((_, n)) => out.push_str(n),
+            None => {
+                out.push_str("bit");
+                out.push_str(&bit.to_string());
+            }
+        }
+    }
+    out
+}
+
+fn rd8(b: &[u8], off: usize) -> Option<u8> {
+    b.get(off).copied()
+}
+fn rd16(b: &[u8], off: usize) -> Option<u16> {
+    Some(u16::from_le_bytes([*b.get(off)?, *b.get(off + 1)?]))
+}
+fn rd32(b: &[u8], off: usize) -> Option<u32> {
+    Some(u32::from_le_bytes([
+        *b.get(off)?,
+        *b.get(off + 1)?,
+        *b.get(off + 2)?,
+        *b.get(off + 3)?,
+    ]))
+}
+
+/// Standard capability IDs vigil decodes.
+const CAP_EXP: u8 = 0x10;
+/// Extended capability IDs vigil decodes.
+const ECAP_AER: u16 = 0x0001;
+const ECAP_DPC: u16 = 0x001d;
+const ECAP_L1SS: u16 = 0x001e;
+
+/// Decode whatever `bytes` holds. Never panics (property-tested).
+pub fn decode(bytes: &[u8]) -> ConfigSpace {
+    // Only the first 4096 bytes can be config space; a longer file is garbage past that.
+    let b = &bytes[..bytes.len().min(4096)];
+    let mut cs = ConfigSpace {
+        len: b.len(),
+        ..ConfigSpace::default()
+    };
+    let (Some(vendor), Some(device)) = (rd16(b, 0), rd16(b, 2)) else {
+        cs.anomalies.push(format!("only {} bytes", b.len()));
+        return cs;
+    };
+    cs.vendor_id = vendor;
+    cs.device_id = device;
+    cs.reachable = vendor != 0xffff;
+    if !cs.reachable {
+        // All-ones: every pointer would read 0xfc and loop. Stop here.
+        return cs;
+    }
+    cs.status = rd16(b, 6).unwrap_or(0);
+    cs.header_type = rd8(b, 0x0e).unwrap_or(0);
+    if b.len() <= HEADER_LEN {
+        return cs;
+    }
+    if cs.status & 0x10 != 0 {
+        walk_caps(b, &mut cs);
+    }
+    if b.len() > 256 {
+        walk_ext_caps(b, &mut cs);
+    }
+    cs
+}
+
+fn walk_caps(b: &[u8], cs: &mut ConfigSpace) {
+    let Some(mut ptr) = rd8(b, 0x34).map(|p| usize::from(p & 0xfc)) else {
+        return;
+    };
+    let mut seen = [false; 256];
+    // 48 = the most capabilities that fit in 192 bytes at 4 bytes each.
+    for _ in 0..48 {
+        if ptr == 0 {
+            return;
+        }
+        if ptr < HEADER_LEN || ptr + 2 > b.len().min(256) {
+            cs.anomalies
+                .push(format!("capability pointer {ptr:#x} out of range"));
+            return;
+        }
+        if seen[ptr] {
+            cs.anomalies.push(format!("capability loop at {ptr:#x}"));
+            return;
+        }
+        seen[ptr] = true;
+        let (id, next) = (b[ptr], b[ptr + 1]);
+        if id == CAP_EXP && cs.express.is_none() {
+            cs.express = decode_express(b, ptr);
+            if cs.express.is_none() {
+                cs.anomalies
+                    .push(format!("PCI Express capability at {ptr:#x} truncated"));
+            }
+        }
+        ptr = usize::from(next & 0xfc);
+    }
+    cs.anomalies.push("capability list too long".into());
+}
+
+fn decode_express(b: &[u8], off: usize) -> Option<Express> {
+    let flags = rd16(b, off + 2)?;
+    let version = (flags & 0xf) as u8;
+    let port_type = PortType::from_bits(((flags >> 4) & 0xf) as u8);
+    let (lnkcap2, lnkctl2) = if version >= 2 {
+        (rd32(b, off + 0x2c), rd16(b, off + 0x30))
+    } else {
+        (None, None)
+    };
+    Some(Express {
+        offset: off as u16,
+        version,
+        port_type,
+        devsta: rd16(b, off + 0x0a)?,
+        lnkcap: rd32(b, off + 0x0c)?,
+        lnkctl: rd16(b, off + 0x10)?,
+        lnksta: rd16(b, off + 0x12)?,
+        lnkcap2,
+        lnkctl2,
+    })
+}
+
+fn walk_ext_caps(b: &[u8], cs: &mut ConfigSpace) {
+    let mut off = 0x100usize;
+    let mut seen = [false; 1024];
+    // (4096 - 256) / 8: the most extended capabilities that fit.
+    for _ in 0..480 {
+        let Some(hdr) = rd32(b, off) else {
+            cs.anomalies
+                .push(format!("extended capability at {off:#x} truncated"));
+            return;
+        };
+        if hdr == 0 || hdr == 0xffff_ffff {
+            return;
+        }
+        if seen[off / 4] {
+            cs.anomalies
+                .push(format!("extended capability loop at {off:#x}"));
+            return;
+        }
+        seen[off / 4] = true;
+        let id = (hdr & 0xffff) as u16;
+        let next = (hdr >> 20) as usize & 0xffc;
+        let at = off as u16;
+        match id {
+            ECAP_AER if cs.aer.is_none() => {
+                let root = cs.express.as_ref().is_some_and(|e| {
+                    matches!(
+                        e.port_type,
+                        PortType::RootPort | PortType::RootComplexEventCollector
+                    )
+                });
+                cs.aer = (|| {
+                    Some(AerRegs {
+                        offset: at,
+                        uncor_status: rd32(b, off + 0x04)?,
+                        uncor_mask: rd32(b, off + 0x08)?,
+                        uncor_severity: rd32(b, off + 0x0c)?,
+                        cor_status: rd32(b, off + 0x10)?,
+                        cor_mask: rd32(b, off + 0x14)?,
+                        root_status: if root { rd32(b, off + 0x30) } else { None },
+                    })
+                })();
+            }
+            ECAP_DPC if cs.dpc.is_none() => {
+                cs.dpc = (|| {
+                    Some(DpcRegs {
+                        offset: at,
+                        control: rd16(b, off + 0x06)?,
+                        status: rd16(b, off + 0x08)?,
+                    })
+                })();
+            }
+            ECAP_L1SS if cs.l1ss.is_none() => {
+                cs.l1ss = (|| {
+                    Some(L1ss {
+                        offset: at,
+                        cap: rd32(b, off + 0x04)?,
+                        ctl1: rd32(b, off + 0x08)?,
+                    })
+                })();
+            }
+            _ => {}
+        }
+        if next == 0 {
+            return;
+        }
+        if next < 0x100 || next + 4 > b.len() {
+            cs.anomalies.push(format!(
+                "extended capability pointer {next:#x} out of range"
+            ));
+            return;
+        }
+        off = next;
+    }
+    cs.anomalies
+        .push("extended capability list too long".into());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A 4096-byte space with a PCIe cap at 0x40 and AER at 0x100.
+    fn sample() -> Vec<u8> {
+        let mut b = vec![0u8; 4096];
+        b[0..2].copy_from_slice(&0x10deu16.to_le_bytes());
+        b[2..4].copy_from_slice(&0x1c82u16.to_le_bytes());
+        b[6] = 0x10; // capabilities list
+        b[0x34] = 0x40;
+        b[0x40] = 0x10; // PCIe cap, next 0
+        b[0x42..0x44].copy_from_slice(&0x0002u16.to_le_bytes()); // v2 endpoint
+        b[0x4a..0x4c].copy_from_slice(&0x0009u16.to_le_bytes()); // CorrErr + UnsupReq
+        b[0x4c..0x50].copy_from_slice(&(0x3u32 | (16 << 4) | (3 << 10)).to_le_bytes()); // 8GT x16 L0s L1
+        b[0x50..0x52].copy_from_slice(&0x0102u16.to_le_bytes()); // L1 + clkpm
+        b[0x52..0x54].copy_from_slice(&(0x1u16 | (8 << 4) | (1 << 13)).to_le_bytes()); // 2.5GT x8 DLLLA
+        b[0x6c..0x70].copy_from_slice(&0x0000_000eu32.to_le_bytes()); // 2.5,5,8
+        b[0x70..0x72].copy_from_slice(&0x0003u16.to_le_bytes()); // target 8
+        b[0x100..0x104].copy_from_slice(&0x0001_0001u32.to_le_bytes()); // AER v1, next 0
+        b[0x104..0x108].copy_from_slice(&(1u32 << 14 | 1 << 20).to_le_bytes());
+        b[0x110..0x114].copy_from_slice(&1u32.to_le_bytes());
+        b
+    }
+
+    #[test]
+    fn decodes_link_and_error_registers() {
+        let cs = decode(&sample());
+        assert!(cs.reachable && cs.privileged());
+        let e = cs.express.expect("pcie cap");
+        assert_eq!(e.port_type, PortType::Endpoint);
+        assert_eq!(e.max_speed_gts(), Some(8.0));
+        assert_eq!(e.max_width(), 16);
+        assert_eq!((e.speed_gts(), e.width()), (Some(2.5), 8));
+        assert!(e.lnkctl_l1() && !e.lnkctl_l0s() && e.lnkctl_clkpm());
+        assert!(e.lnkcap_l0s() && e.lnkcap_l1());
+        assert!(e.dll_link_active() && !e.link_training());
+        assert!(e.devsta_corr_err() && e.devsta_unsupp_req() && !e.devsta_fatal_err());
+        assert_eq!(e.target_speed_gts(), Some(8.0));
+        let aer = cs.aer.expect("aer");
+        assert_eq!(
+            bit_names(aer.uncor_status, &UNCOR_NAMES),
+            "CmpltTO,UnsupReq"
+        );
+        assert_eq!(bit_names(aer.cor_status, &COR_NAMES), "RxErr");
+        assert_eq!(aer.root_status, None);
+        assert!(cs.anomalies.is_empty());
+    }
+
+    #[test]
+    fn unprivileged_view_has_no_capabilities() {
+        let cs = decode(&sample()[..64]);
+        assert!(cs.reachable && !cs.privileged());
+        assert!(cs.express.is_none() && cs.aer.is_none());
+    }
+
+    #[test]
+    fn all_ones_is_unreachable_and_not_walked() {
+        let cs = decode(&[0xff; 4096]);
+        assert!(!cs.reachable);
+        assert!(cs.express.is_none() && cs.anomalies.is_empty());
+    }
+
+    #[test]
+    fn loops_and_wild_pointers_are_refused() {
+        let mut b = sample();
+        b[0x41] = 0x40; // cap points at itself
+        b[0x102..0x104].copy_from_slice(&0x1000u16.to_le_bytes()); // ext next -> 0x100 (loop)
+        let cs = decode(&b);
+        assert!(cs.express.is_some());
+        assert!(
+            cs.anomalies.iter().any(|a| a.contains("loop")),
+            "{:?}",
+            cs.anomalies
+        );
+        let mut b = sample();
+        b[0x34] = 0xfc; // beyond a 256-byte window with 2 bytes needed: fine; make it 0x20
+        b[0x34] = 0x20;
+        let cs = decode(&b);
+        assert!(cs.express.is_none());
+        assert!(cs.anomalies.iter().any(|a| a.contains("out of range")));
+    }
+
+    #[test]
+    fn lnkcap2_beats_lnkcap_for_max_speed() {
+        let mut b = sample();
+        b[0x6c..0x70].copy_from_slice(&0x0000_001eu32.to_le_bytes()); // up to 16 GT/s
+        assert_eq!(
+            decode(&b).express.and_then(|e| e.max_speed_gts()),
+            Some(16.0)
+        );
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+        #[test]
+        fn never_panics_on_garbage(bytes in proptest::collection::vec(any::<u8>(), 0..4200)) {
+            let cs = decode(&bytes);
+            prop_assert!(cs.len <= 4096);
+        }
+
+        #[test]
+        fn never_panics_on_mutated_real_space(idx in proptest::collection::vec((0usize..4096, any::<u8>()), 0..64), cut in 0usize..4097) {
+            let mut b = sample();
+            for (i, v) in idx { b[i] = v; }
+            b.truncate(cut);
+            let _ = decode(&b);
+        }
+    }
+}

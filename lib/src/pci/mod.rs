@@ -1,0 +1,651 @@
+//! PCI functions from `/sys/bus/pci/devices`: identity, power, link, ASPM, AER
+//! and (when readable) config space. Rediscovered on every collection.
+//!
+//! Observer rule (kernel-abi.md §1.4, §4.3): cached attributes (`power_state`,
+//! `power/runtime_status`, `link/*`, `aer_*`, ids) are read for every device; the
+//! link attributes and `config`, whose reads resume a sleeping device or its
+//! parent bridge on current kernels, are read only when the device and every
+//! bridge above it are awake. Otherwise `link_skipped` is set.
+
+pub mod parse;
+
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use crate::config::{self, ConfigSpace, PortType};
+use crate::read::{self, ErrorKind};
+use crate::root::Root;
+use crate::status::{Clock, Collector, Selection, Tally};
+pub use parse::{AerCounters, PowerState, RuntimeStatus, Width};
+
+pub const DEVICES_DIR: &str = "/sys/bus/pci/devices";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Correctable,
+    Nonfatal,
+    Fatal,
+}
+
+impl Severity {
+    pub const ALL: [Severity; 3] = [Severity::Correctable, Severity::Nonfatal, Severity::Fatal];
+    pub fn name(self) -> &'static str {
+        match self {
+            Severity::Correctable => "correctable",
+            Severity::Nonfatal => "nonfatal",
+            Severity::Fatal => "fatal",
+        }
+    }
+    fn dev_file(self) -> &'static str {
+        match self {
+            Severity::Correctable => "aer_dev_correctable",
+            Severity::Nonfatal => "aer_dev_nonfatal",
+            Severity::Fatal => "aer_dev_fatal",
+        }
+    }
+    fn rootport_file(self) -> &'static str {
+        match self {
+            Severity::Correctable => "aer_rootport_total_err_cor",
+            Severity::Nonfatal => "aer_rootport_total_err_nonfatal",
+            Severity::Fatal => "aer_rootport_total_err_fatal",
+        }
+    }
+}
+
+/// The four link attributes (kernel-abi.md §1.1), as read.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct LinkAttrs {
+    /// `current_link_speed`, GT/s; `None` for `Unknown`.
+    pub speed_gts: Option<f64>,
+    pub width: Option<Width>,
+    /// `max_link_speed`, GT/s: this device's own capability, not the link's.
+    pub max_speed_gts: Option<f64>,
+    pub max_width: Option<Width>,
+}
+
+/// `link/` (Linux >= 5.5): ASPM states the kernel manages. Absent with `pcie_aspm=off`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct AspmSysfs {
+    pub l0s: Option<bool>,
+    pub l1: Option<bool>,
+    pub l1_1: Option<bool>,
+    pub l1_2: Option<bool>,
+    pub l1_1_pcipm: Option<bool>,
+    pub l1_2_pcipm: Option<bool>,
+    pub clkpm: Option<bool>,
+}
+
+impl AspmSysfs {
+    fn is_empty(&self) -> bool {
+        *self == AspmSysfs::default()
+    }
+    fn any_aspm_enabled(&self) -> bool {
+        [self.l0s, self.l1, self.l1_1, self.l1_2]
+            .into_iter()
+            .any(|v| v == Some(true))
+    }
+}
+
+/// Where a link's numbers are judged against its partner.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct LinkState {
+    /// The other end: upstream port for endpoints and switch upstream ports,
+    /// the device below for root and downstream ports.
+    pub partner: Option<String>,
+    pub expected_speed_gts: Option<f64>,
+    pub expected_width: Option<u8>,
+    pub speed_downgraded: Option<bool>,
+    pub width_downgraded: Option<bool>,
+    pub link_up: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct PciDevice {
+    pub address: String,
+    pub vendor_id: Option<u16>,
+    pub device_id: Option<u16>,
+    /// 24-bit class code (base, subclass, prog-if).
+    pub class: Option<u32>,
+    /// `None` when unbound.
+    pub driver: Option<String>,
+    pub driver_override: Option<String>,
+    pub power_state: Option<PowerState>,
+    pub runtime_status: Option<RuntimeStatus>,
+    pub d3cold_allowed: Option<bool>,
+    pub enabled: Option<bool>,
+    pub iommu_group: Option<u32>,
+    pub numa_node: Option<i64>,
+    /// Parent bridge address; `None` on a root bus.
+    pub upstream_port: Option<String>,
+    /// Bridges above, nearest last.
+    #[serde(skip)]
+    pub ancestors: Vec<String>,
+    /// Entries of the device directory, listed once per collection.
+    #[serde(skip)]
+    entries: BTreeSet<String>,
+    /// The device has a PCI Express capability (sysfs link files or config).
+    pub pcie: bool,
+    pub link_skipped: bool,
+    pub link: Option<LinkAttrs>,
+    pub aspm: Option<AspmSysfs>,
+    pub aer: BTreeMap<Severity, AerCounters>,
+    pub rootport_total: BTreeMap<Severity, u64>,
+    pub config: Option<ConfigSpace>,
+    pub link_state: Option<LinkState>,
+}
+
+impl PciDevice {
+    pub fn is_bridge(&self) -> bool {
+        self.class.is_some_and(|c| c >> 8 == 0x0604)
+    }
+
+    /// Safe to read attributes that resume a sleeping device.
+    fn awake(&self) -> bool {
+        let power_ok = match &self.power_state {
+            Some(p) => *p == PowerState::D0,
+            None => true,
+        };
+        let rt_ok = !matches!(
+            self.runtime_status,
+            Some(RuntimeStatus::Suspended | RuntimeStatus::Suspending | RuntimeStatus::Resuming)
+        );
+        power_ok && rt_ok
+    }
+
+    pub fn suspended(&self) -> bool {
+        !self.awake()
+    }
+
+    /// Port type from config space when readable, else from the topology.
+    pub fn port_type(&self) -> Option<PortType> {
+        self.config
+            .as_ref()
+            .and_then(|c| c.express.as_ref())
+            .map(|e| e.port_type)
+    }
+
+    /// ASPM enabled according to the best source: config (hardware) beats sysfs.
+    pub fn aspm_enabled(&self) -> Option<(bool, &'static str)> {
+        if let Some(e) = self.config.as_ref().and_then(|c| c.express.as_ref()) {
+            if e.port_type.has_link() {
+                return Some((e.lnkctl_l0s() || e.lnkctl_l1(), "config"));
+            }
+        }
+        match &self.aspm {
+            Some(a) if !a.is_empty() => Some((a.any_aspm_enabled(), "sysfs")),
+            _ => None,
+        }
+    }
+
+    /// Max speed and width: config beats sysfs (sysfs may be skipped or absent).
+    fn max_caps(&self) -> (Option<f64>, Option<u8>) {
+        let express = self.config.as_ref().and_then(|c| c.express.as_ref());
+        let link = self.link.as_ref();
+        let speed = link
+            .and_then(|l| l.max_speed_gts)
+            .or_else(|| express.and_then(|e| e.max_speed_gts()));
+        let width = match link.and_then(|l| l.max_width) {
+            Some(Width::Lanes(n)) if n > 0 => Some(n),
+            _ => express
+                .map(|e| e.max_width())
+                .filter(|w| *w > 0 && *w != 63),
+        };
+        (speed, width)
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct PciSnapshot {
+    pub devices: BTreeMap<String, PciDevice>,
+}
+
+impl PciSnapshot {
+    pub fn privileged(&self) -> bool {
+        self.devices
+            .values()
+            .any(|d| d.config.as_ref().is_some_and(ConfigSpace::privileged))
+    }
+}
+
+fn attr(dir: &Path, name: &str) -> read::Result<String> {
+    read::read_attr(&dir.join(name))
+}
+
+/// Read one attribute into `T`; failures are tallied against `c` and give `None`.
+fn get<T>(
+    tally: &mut Tally,
+    c: Collector,
+    dir: &Path,
+    name: &str,
+    present: &BTreeSet<String>,
+    parse: impl FnOnce(&str) -> Result<T, parse::ParseError>,
+) -> Option<T> {
+    let top = name.split('/').next().unwrap_or(name);
+    if !present.contains(top) {
+        return None;
+    }
+    match attr(dir, name) {
+        Ok(s) => match parse(&s) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                tally.error(c, format!("{}: {}", dir.join(name).display(), e.0));
+                None
+            }
+        },
+        Err(e) => {
+            tally.read_failed(c, &e);
+            None
+        }
+    }
+}
+
+pub fn collect(
+    root: &Root,
+    sel: &Selection,
+    clock: Clock,
+    tally: &mut Tally,
+) -> Option<PciSnapshot> {
+    let sw = clock.start();
+    let base = root.path(DEVICES_DIR);
+    let names = match read::list_dir(&base) {
+        Ok(n) => n,
+        Err(e) => {
+            let why = match e.kind {
+                ErrorKind::Absent => "absent",
+                ErrorKind::Permission => "permission",
+                _ => "unreadable",
+            };
+            for c in pci_collectors() {
+                tally.unavailable(c, why);
+                if why != "absent" {
+                    tally.failed(c, e.to_string());
+                }
+            }
+            return None;
+        }
+    };
+    let mut devices = BTreeMap::new();
+    for name in names {
+        if !parse::is_bdf(&name) {
+            continue;
+        }
+        if let Some(d) = read_cached(&base, &name, tally) {
+            devices.insert(name, d);
+        }
+    }
+    tally.add_time(Collector::PcieDevice, sw.elapsed_us());
+
+    // Pass 2: attributes that may touch hardware, only under awake bridges.
+    let asleep: BTreeSet<String> = devices
+        .values()
+        .filter(|d| d.suspended())
+        .map(|d| d.address.clone())
+        .collect();
+    for d in devices.values_mut() {
+        let dir = base.join(&d.address);
+        let present = std::mem::take(&mut d.entries);
+        d.link_skipped = d.suspended() || d.ancestors.iter().any(|a| asleep.contains(a));
+        if !d.link_skipped {
+            let sw = clock.start();
+            read_config(d, &dir, &present, sel, tally);
+            tally.add_time(Collector::PcieDevice, sw.elapsed_us());
+            if sel.has(Collector::PcieLink) {
+                let sw = clock.start();
+                read_link(d, &dir, &present, tally);
+                tally.add_time(Collector::PcieLink, sw.elapsed_us());
+            }
+        }
+        if sel.has(Collector::PcieAspm) && present.contains("link") {
+            let sw = clock.start();
+            d.aspm = read_aspm(&dir.join("link"), tally);
+            tally.add_time(Collector::PcieAspm, sw.elapsed_us());
+        }
+        if sel.has(Collector::PcieAer) {
+            let sw = clock.start();
+            read_aer(d, &dir, &present, tally);
+            tally.add_time(Collector::PcieAer, sw.elapsed_us());
+        }
+        d.pcie = present.contains("max_link_speed")
+            || present.contains("current_link_width")
+            || d.config.as_ref().is_some_and(|c| c.express.is_some());
+    }
+    let sw = clock.start();
+    derive_link_states(&mut devices);
+    tally.add_time(Collector::PcieLink, sw.elapsed_us());
+    Some(PciSnapshot { devices })
+}
+
+fn pci_collectors() -> [Collector; 5] {
+    [
+        Collector::PcieDevice,
+        Collector::PcieLink,
+        Collector::PcieAer,
+        Collector::PcieAerStatus,
+        Collector::PcieAspm,
+    ]
+}
+
+/// Pass 1: attributes the kernel serves from memory. Never wakes anything.
+fn read_cached(base: &Path, name: &str, tally: &mut Tally) -> Option<PciDevice> {
+    let c = Collector::PcieDevice;
+    let dir = base.join(name);
+    let present: BTreeSet<String> = match read::list_dir(&dir) {
+        Ok(p) => p.into_iter().collect(),
+        Err(e) => {
+            // Gone mid-walk (hot-unplug, rebind) is normal; anything else is worth a note.
+            if e.kind != ErrorKind::Absent {
+                tally.read_failed(c, &e);
+            }
+            return None;
+        }
+    };
+    let mut d = PciDevice {
+        address: name.to_string(),
+        ..PciDevice::default()
+    };
+    let present = &present;
+    // The bus entry links to the real path: its BDF components are the bridges above.
+    match read::read_link(&base.join(name)) {
+        Ok(target) => {
+            let mut chain: Vec<String> = target
+                .components()
+                .filter_map(|c| c.as_os_str().to_str())
+                .filter(|c| parse::is_bdf(c))
+                .map(str::to_string)
+                .collect();
+            if chain.last().map(String::as_str) == Some(name) {
+                chain.pop();
+            }
+            d.upstream_port = chain.last().cloned();
+            d.ancestors = chain;
+        }
+        Err(e) if matches!(e.kind, ErrorKind::Unavailable("EINVAL")) => {} // a plain directory: no topology
+        Err(e) => tally.read_failed(c, &e),
+    }
+    d.vendor_id = get(tally, c, &dir, "vendor", present, parse::hex_u16);
+    d.device_id = get(tally, c, &dir, "device", present, parse::hex_u16);
+    d.class = get(tally, c, &dir, "class", present, parse::class_code);
+    if present.contains("driver") {
+        match read::read_link_name(&dir.join("driver")) {
+            Ok(n) => d.driver = Some(n),
+            Err(e) => tally.read_failed(c, &e),
+        }
+    }
+    d.driver_override = get(tally, c, &dir, "driver_override", present, |s| {
+        Ok(parse::driver_override(s))
+    })
+    .flatten();
+    d.power_state = get(tally, c, &dir, "power_state", present, |s| {
+        Ok(PowerState::parse(s))
+    });
+    d.runtime_status = get(tally, c, &dir, "power/runtime_status", present, |s| {
+        Ok(RuntimeStatus::parse(s))
+    });
+    d.d3cold_allowed = get(tally, c, &dir, "d3cold_allowed", present, parse::flag);
+    d.enabled = get(tally, c, &dir, "enable", present, parse::flag);
+    d.numa_node = get(tally, c, &dir, "numa_node", present, parse::numa_node).flatten();
+    if present.contains("iommu_group") {
+        match read::read_link_name(&dir.join("iommu_group")) {
+            Ok(n) => match n.parse::<u32>() {
+                Ok(g) => d.iommu_group = Some(g),
+                Err(_) => tally.error(
+                    c,
+                    format!(
+                        "{}/iommu_group: link to {n:?}, not a group number",
+                        dir.display()
+                    ),
+                ),
+            },
+            Err(e) => tally.read_failed(c, &e),
+        }
+    }
+    d.entries = present.clone();
+    Some(d)
+}
+
+fn read_config(
+    d: &mut PciDevice,
+    dir: &Path,
+    present: &BTreeSet<String>,
+    sel: &Selection,
+    tally: &mut Tally,
+) {
+    let wanted = [
+        Collector::PcieDevice,
+        Collector::PcieLink,
+        Collector::PcieAspm,
+        Collector::PcieAerStatus,
+    ]
+    .into_iter()
+    .any(|c| sel.has(c));
+    if !wanted || !present.contains("config") {
+        return;
+    }
+    let path = dir.join("config");
+    // One read of up to 4096 bytes: the kernel returns 64 to unprivileged openers.
+    let bytes = match read::read_bytes(&path, 4097) {
+        Ok(b) => b,
+        Err(e) => {
+            tally.read_failed(Collector::PcieDevice, &e);
+            return;
+        }
+    };
+    if bytes.len() > 4096 || bytes.len() < 4 {
+        tally.error(
+            Collector::PcieDevice,
+            format!(
+                "{}: {} bytes is not a config space",
+                path.display(),
+                bytes.len()
+            ),
+        );
+        return;
+    }
+    let cs = config::decode(&bytes);
+    // A readable space whose IDs disagree with the cached ones is not this
+    // device's config space (corrupted capture, or a different device now).
+    if cs.reachable
+        && (d.vendor_id.is_some_and(|v| v != cs.vendor_id)
+            || d.device_id.is_some_and(|v| v != cs.device_id))
+    {
+        tally.error(
+            Collector::PcieDevice,
+            format!(
+                "{}: IDs {:04x}:{:04x} do not match vendor/device; ignored",
+                path.display(),
+                cs.vendor_id,
+                cs.device_id
+            ),
+        );
+        return;
+    }
+    for a in &cs.anomalies {
+        tally.error(Collector::PcieAerStatus, format!("{}: {a}", path.display()));
+    }
+    if !cs.privileged() {
+        tally.unavailable(Collector::PcieAerStatus, "permission");
+    }
+    d.config = Some(cs);
+}
+
+fn read_link(d: &mut PciDevice, dir: &Path, present: &BTreeSet<String>, tally: &mut Tally) {
+    let c = Collector::PcieLink;
+    let names = [
+        "current_link_speed",
+        "current_link_width",
+        "max_link_speed",
+        "max_link_width",
+    ];
+    if !names.iter().any(|n| present.contains(*n)) {
+        return;
+    }
+    let link = LinkAttrs {
+        speed_gts: get(
+            tally,
+            c,
+            dir,
+            "current_link_speed",
+            present,
+            parse::link_speed,
+        )
+        .flatten(),
+        width: get(
+            tally,
+            c,
+            dir,
+            "current_link_width",
+            present,
+            parse::link_width,
+        ),
+        max_speed_gts: get(tally, c, dir, "max_link_speed", present, parse::link_speed).flatten(),
+        max_width: get(tally, c, dir, "max_link_width", present, parse::link_width),
+    };
+    d.link = Some(link);
+}
+
+fn read_aspm(link_dir: &Path, tally: &mut Tally) -> Option<AspmSysfs> {
+    let c = Collector::PcieAspm;
+    let present: BTreeSet<String> = match read::list_dir(link_dir) {
+        Ok(p) => p.into_iter().collect(),
+        Err(e) => {
+            tally.read_failed(c, &e);
+            return None;
+        }
+    };
+    let mut a = AspmSysfs::default();
+    for (file, slot) in [
+        ("l0s_aspm", &mut a.l0s),
+        ("l1_aspm", &mut a.l1),
+        ("l1_1_aspm", &mut a.l1_1),
+        ("l1_2_aspm", &mut a.l1_2),
+        ("l1_1_pcipm", &mut a.l1_1_pcipm),
+        ("l1_2_pcipm", &mut a.l1_2_pcipm),
+        ("clkpm", &mut a.clkpm),
+    ] {
+        *slot = get(tally, c, link_dir, file, &present, parse::flag);
+    }
+    Some(a)
+}
+
+fn read_aer(d: &mut PciDevice, dir: &Path, present: &BTreeSet<String>, tally: &mut Tally) {
+    let c = Collector::PcieAer;
+    for sev in Severity::ALL {
+        if present.contains(sev.dev_file()) {
+            match read::read_text(&dir.join(sev.dev_file())) {
+                Ok(s) => {
+                    let (counters, errs) = parse::aer_file(&s);
+                    for e in errs {
+                        tally.error(
+                            c,
+                            format!("{}: {}", dir.join(sev.dev_file()).display(), e.0),
+                        );
+                    }
+                    d.aer.insert(sev, counters);
+                }
+                Err(e) => tally.read_failed(c, &e),
+            }
+        }
+        if let Some(v) = get(tally, c, dir, sev.rootport_file(), present, parse::counter) {
+            d.rootport_total.insert(sev, v);
+        }
+    }
+}
+
+/// Role of a device on its link, from config space when readable, else from
+/// the topology: bridges alternate root/downstream (partner below) and
+/// upstream (partner above) going down the tree.
+fn partner_is_below(d: &PciDevice, devices: &BTreeMap<String, PciDevice>) -> bool {
+    if let Some(t) = d.port_type() {
+        return t.is_downstream_facing();
+    }
+    if !d.is_bridge() {
+        return false;
+    }
+    let Some(up) = d.upstream_port.as_ref().and_then(|u| devices.get(u)) else {
+        return true; // a bridge on a root bus: root port
+    };
+    // Below a port whose partner is below, a bridge is a switch upstream port.
+    !partner_is_below(up, devices)
+}
+
+fn derive_link_states(devices: &mut BTreeMap<String, PciDevice>) {
+    // Children by parent, lowest address first (function 0 of the slot below).
+    let mut first_child: BTreeMap<String, String> = BTreeMap::new();
+    for d in devices.values() {
+        if let Some(up) = &d.upstream_port {
+            first_child
+                .entry(up.clone())
+                .or_insert_with(|| d.address.clone());
+        }
+    }
+    let mut states = BTreeMap::new();
+    for d in devices.values() {
+        if d.link.is_none() && d.config.as_ref().and_then(|c| c.express.as_ref()).is_none() {
+            continue;
+        }
+        if d.port_type().is_some_and(|t| !t.has_link()) {
+            continue;
+        }
+        let partner = if partner_is_below(d, devices) {
+            first_child.get(&d.address).cloned()
+        } else {
+            d.upstream_port.clone()
+        };
+        let partner_dev = partner.as_ref().and_then(|p| devices.get(p));
+        let (own_speed, own_width) = d.max_caps();
+        let (p_speed, p_width) = partner_dev.map(PciDevice::max_caps).unwrap_or((None, None));
+        let expected_speed = match (own_speed, p_speed) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, None) => a,
+            (None, _) => None,
+        };
+        let expected_width = match (own_width, p_width) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, None) => a,
+            (None, _) => None,
+        };
+        let express = d.config.as_ref().and_then(|c| c.express.as_ref());
+        let (cur_speed, cur_width) = match &d.link {
+            Some(l) => (l.speed_gts, l.width),
+            None => (
+                express.and_then(|e| e.speed_gts()),
+                express.map(|e| Width::Lanes(e.width())),
+            ),
+        };
+        let mut st = LinkState {
+            partner,
+            expected_speed_gts: expected_speed,
+            expected_width,
+            ..LinkState::default()
+        };
+        let lanes = match cur_width {
+            Some(Width::Lanes(n)) => Some(n),
+            Some(Width::AllOnes) => {
+                st.link_up = Some(false);
+                None
+            }
+            None => None,
+        };
+        if let Some(n) = lanes {
+            let dll = express
+                .filter(|e| e.dll_active_reporting())
+                .map(|e| e.dll_link_active());
+            st.link_up = Some(n > 0 && dll.unwrap_or(true));
+        }
+        let up = st.link_up == Some(true);
+        if let (Some(cur), Some(exp), true) = (cur_speed, expected_speed, up) {
+            st.speed_downgraded = Some(cur < exp);
+        }
+        if let (Some(cur), Some(exp), true) = (lanes, expected_width, up) {
+            st.width_downgraded = Some(cur < exp);
+        }
+        states.insert(d.address.clone(), st);
+    }
+    for (addr, st) in states {
+        if let Some(d) = devices.get_mut(&addr) {
+            d.link_state = Some(st);
+        }
+    }
+}

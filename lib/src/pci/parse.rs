@@ -1,0 +1,444 @@
+//! Pure parsers for PCI sysfs attributes: `&str` in, typed value out.
+//! Formats and their history are in kernel-abi.md §1.2, §2.2, §3, §5.
+
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseError(pub String);
+
+type R<T> = Result<T, ParseError>;
+
+fn bad<T>(what: &str, s: &str) -> R<T> {
+    let shown: String = s.chars().take(40).collect();
+    Err(ParseError(format!("expected {what}, found {shown:?}")))
+}
+
+/// `vendor`/`device`: `0x10de` -> 0x10de.
+pub fn hex_u16(s: &str) -> R<u16> {
+    let t = s.trim();
+    let h = t.strip_prefix("0x").unwrap_or(t);
+    if h.is_empty() || h.len() > 4 {
+        return bad("a 16-bit hex id", s);
+    }
+    u16::from_str_radix(h, 16).or_else(|_| bad("a 16-bit hex id", s))
+}
+
+/// `class`: `0x030000` -> 0x030000 (base, subclass, prog-if).
+pub fn class_code(s: &str) -> R<u32> {
+    let t = s.trim();
+    let h = t.strip_prefix("0x").unwrap_or(t);
+    if h.is_empty() || h.len() > 6 {
+        return bad("a 24-bit class code", s);
+    }
+    u32::from_str_radix(h, 16).or_else(|_| bad("a 24-bit class code", s))
+}
+
+/// A link speed, in GT/s. `None` is the kernel's own "unknown"
+/// (`Unknown`, `Unknown speed`); any other shape is an error.
+/// Accepts every historical form: `8 GT/s`, `8.0 GT/s PCIe`, `2.5 GT/s`.
+pub fn link_speed(s: &str) -> R<Option<f64>> {
+    let t = s.trim();
+    if t == "Unknown" || t == "Unknown speed" {
+        return Ok(None);
+    }
+    let num = t
+        .strip_suffix(" PCIe")
+        .unwrap_or(t)
+        .strip_suffix(" GT/s")
+        .ok_or_else(|| ParseError(format!("expected a link speed, found {t:?}")))?;
+    let ok_chars = !num.is_empty() && num.chars().all(|c| c.is_ascii_digit() || c == '.');
+    match num.parse::<f64>() {
+        Ok(v) if ok_chars && v.is_finite() && v > 0.0 && v < 1000.0 => Ok(Some(v)),
+        _ => bad("a link speed", s),
+    }
+}
+
+/// What a width attribute says about the link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Width {
+    Lanes(u8),
+    /// `63`: the register read returned all-ones, the device is not answering.
+    AllOnes,
+}
+
+pub fn link_width(s: &str) -> R<Width> {
+    match s.trim().parse::<u32>() {
+        Ok(63) => Ok(Width::AllOnes),
+        Ok(n) if n <= 32 => Ok(Width::Lanes(n as u8)),
+        _ => bad("a link width (0..32)", s),
+    }
+}
+
+/// `power_state` (kernel-abi §5.1).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum PowerState {
+    D0,
+    D1,
+    D2,
+    D3hot,
+    D3cold,
+    Unknown,
+    Error,
+    /// A value a newer kernel may print.
+    Other(String),
+}
+
+impl PowerState {
+    pub fn parse(s: &str) -> PowerState {
+        match s.trim() {
+            "D0" => PowerState::D0,
+            "D1" => PowerState::D1,
+            "D2" => PowerState::D2,
+            "D3hot" => PowerState::D3hot,
+            "D3cold" => PowerState::D3cold,
+            "unknown" => PowerState::Unknown,
+            "error" => PowerState::Error,
+            other => PowerState::Other(other.to_string()),
+        }
+    }
+    pub fn as_str(&self) -> &str {
+        match self {
+            PowerState::D0 => "D0",
+            PowerState::D1 => "D1",
+            PowerState::D2 => "D2",
+            PowerState::D3hot => "D3hot",
+            PowerState::D3cold => "D3cold",
+            PowerState::Unknown => "unknown",
+            PowerState::Error => "error",
+            PowerState::Other(s) => s,
+        }
+    }
+    /// Numeric twin for alerting: D3hot=3, D3cold=4.
+    pub fn d_state(&self) -> Option<i64> {
+        match self {
+            PowerState::D0 => Some(0),
+            PowerState::D1 => Some(1),
+            PowerState::D2 => Some(2),
+            PowerState::D3hot => Some(3),
+            PowerState::D3cold => Some(4),
+            _ => None,
+        }
+    }
+}
+
+/// `power/runtime_status` (kernel-abi §5.3).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum RuntimeStatus {
+    Active,
+    Suspended,
+    Suspending,
+    Resuming,
+    Error,
+    Unsupported,
+    Other(String),
+}
+
+impl RuntimeStatus {
+    pub fn parse(s: &str) -> RuntimeStatus {
+        match s.trim() {
+            "active" => RuntimeStatus::Active,
+            "suspended" => RuntimeStatus::Suspended,
+            "suspending" => RuntimeStatus::Suspending,
+            "resuming" => RuntimeStatus::Resuming,
+            "error" => RuntimeStatus::Error,
+            "unsupported" => RuntimeStatus::Unsupported,
+            other => RuntimeStatus::Other(other.to_string()),
+        }
+    }
+    pub fn as_str(&self) -> &str {
+        match self {
+            RuntimeStatus::Active => "active",
+            RuntimeStatus::Suspended => "suspended",
+            RuntimeStatus::Suspending => "suspending",
+            RuntimeStatus::Resuming => "resuming",
+            RuntimeStatus::Error => "error",
+            RuntimeStatus::Unsupported => "unsupported",
+            RuntimeStatus::Other(s) => s,
+        }
+    }
+}
+
+/// `0`/`1` attributes (`enable`, `d3cold_allowed`, `link/*_aspm`). `enable`
+/// is a usage count on some kernels (`2`): anything above zero is enabled.
+pub fn flag(s: &str) -> R<bool> {
+    match s.trim().parse::<u32>() {
+        Ok(n) => Ok(n > 0),
+        Err(_) => bad("0 or 1", s),
+    }
+}
+
+/// `numa_node`: `-1` means "no node" and becomes `None`.
+pub fn numa_node(s: &str) -> R<Option<i64>> {
+    match s.trim().parse::<i64>() {
+        Ok(-1) => Ok(None),
+        Ok(n) if (0..=65535).contains(&n) => Ok(Some(n)),
+        _ => bad("a NUMA node", s),
+    }
+}
+
+/// `driver_override`: `(null)` and empty mean unset.
+pub fn driver_override(s: &str) -> Option<String> {
+    let t = s.trim();
+    if t.is_empty() || t == "(null)" {
+        None
+    } else {
+        Some(t.to_string())
+    }
+}
+
+/// An unsigned decimal counter (`aer_rootport_total_err_cor`).
+pub fn counter(s: &str) -> R<u64> {
+    s.trim()
+        .parse::<u64>()
+        .or_else(|_| bad("an unsigned counter", s))
+}
+
+/// One `aer_dev_{correctable,nonfatal,fatal}` file.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct AerCounters {
+    /// Counter name as the kernel printed it (`RxErr`, `dev_fatal_errs_bit[27]`,
+    /// legacy `Receiver Error`) -> count. Unknown names are kept, never dropped.
+    pub counters: BTreeMap<String, u64>,
+    /// The `TOTAL_ERR_*` line, as printed; never recomputed (kernel totals
+    /// count messages, the per-bit counters count bits).
+    pub total: Option<u64>,
+}
+
+/// Parse an AER counter file. Each line is `NAME COUNT`, split at the last
+/// space (legacy names contain spaces). A malformed line is reported and the
+/// rest of the file is still used.
+pub fn aer_file(s: &str) -> (AerCounters, Vec<ParseError>) {
+    let mut out = AerCounters::default();
+    let mut errs = Vec::new();
+    for line in s.lines() {
+        let line = line.trim_end();
+        if line.trim().is_empty() {
+            continue;
+        }
+        let Some((name, count)) = line.rsplit_once(' ') else {
+            errs.push(ParseError(format!("AER line without a count: {line:?}")));
+            continue;
+        };
+        let name = name.trim();
+        let Ok(count) = count.parse::<u64>() else {
+            errs.push(ParseError(format!("AER count is not a number: {line:?}")));
+            continue;
+        };
+        if name.is_empty() {
+            errs.push(ParseError(format!("AER line without a name: {line:?}")));
+        } else if name.starts_with("TOTAL_ERR_") {
+            out.total = Some(count);
+        } else {
+            out.counters.insert(name.to_string(), count);
+        }
+    }
+    (out, errs)
+}
+
+/// The contract's field name for an AER counter (metrics.md `pcie_aer`):
+/// split before an upper-case letter that follows a lower-case letter or digit,
+/// and between an acronym and a following capitalised word; spaces become `_`;
+/// `dev_*_errs_bit[N]` becomes `bit_N`.
+pub fn aer_field_name(name: &str) -> String {
+    if let Some(rest) = name.strip_prefix("dev_") {
+        if let Some(open) = rest.find("_bit[") {
+            let n = rest[open + 5..].trim_end_matches(']');
+            if !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()) {
+                return format!("bit_{n}");
+            }
+        }
+    }
+    let chars: Vec<char> = name.chars().collect();
+    let mut out = String::with_capacity(name.len() + 4);
+    for (i, &c) in chars.iter().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            let prev = chars[i - 1];
+            let next_lower = chars.get(i + 1).is_some_and(|n| n.is_ascii_lowercase());
+            if prev.is_ascii_lowercase()
+                || prev.is_ascii_digit()
+                || (prev.is_ascii_uppercase() && next_lower)
+            {
+                out.push('_');
+            }
+        }
+        if c.is_ascii_alphanumeric() {
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push('_');
+        }
+    }
+    // Collapse runs and trim so names stay `^[a-z][a-z0-9_]*$`-like.
+    let mut clean = String::with_capacity(out.len());
+    for c in out.chars() {
+        if c == '_' && (clean.is_empty() || clean.ends_with('_')) {
+            continue;
+        }
+        clean.push(c);
+    }
+    while clean.ends_with('_') {
+        clean.pop();
+    }
+    if clean.is_empty() || clean.starts_with(|c: char| c.is_ascii_digit()) {
+        clean.insert_str(0, "n_");
+    }
+    clean
+}
+
+/// `/sys/module/pcie_aspm/parameters/policy`: the bracketed entry of
+/// `[default] performance powersave powersupersave ` (trailing space, and no
+/// newline before ~5.8).
+pub fn aspm_policy(s: &str) -> R<String> {
+    s.split_whitespace()
+        .find_map(|t| t.strip_prefix('[').and_then(|t| t.strip_suffix(']')))
+        .filter(|t| !t.is_empty())
+        .map(str::to_string)
+        .ok_or_else(|| ParseError(format!("no [active] policy in {:?}", s.trim())))
+}
+
+/// A PCI address `DDDD:BB:DD.F`.
+pub fn is_bdf(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == 12
+        && b[4] == b':'
+        && b[7] == b':'
+        && b[10] == b'.'
+        && b.iter()
+            .enumerate()
+            .all(|(i, c)| matches!(i, 4 | 7 | 10) || c.is_ascii_hexdigit())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn speeds_in_every_historical_format() {
+        // >= 5.7 (pci_speed_string)
+        assert_eq!(link_speed("2.5 GT/s PCIe\n"), Ok(Some(2.5)));
+        assert_eq!(link_speed("16.0 GT/s PCIe"), Ok(Some(16.0)));
+        assert_eq!(link_speed("64.0 GT/s PCIe"), Ok(Some(64.0)));
+        // 4.13 - 5.6
+        assert_eq!(link_speed("8 GT/s"), Ok(Some(8.0)));
+        assert_eq!(link_speed("5 GT/s"), Ok(Some(5.0)));
+        assert_eq!(link_speed("2.5 GT/s"), Ok(Some(2.5)));
+        // future speeds keep the shape
+        assert_eq!(link_speed("128.0 GT/s PCIe"), Ok(Some(128.0)));
+        assert_eq!(link_speed("Unknown"), Ok(None));
+        assert_eq!(link_speed("Unknown speed"), Ok(None));
+        assert!(link_speed("").is_err());
+        assert!(link_speed("fast").is_err());
+        assert!(link_speed("NaN GT/s").is_err());
+        assert!(link_speed("inf GT/s PCIe").is_err());
+        assert!(link_speed("-8 GT/s").is_err());
+    }
+
+    #[test]
+    fn widths_and_the_all_ones_read() {
+        assert_eq!(link_width("16\n"), Ok(Width::Lanes(16)));
+        assert_eq!(link_width("0"), Ok(Width::Lanes(0)));
+        assert_eq!(link_width("63"), Ok(Width::AllOnes));
+        assert!(link_width("x16").is_err());
+        assert!(link_width("40").is_err());
+    }
+
+    #[test]
+    fn ids_and_class() {
+        assert_eq!(hex_u16("0x10de\n"), Ok(0x10de));
+        assert_eq!(class_code("0x030000"), Ok(0x030000));
+        assert!(hex_u16("0x").is_err());
+        assert!(hex_u16("0x123456").is_err());
+        assert!(class_code("zz").is_err());
+    }
+
+    #[test]
+    fn power_and_flags() {
+        assert_eq!(PowerState::parse("D3cold\n"), PowerState::D3cold);
+        assert_eq!(PowerState::parse("D3cold").d_state(), Some(4));
+        assert_eq!(PowerState::parse("D3hot").d_state(), Some(3));
+        assert_eq!(PowerState::parse("unknown").d_state(), None);
+        assert_eq!(PowerState::parse("D4").as_str(), "D4");
+        assert_eq!(
+            RuntimeStatus::parse("suspended\n"),
+            RuntimeStatus::Suspended
+        );
+        assert_eq!(flag("1\n"), Ok(true));
+        assert_eq!(flag("2"), Ok(true));
+        assert!(flag("yes").is_err());
+        assert_eq!(numa_node("-1"), Ok(None));
+        assert_eq!(numa_node("1"), Ok(Some(1)));
+        assert_eq!(driver_override("(null)\n"), None);
+        assert_eq!(driver_override("vfio-pci\n"), Some("vfio-pci".into()));
+    }
+
+    #[test]
+    fn aer_file_current_kernel() {
+        // kernel-abi.md §2.2 sample, Linux >= 4.19
+        let (c, e) = aer_file(
+            "RxErr 2\nBadTLP 0\nBadDLLP 0\nRollover 0\nTimeout 0\nNonFatalErr 0\nCorrIntErr 0\nHeaderOF 0\nTOTAL_ERR_COR 2\n",
+        );
+        assert!(e.is_empty());
+        assert_eq!(c.counters.get("RxErr"), Some(&2));
+        assert_eq!(c.counters.len(), 8);
+        assert_eq!(c.total, Some(2));
+    }
+
+    #[test]
+    fn aer_file_legacy_bits_and_garbage() {
+        let (c, e) =
+            aer_file("Receiver Error 3\ndev_fatal_errs_bit[27] 2\nBogus\nDLP x\nTOTAL_ERR_FATAL 7");
+        assert_eq!(c.counters.get("Receiver Error"), Some(&3));
+        assert_eq!(c.counters.get("dev_fatal_errs_bit[27]"), Some(&2));
+        assert_eq!(c.total, Some(7));
+        assert_eq!(e.len(), 2);
+    }
+
+    #[test]
+    fn aer_names_follow_the_contract() {
+        for (k, want) in [
+            ("RxErr", "rx_err"),
+            ("BadTLP", "bad_tlp"),
+            ("BadDLLP", "bad_dllp"),
+            ("Rollover", "rollover"),
+            ("Timeout", "timeout"),
+            ("NonFatalErr", "non_fatal_err"),
+            ("CorrIntErr", "corr_int_err"),
+            ("HeaderOF", "header_of"),
+            ("CmpltTO", "cmplt_to"),
+            ("UnsupReq", "unsup_req"),
+            ("dev_fatal_errs_bit[27]", "bit_27"),
+            ("dev_cor_errs_bit[3]", "bit_3"),
+            ("Receiver Error", "receiver_error"),
+            ("TLPBlockedErr", "tlp_blocked_err"),
+            ("PoisonTLPBlocked", "poison_tlp_blocked"),
+            ("PCRC_CHECK", "pcrc_check"),
+            ("DMWrReqBlocked", "dm_wr_req_blocked"),
+            ("ACSViol", "acs_viol"),
+            ("RELAY_NUM Rollover", "relay_num_rollover"),
+            ("Undefined", "undefined"),
+        ] {
+            assert_eq!(aer_field_name(k), want, "{k}");
+        }
+    }
+
+    #[test]
+    fn aspm_policy_all_kernel_shapes() {
+        assert_eq!(
+            aspm_policy("[default] performance powersave powersupersave \n"),
+            Ok("default".into())
+        );
+        assert_eq!(
+            aspm_policy("default performance [powersave] "),
+            Ok("powersave".into())
+        );
+        assert!(aspm_policy("default performance").is_err());
+    }
+
+    #[test]
+    fn bdf_shape() {
+        assert!(is_bdf("0000:01:00.0"));
+        assert!(is_bdf("10000:01:00.0") == false);
+        assert!(!is_bdf("pci0000:00"));
+    }
+}

@@ -1,0 +1,206 @@
+//! The only module that touches the filesystem.
+//!
+//! Every failure is classified once, here, into what a caller needs to decide
+//! (kernel-abi.md §0): gone (`Absent`), not allowed (`Permission`), the kernel
+//! refused this cycle (`Unavailable`: EINVAL/EIO/EBUSY/EAGAIN/ENODEV/...), or
+//! the content itself is unusable (`Invalid`). Each error carries its path.
+
+use std::fmt;
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+/// sysfs text attributes are at most one page; anything much larger is garbage.
+pub const MAX_TEXT: usize = 1 << 20;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// ENOENT/ENOTDIR: the file or the device is not there (hot-unplug, old kernel).
+    Absent,
+    /// EACCES/EPERM: needs privileges vigil does not have.
+    Permission,
+    /// The kernel returned an error for this read (errno name): value unavailable this cycle.
+    Unavailable(&'static str),
+    /// The bytes are not a usable value: not UTF-8, too large, a symlink loop...
+    Invalid(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadError {
+    pub path: PathBuf,
+    pub kind: ErrorKind,
+}
+
+impl fmt::Display for ReadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.kind {
+            ErrorKind::Absent => write!(f, "{}: absent", self.path.display()),
+            ErrorKind::Permission => write!(f, "{}: permission denied", self.path.display()),
+            ErrorKind::Unavailable(e) => write!(f, "{}: read failed ({e})", self.path.display()),
+            ErrorKind::Invalid(why) => write!(f, "{}: {why}", self.path.display()),
+        }
+    }
+}
+
+impl std::error::Error for ReadError {}
+
+pub type Result<T> = std::result::Result<T, ReadError>;
+
+/// Classify an OS error. Public so the classification is unit-tested with
+/// synthetic errnos: tests run as root, where permission cases cannot be built from files.
+pub fn classify(err: &io::Error) -> ErrorKind {
+    match err.raw_os_error() {
+        Some(libc::ENOENT) | Some(libc::ENOTDIR) => ErrorKind::Absent,
+        Some(libc::EACCES) | Some(libc::EPERM) => ErrorKind::Permission,
+        Some(libc::ELOOP) => ErrorKind::Invalid("symlink loop".into()),
+        Some(libc::EINVAL) => ErrorKind::Unavailable("EINVAL"),
+        Some(libc::EIO) => ErrorKind::Unavailable("EIO"),
+        Some(libc::EBUSY) => ErrorKind::Unavailable("EBUSY"),
+        Some(libc::EAGAIN) => ErrorKind::Unavailable("EAGAIN"),
+        Some(libc::ENODEV) => ErrorKind::Absent,
+        Some(libc::ENXIO) => ErrorKind::Absent,
+        Some(libc::EOPNOTSUPP) => ErrorKind::Unavailable("EOPNOTSUPP"),
+        Some(libc::EISDIR) => ErrorKind::Invalid("is a directory".into()),
+        Some(libc::ETIMEDOUT) => ErrorKind::Unavailable("ETIMEDOUT"),
+        _ => match err.kind() {
+            io::ErrorKind::NotFound => ErrorKind::Absent,
+            io::ErrorKind::PermissionDenied => ErrorKind::Permission,
+            _ => ErrorKind::Unavailable("EIO"),
+        },
+    }
+}
+
+fn err(path: &Path, e: &io::Error) -> ReadError {
+    ReadError {
+        path: path.to_path_buf(),
+        kind: classify(e),
+    }
+}
+
+fn invalid(path: &Path, why: impl Into<String>) -> ReadError {
+    ReadError {
+        path: path.to_path_buf(),
+        kind: ErrorKind::Invalid(why.into()),
+    }
+}
+
+/// Read up to `max` bytes with one open; a short read is not EOF (sysfs binary
+/// files and procfs may return less), so loop until EOF or the cap.
+pub fn read_bytes(path: &Path, max: usize) -> Result<Vec<u8>> {
+    let mut f = File::open(path).map_err(|e| err(path, &e))?;
+    let mut buf = vec![0u8; max.min(4096)];
+    let mut len = 0;
+    loop {
+        if len == buf.len() {
+            if buf.len() >= max {
+                break;
+            }
+            let grow = (buf.len() * 2).min(max);
+            buf.resize(grow, 0);
+        }
+        match f.read(&mut buf[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(err(path, &e)),
+        }
+    }
+    buf.truncate(len);
+    Ok(buf)
+}
+
+/// A text file (sysfs attribute, procfs file): whole content as UTF-8.
+/// Over [`MAX_TEXT`] bytes, or not UTF-8, is invalid content, never a panic.
+pub fn read_text(path: &Path) -> Result<String> {
+    let bytes = read_bytes(path, MAX_TEXT + 1)?;
+    if bytes.len() > MAX_TEXT {
+        return Err(invalid(path, format!("larger than {MAX_TEXT} bytes")));
+    }
+    String::from_utf8(bytes).map_err(|_| invalid(path, "not UTF-8"))
+}
+
+/// A single-value attribute: content with one trailing newline removed.
+pub fn read_attr(path: &Path) -> Result<String> {
+    let mut s = read_text(path)?;
+    if s.ends_with('\n') {
+        s.pop();
+    }
+    Ok(s)
+}
+
+/// Last path component of a symlink's target (`driver` -> `vfio-pci`). Never
+/// follows the link, so dangling links are fine.
+pub fn read_link(path: &Path) -> Result<PathBuf> {
+    std::fs::read_link(path).map_err(|e| err(path, &e))
+}
+
+pub fn read_link_name(path: &Path) -> Result<String> {
+    let target = read_link(path)?;
+    target
+        .file_name()
+        .and_then(|n| n.to_str())
+        .map(str::to_owned)
+        .ok_or_else(|| invalid(path, "link target has no UTF-8 name"))
+}
+
+/// Entry names of a directory, sorted (deterministic output). Non-UTF-8 names
+/// are skipped: no kernel object vigil reads has one.
+pub fn list_dir(path: &Path) -> Result<Vec<String>> {
+    let rd = std::fs::read_dir(path).map_err(|e| err(path, &e))?;
+    let mut names = Vec::new();
+    for entry in rd {
+        let entry = entry.map_err(|e| err(path, &e))?;
+        if let Ok(name) = entry.file_name().into_string() {
+            names.push(name);
+        }
+    }
+    names.sort();
+    Ok(names)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classifies_errnos_callers_must_tell_apart() {
+        let e = |n| classify(&io::Error::from_raw_os_error(n));
+        assert_eq!(e(libc::ENOENT), ErrorKind::Absent);
+        assert_eq!(e(libc::ENODEV), ErrorKind::Absent);
+        assert_eq!(e(libc::EACCES), ErrorKind::Permission);
+        assert_eq!(e(libc::EPERM), ErrorKind::Permission);
+        assert_eq!(e(libc::EINVAL), ErrorKind::Unavailable("EINVAL"));
+        assert_eq!(e(libc::EBUSY), ErrorKind::Unavailable("EBUSY"));
+        assert_eq!(e(libc::EAGAIN), ErrorKind::Unavailable("EAGAIN"));
+        assert!(matches!(e(libc::ELOOP), ErrorKind::Invalid(_)));
+    }
+
+    #[test]
+    fn text_reads_reject_garbage_without_panicking() {
+        let dir = tempfile_dir();
+        let p = dir.join("bin");
+        std::fs::write(&p, [0xff, 0xfe, 0x00]).unwrap_or_default();
+        assert!(matches!(
+            read_attr(&p).map_err(|e| e.kind),
+            Err(ErrorKind::Invalid(_))
+        ));
+        let big = dir.join("big");
+        std::fs::write(&big, vec![b'1'; MAX_TEXT + 10]).unwrap_or_default();
+        assert!(matches!(
+            read_attr(&big).map_err(|e| e.kind),
+            Err(ErrorKind::Invalid(_))
+        ));
+        let missing = dir.join("missing");
+        assert_eq!(
+            read_attr(&missing).map_err(|e| e.kind),
+            Err(ErrorKind::Absent)
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    fn tempfile_dir() -> PathBuf {
+        let d = std::env::temp_dir().join(format!("vigil-read-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&d);
+        d
+    }
+}

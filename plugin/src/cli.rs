@@ -1,0 +1,115 @@
+//! Command line: every flag is a value on Telegraf's execd `command = [...]`
+//! array; there is no config file.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+use vigil_collector::{Collector, Selection};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// InfluxDB line protocol (what Telegraf's execd parses by default)
+    Influx,
+    /// One JSON object per point: name, tags, fields, timestamp (Unix seconds)
+    Json,
+}
+
+const AFTER_HELP: &str = "\
+MODES:
+  (default)        Telegraf execd with signal = \"STDIN\": every line on stdin
+                   triggers one collection; SIGUSR1, SIGUSR2 and SIGHUP do too
+                   (execd's other signal modes). Triggers that arrive during a
+                   collection collapse into one. Stdin EOF, SIGTERM or SIGINT
+                   exit 0 after the batch in flight.
+  --interval 10s   Collect on a timer (execd signal = \"none\").
+  --once           One collection, then exit 0.
+
+Collectors: pcie_device, pcie_link, pcie_aer, pcie_aer_status, pcie_aspm,
+pcie_platform, vigil. stdout carries only metrics; stderr lines start with
+E!, W!, I! or D!. Metrics reference: docs/metrics.md.";
+
+#[derive(Debug, Parser)]
+#[command(name = "vigil", version, about = "PCIe link, ASPM, AER and platform signals for Telegraf (inputs.execd)", after_help = AFTER_HELP)]
+pub struct Cli {
+    /// Collect once, print, and exit
+    #[arg(long, conflicts_with = "interval")]
+    pub once: bool,
+
+    /// Collect every DURATION on a timer (e.g. 10s, 500ms, 1m), for execd signal = "none"
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub interval: Option<Duration>,
+
+    /// Read every OS path under DIR (DIR/sys, DIR/proc, DIR/etc, DIR/var, DIR/run, DIR/dev): replay a captured machine
+    #[arg(long, value_name = "DIR")]
+    pub root: Option<PathBuf>,
+
+    /// Output format
+    #[arg(long, value_enum, default_value = "influx")]
+    pub format: Format,
+
+    /// Comma-separated collectors to run (default: all)
+    #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = parse_collector)]
+    pub collectors: Vec<Collector>,
+
+    /// Leave out the vendor and device name tags (pci.ids)
+    #[arg(long)]
+    pub no_names: bool,
+
+    /// Stamp every batch with this Unix time in nanoseconds and report zero durations (reproducible output for tests and replays)
+    #[arg(long, value_name = "NS")]
+    pub fake_time: Option<i64>,
+}
+
+impl Cli {
+    pub fn selection(&self) -> Selection {
+        if self.collectors.is_empty() {
+            Selection::all()
+        } else {
+            Selection(self.collectors.iter().copied().collect())
+        }
+    }
+}
+
+fn parse_collector(s: &str) -> Result<Collector, String> {
+    Collector::from_name(s.trim()).ok_or_else(|| {
+        let all: Vec<&str> = Collector::ALL.iter().map(|c| c.name()).collect();
+        format!("unknown collector {s:?}; known: {}", all.join(", "))
+    })
+}
+
+/// `10s`, `500ms`, `1m`, `2h`, or bare seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num.parse().map_err(|_| format!("invalid duration {s:?}"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "ms" => n / 1000.0,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(format!("invalid duration unit in {s:?} (use ms, s, m, h)")),
+    };
+    if !secs.is_finite() || secs < 0.001 || secs > 86_400.0 {
+        return Err(format!("duration {s:?} out of range (1ms..24h)"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
+        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("10 parsecs").is_err());
+    }
+}

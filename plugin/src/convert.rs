@@ -1,0 +1,346 @@
+//! Snapshot -> points. Every measurement, tag and field name of the contract
+//! (`../shared/spec/metrics.md`, mirrored in `docs/metrics.md`) is spelled here
+//! and nowhere else.
+
+use std::collections::HashMap;
+
+use vigil_collector::config::{bit_names, COR_NAMES, UNCOR_NAMES};
+use vigil_collector::pci::{parse::aer_field_name, PciDevice, Severity, Width};
+use vigil_collector::{Collector, Selection, Snapshot};
+
+use crate::metric::{sort, Field, Metric};
+use pci_ids::FromId;
+
+/// pci.ids lookups, cached for the life of the process (a device's name
+/// never changes, and the database scan per device is not free).
+#[derive(Default)]
+pub struct Names {
+    enabled: bool,
+    cache: HashMap<(u16, u16), (Option<&'static str>, Option<&'static str>)>,
+}
+
+impl Names {
+    pub fn new(enabled: bool) -> Names {
+        Names {
+            enabled,
+            cache: HashMap::new(),
+        }
+    }
+
+    fn lookup(&mut self, vid: u16, did: u16) -> (Option<&'static str>, Option<&'static str>) {
+        if !self.enabled {
+            return (None, None);
+        }
+        *self.cache.entry((vid, did)).or_insert_with(|| {
+            let vendor = pci_ids::Vendor::from_id(vid).map(|v| v.name());
+            let device = pci_ids::Device::from_vid_pid(vid, did).map(|d| d.name());
+            (vendor, device)
+        })
+    }
+}
+
+pub struct Converter<'a> {
+    pub sel: &'a Selection,
+    pub names: &'a mut Names,
+    pub version: &'a str,
+}
+
+fn device_tags(m: &mut Metric, d: &PciDevice, names: &mut Names) {
+    m.tag("address", d.address.as_str());
+    if let Some(v) = d.vendor_id {
+        m.tag("vendor_id", format!("{v:04x}"));
+    }
+    if let Some(v) = d.device_id {
+        m.tag("device_id", format!("{v:04x}"));
+    }
+    if let Some(c) = d.class {
+        m.tag("class_id", format!("{:04x}", c >> 8));
+    }
+    if let (Some(v), Some(dv)) = (d.vendor_id, d.device_id) {
+        let (vn, dn) = names.lookup(v, dv);
+        if let Some(vn) = vn {
+            m.tag("vendor", vn);
+        }
+        if let Some(dn) = dn {
+            m.tag("device", dn);
+        }
+    }
+}
+
+impl Converter<'_> {
+    pub fn convert(&mut self, s: &Snapshot) -> Vec<Metric> {
+        let t = s.time_unix_ns;
+        let mut out = Vec::new();
+        if let Some(pci) = &s.pci {
+            for d in pci.devices.values() {
+                if self.sel.has(Collector::PcieDevice) {
+                    out.push(self.device(d, t));
+                }
+                if self.sel.has(Collector::PcieLink) {
+                    out.extend(self.link(d, t));
+                }
+                if self.sel.has(Collector::PcieAspm) {
+                    out.extend(self.aspm(d, t));
+                }
+                if self.sel.has(Collector::PcieAer) {
+                    out.extend(self.aer(d, t));
+                }
+                if self.sel.has(Collector::PcieAerStatus) {
+                    out.extend(self.aer_status(d, t));
+                }
+            }
+        }
+        if let Some(p) = &s.platform {
+            let mut m = Metric::new("pcie_platform", t);
+            m.opt("cmdline", p.cmdline.clone().map(Field::Str));
+            m.opt("aspm_policy", p.aspm_policy.clone().map(Field::Str));
+            if p.cmdline.is_some() {
+                let v = p.aspm_cmdline.clone().unwrap_or_else(|| "unset".into());
+                m.field("aspm_cmdline", Field::Str(v));
+            }
+            m.opt(
+                "aer_cmdline_disabled",
+                p.aer_cmdline_disabled.map(Field::flag),
+            );
+            m.opt("aer_native", p.aer_native.map(Field::flag));
+            if s.pci.is_some() {
+                m.field("aer_devices", Field::uint(p.aer_devices));
+                m.field("devices", Field::uint(p.devices));
+                m.field("pcie_devices", Field::uint(p.pcie_devices));
+                m.field("suspended_devices", Field::uint(p.suspended_devices));
+            }
+            out.push(m);
+        }
+        if let Some(hb) = &s.heartbeat {
+            let mut m = Metric::new("vigil", t);
+            m.field("version", Field::Str(self.version.to_string()));
+            m.opt("boot_id", hb.boot_id.clone().map(Field::Str));
+            m.opt("uptime_s", hb.uptime_s.map(Field::Float));
+            m.field("duration_us", Field::uint(s.duration_us));
+            m.field("errors", Field::uint(s.errors()));
+            if let Some(pci) = &s.pci {
+                m.field("privileged", Field::flag(pci.privileged()));
+                m.field("devices", Field::uint(pci.devices.len() as u64));
+            }
+            out.push(m);
+        }
+        for (c, st) in &s.status {
+            let mut m = Metric::new("vigil_collector", t);
+            m.tag("collector", c.name());
+            m.field("success", Field::flag(st.success));
+            m.field("duration_us", Field::uint(st.duration_us));
+            m.field("errors", Field::uint(st.errors));
+            if !st.unavailable.is_empty() {
+                let v: Vec<&str> = st.unavailable.iter().map(String::as_str).collect();
+                m.field("unavailable", Field::Str(v.join(",")));
+            }
+            out.push(m);
+        }
+        sort(&mut out);
+        out
+    }
+
+    fn tagged(&mut self, name: &'static str, d: &PciDevice, t: i64) -> Metric {
+        let mut m = Metric::new(name, t);
+        device_tags(&mut m, d, self.names);
+        m
+    }
+
+    fn device(&mut self, d: &PciDevice, t: i64) -> Metric {
+        let mut m = self.tagged("pcie_device", d, t);
+        m.field(
+            "driver",
+            Field::Str(d.driver.clone().unwrap_or_else(|| "none".into())),
+        );
+        if let Some(p) = &d.power_state {
+            m.field("power_state", Field::Str(p.as_str().to_string()));
+            m.opt("d_state", p.d_state().map(Field::Int));
+        }
+        m.opt(
+            "runtime_status",
+            d.runtime_status
+                .as_ref()
+                .map(|r| Field::Str(r.as_str().to_string())),
+        );
+        m.opt("d3cold_allowed", d.d3cold_allowed.map(Field::flag));
+        m.opt("enabled", d.enabled.map(Field::flag));
+        m.opt(
+            "iommu_group",
+            d.iommu_group.map(|g| Field::Int(i64::from(g))),
+        );
+        m.opt("numa_node", d.numa_node.map(Field::Int));
+        m.opt("upstream_port", d.upstream_port.clone().map(Field::Str));
+        m.field("link_skipped", Field::flag(d.link_skipped));
+        m.opt(
+            "reachable",
+            d.config.as_ref().map(|c| Field::flag(c.reachable)),
+        );
+        m
+    }
+
+    fn link(&mut self, d: &PciDevice, t: i64) -> Option<Metric> {
+        if d.link_skipped {
+            return None;
+        }
+        let express = d
+            .config
+            .as_ref()
+            .and_then(|c| c.express.as_ref())
+            .filter(|e| e.port_type.has_link());
+        if d.link.is_none() && express.is_none() {
+            return None;
+        }
+        let mut m = self.tagged("pcie_link", d, t);
+        let lanes = |w: Option<Width>| match w {
+            Some(Width::Lanes(n)) => Some(Field::Int(i64::from(n))),
+            _ => None,
+        };
+        match &d.link {
+            Some(l) => {
+                m.opt("speed_gts", l.speed_gts.map(Field::Float));
+                m.opt("max_speed_gts", l.max_speed_gts.map(Field::Float));
+                m.opt("width", lanes(l.width));
+                m.opt("max_width", lanes(l.max_width));
+            }
+            None => {
+                // Kernels before 4.13 have no link files: the registers say the same.
+                if let Some(e) = express {
+                    m.opt("speed_gts", e.speed_gts().map(Field::Float));
+                    m.opt("max_speed_gts", e.max_speed_gts().map(Field::Float));
+                    m.field("width", Field::Int(i64::from(e.width())));
+                    m.field("max_width", Field::Int(i64::from(e.max_width())));
+                }
+            }
+        }
+        if let Some(st) = &d.link_state {
+            m.opt(
+                "expected_speed_gts",
+                st.expected_speed_gts.map(Field::Float),
+            );
+            m.opt(
+                "expected_width",
+                st.expected_width.map(|w| Field::Int(i64::from(w))),
+            );
+            m.opt("speed_downgraded", st.speed_downgraded.map(Field::flag));
+            m.opt("width_downgraded", st.width_downgraded.map(Field::flag));
+            m.opt("link_up", st.link_up.map(Field::flag));
+        }
+        if let Some(e) = express {
+            if e.dll_active_reporting() {
+                m.field("dll_link_active", Field::flag(e.dll_link_active()));
+            }
+            m.field("link_training", Field::flag(e.link_training()));
+            m.field("bw_mgmt_status", Field::flag(e.bw_mgmt_status()));
+            m.field(
+                "autonomous_bw_status",
+                Field::flag(e.autonomous_bw_status()),
+            );
+            m.opt("target_speed_gts", e.target_speed_gts().map(Field::Float));
+        }
+        Some(m)
+    }
+
+    fn aspm(&mut self, d: &PciDevice, t: i64) -> Option<Metric> {
+        let (enabled, source) = d.aspm_enabled()?;
+        let mut m = self.tagged("pcie_aspm", d, t);
+        if let Some(a) = &d.aspm {
+            m.opt("l0s", a.l0s.map(Field::flag));
+            m.opt("l1", a.l1.map(Field::flag));
+            m.opt("l1_1", a.l1_1.map(Field::flag));
+            m.opt("l1_2", a.l1_2.map(Field::flag));
+            m.opt("l1_1_pcipm", a.l1_1_pcipm.map(Field::flag));
+            m.opt("l1_2_pcipm", a.l1_2_pcipm.map(Field::flag));
+            m.opt("clkpm", a.clkpm.map(Field::flag));
+        }
+        if let Some(e) = d
+            .config
+            .as_ref()
+            .and_then(|c| c.express.as_ref())
+            .filter(|e| e.port_type.has_link())
+        {
+            m.field("lnkctl_l0s", Field::flag(e.lnkctl_l0s()));
+            m.field("lnkctl_l1", Field::flag(e.lnkctl_l1()));
+            m.field("lnkctl_clkpm", Field::flag(e.lnkctl_clkpm()));
+            m.field("lnkcap_l0s", Field::flag(e.lnkcap_l0s()));
+            m.field("lnkcap_l1", Field::flag(e.lnkcap_l1()));
+        }
+        m.field("enabled", Field::flag(enabled));
+        m.field("source", Field::Str(source.to_string()));
+        Some(m)
+    }
+
+    fn aer(&mut self, d: &PciDevice, t: i64) -> Vec<Metric> {
+        let mut out = Vec::new();
+        for sev in Severity::ALL {
+            let counters = d.aer.get(&sev);
+            let rootport = d.rootport_total.get(&sev);
+            if counters.is_none() && rootport.is_none() {
+                continue;
+            }
+            let mut m = self.tagged("pcie_aer", d, t);
+            m.tag("severity", sev.name());
+            if let Some(c) = counters {
+                for (name, v) in &c.counters {
+                    let key = aer_field_name(name);
+                    // `total` and `rootport_total` are ours; a kernel name colliding keeps its own spelling.
+                    let key = if key == "total" || key == "rootport_total" {
+                        format!("{key}_counter")
+                    } else {
+                        key
+                    };
+                    m.fields.entry(key).or_insert(Field::uint(*v));
+                }
+                m.opt("total", c.total.map(Field::uint));
+            }
+            m.opt("rootport_total", rootport.map(|v| Field::uint(*v)));
+            out.push(m);
+        }
+        out
+    }
+
+    fn aer_status(&mut self, d: &PciDevice, t: i64) -> Option<Metric> {
+        let cs = d
+            .config
+            .as_ref()
+            .filter(|c| c.privileged() && c.reachable)?;
+        if cs.express.is_none() && cs.aer.is_none() {
+            return None;
+        }
+        let mut m = self.tagged("pcie_aer_status", d, t);
+        if let Some(e) = &cs.express {
+            m.field("devsta_corr_err", Field::flag(e.devsta_corr_err()));
+            m.field("devsta_nonfatal_err", Field::flag(e.devsta_nonfatal_err()));
+            m.field("devsta_fatal_err", Field::flag(e.devsta_fatal_err()));
+            m.field("devsta_unsupp_req", Field::flag(e.devsta_unsupp_req()));
+        }
+        if let Some(a) = &cs.aer {
+            m.field("uncor_status", Field::Int(i64::from(a.uncor_status)));
+            m.field("uncor_mask", Field::Int(i64::from(a.uncor_mask)));
+            m.field("uncor_severity", Field::Int(i64::from(a.uncor_severity)));
+            m.field("cor_status", Field::Int(i64::from(a.cor_status)));
+            m.field("cor_mask", Field::Int(i64::from(a.cor_mask)));
+            m.field(
+                "uncor_status_names",
+                Field::Str(bit_names(a.uncor_status, &UNCOR_NAMES)),
+            );
+            m.field(
+                "cor_status_names",
+                Field::Str(bit_names(a.cor_status, &COR_NAMES)),
+            );
+            m.opt(
+                "root_status",
+                a.root_status.map(|v| Field::Int(i64::from(v))),
+            );
+        }
+        if let Some(dpc) = &cs.dpc {
+            m.field("dpc_status", Field::Int(i64::from(dpc.status)));
+            m.field("dpc_triggered", Field::flag(dpc.triggered()));
+            m.field(
+                "dpc_trigger_reason",
+                Field::Int(i64::from(dpc.trigger_reason())),
+            );
+            m.field("dpc_trigger_enabled", Field::flag(dpc.trigger_enabled()));
+        }
+        Some(m)
+    }
+}

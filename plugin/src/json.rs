@@ -1,0 +1,45 @@
+//! JSON Lines in Telegraf's JSON serializer shape: one object per point,
+//! `{"fields":{...},"name":"...","tags":{...},"timestamp":SECONDS}`, keys sorted.
+//! `timestamp` is Unix seconds, as Telegraf's default `json_timestamp_units = "1s"`.
+
+use serde_json::{Map, Value};
+
+use crate::metric::{Field, Metric};
+
+pub fn write(metrics: &[Metric]) -> String {
+    let mut out = String::new();
+    for m in metrics {
+        if m.fields.is_empty() {
+            continue;
+        }
+        let mut fields = Map::new();
+        for (k, v) in &m.fields {
+            let v = match v {
+                Field::Int(i) => Value::from(*i),
+                Field::Float(f) => {
+                    serde_json::Number::from_f64(*f).map_or(Value::Null, Value::Number)
+                }
+                Field::Str(s) => Value::from(s.as_str()),
+            };
+            if !v.is_null() {
+                fields.insert(k.clone(), v);
+            }
+        }
+        let tags: Map<String, Value> = m
+            .tags
+            .iter()
+            .map(|(k, v)| ((*k).to_string(), Value::from(v.as_str())))
+            .collect();
+        let mut obj = Map::new();
+        obj.insert("fields".into(), Value::Object(fields));
+        obj.insert("name".into(), Value::from(m.name));
+        obj.insert("tags".into(), Value::Object(tags));
+        obj.insert(
+            "timestamp".into(),
+            Value::from(m.time_unix_ns.div_euclid(1_000_000_000)),
+        );
+        out.push_str(&Value::Object(obj).to_string());
+        out.push('\n');
+    }
+    out
+}

@@ -148,10 +148,11 @@ impl Converter<'_> {
 
     fn device(&mut self, d: &PciDevice, t: i64) -> Metric {
         let mut m = self.tagged("pcie_device", d, t);
-        m.field(
-            "driver",
-            Field::Str(d.driver.clone().unwrap_or_else(|| "none".into())),
-        );
+        let driver = d
+            .driver
+            .as_ref()
+            .map(|drv| drv.as_deref().unwrap_or("none"));
+        m.opt("driver", driver.map(|v| Field::Str(v.to_string())));
         if let Some(p) = &d.power_state {
             m.field("power_state", Field::Str(p.as_str().to_string()));
             m.opt("d_state", p.d_state().map(Field::Int));

@@ -108,8 +108,8 @@ pub struct PciDevice {
     pub device_id: Option<u16>,
     /// 24-bit class code (base, subclass, prog-if).
     pub class: Option<u32>,
-    /// `None` when unbound.
-    pub driver: Option<String>,
+    /// `Some(None)` when unbound; `None` when the `driver` link could not be read.
+    pub driver: Option<Option<String>>,
     pub driver_override: Option<String>,
     pub power_state: Option<PowerState>,
     pub runtime_status: Option<RuntimeStatus>,
@@ -367,9 +367,23 @@ fn read_cached(base: &Path, name: &str, tally: &mut Tally) -> Option<PciDevice> 
     d.vendor_id = get(tally, c, &dir, "vendor", present, parse::hex_u16);
     d.device_id = get(tally, c, &dir, "device", present, parse::hex_u16);
     d.class = get(tally, c, &dir, "class", present, parse::class_code);
-    if present.contains("driver") {
-        match read::read_link_name(&dir.join("driver")) {
-            Ok(n) => d.driver = Some(n),
+    if !present.contains("driver") {
+        d.driver = Some(None);
+    } else {
+        // `driver` links to `.../bus/pci/drivers/<name>`; any other target
+        // (a loop, junk) is not a driver name.
+        match read::read_link(&dir.join("driver")) {
+            Ok(target) => match driver_name(&target) {
+                Some(n) => d.driver = Some(Some(n)),
+                None => tally.error(
+                    c,
+                    format!(
+                        "{}/driver: link to {} is not a driver",
+                        dir.display(),
+                        target.display()
+                    ),
+                ),
+            },
             Err(e) => tally.read_failed(c, &e),
         }
     }
@@ -403,6 +417,12 @@ fn read_cached(base: &Path, name: &str, tally: &mut Tally) -> Option<PciDevice> 
     }
     d.entries = present.clone();
     Some(d)
+}
+
+fn driver_name(target: &Path) -> Option<String> {
+    let name = target.file_name()?.to_str()?;
+    let parent = target.parent()?.file_name()?.to_str()?;
+    (parent == "drivers" && !name.is_empty()).then(|| name.to_string())
 }
 
 fn read_config(

@@ -1,0 +1,511 @@
+#!/usr/bin/env python3
+"""Build vigil's fixture roots under fixtures/ from real captures in ../shared/data.
+
+Run from the repository root: python3 tools/mkfixtures.py [SHARED_DIR]
+Every tree is rebuilt from scratch; each gets a README.md saying what it models
+and where its bytes came from. sysfs attributes of captured devices are derived
+from their config space the way the kernel derives them (kernel-abi.md §1-§3).
+"""
+import os, shutil, struct, sys
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHARED = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else os.path.join(REPO, "..", "shared"))
+DATA = os.path.join(SHARED, "data")
+SPLIT = os.path.join(DATA, "pciutils-tests", "split")
+OUT = os.path.join(REPO, "fixtures")
+BOOT_ID = "6f1b8d2e-3c4a-4e5f-9a7b-0c1d2e3f4a5b"
+
+COR = ["RxErr", "BadTLP", "BadDLLP", "Rollover", "Timeout", "NonFatalErr", "CorrIntErr", "HeaderOF"]
+COR_BITS = [0, 6, 7, 8, 12, 13, 14, 15]
+# Linux 6.8 (Proxmox 8): PoisonTLPBlocked since 5.5, nothing past bit 26 yet.
+UNCOR = ["Undefined", None, None, None, "DLP", "SDES", None, None, None, None, None, None,
+         "TLP", "FCP", "CmpltTO", "CmpltAbrt", "UnxCmplt", "RxOF", "MalfTLP", "ECRC", "UnsupReq",
+         "ACSViol", "UncorrIntErr", "BlockedTLP", "AtomicOpBlocked", "TLPBlockedErr", "PoisonTLPBlocked"]
+SPEED = {1: "2.5 GT/s PCIe", 2: "5.0 GT/s PCIe", 3: "8.0 GT/s PCIe", 4: "16.0 GT/s PCIe", 5: "32.0 GT/s PCIe", 6: "64.0 GT/s PCIe"}
+
+
+def split(name):
+    with open(os.path.join(SPLIT, name + ".config.bin"), "rb") as f:
+        return f.read()
+
+
+def u16(b, o): return struct.unpack_from("<H", b, o)[0]
+def u32(b, o): return struct.unpack_from("<I", b, o)[0]
+
+
+def find_cap(b, cid):
+    if len(b) < 64 or not (u16(b, 6) & 0x10):
+        return None
+    p, seen = b[0x34] & 0xFC, set()
+    while p and p not in seen and p + 2 <= min(len(b), 256):
+        seen.add(p)
+        if b[p] == cid:
+            return p
+        p = b[p + 1] & 0xFC
+    return None
+
+
+def find_ecap(b, cid):
+    off, seen = 0x100, set()
+    while len(b) >= off + 4 and off not in seen:
+        seen.add(off)
+        h = u32(b, off)
+        if h in (0, 0xFFFFFFFF):
+            return None
+        if h & 0xFFFF == cid:
+            return off
+        off = (h >> 20) & 0xFFC
+        if off < 0x100:
+            return None
+    return None
+
+
+class Tree:
+    def __init__(self, name, readme):
+        self.name, self.root = name, os.path.join(OUT, name)
+        shutil.rmtree(self.root, ignore_errors=True)
+        os.makedirs(self.root)
+        self.paths = {}  # bdf -> real dir under sys/devices
+        self.write("README.md", readme.strip() + "\n")
+
+    def write(self, rel, data, mode=None):
+        p = os.path.join(self.root, rel)
+        os.makedirs(os.path.dirname(p), exist_ok=True)
+        with open(p, "wb" if isinstance(data, bytes) else "w") as f:
+            f.write(data)
+        return p
+
+    def link(self, rel, target):
+        p = os.path.join(self.root, rel)
+        os.makedirs(os.path.dirname(p), exist_ok=True)
+        if os.path.lexists(p):
+            os.remove(p)
+        os.symlink(target, p)
+
+    def platform(self, cmdline, policy="[default] performance powersave powersupersave \n", uptime="86400.25 1234567.89\n", aer_ports=()):
+        if cmdline is not None:
+            self.write("proc/cmdline", cmdline + "\n")
+        self.write("proc/uptime", uptime)
+        self.write("proc/sys/kernel/random/boot_id", BOOT_ID + "\n")
+        if policy is not None:
+            self.write("sys/module/pcie_aspm/parameters/policy", policy)
+        for port in aer_ports:
+            svc = port + ":pcie002"
+            self.link("sys/bus/pci_express/devices/" + svc, "../../../devices/" + self.rel(port)[len("sys/devices/"):] + "/" + svc)
+            self.link(self.rel(port) + "/" + svc + "/driver", "../../../../bus/pci_express/drivers/aer")
+        if aer_ports:
+            os.makedirs(os.path.join(self.root, "sys/bus/pci_express/drivers/aer"), exist_ok=True)
+
+    def rel(self, bdf):
+        return self.paths[bdf]
+
+    def device(self, bdf, parent=None, config=None, cfg_view=None, vendor=None, device=None, cls=None,
+               driver=None, power="D0", runtime="active", link=None, aspm=None, aer=None, aer_counts=None,
+               rootport=None, iommu_group=None, numa="-1", extra=None, traps=()):
+        """One function. `link` = (cur_speed, cur_width, max_speed, max_width) strings, or
+        'derive' to compute them from `config`. `cfg_view` truncates the config file
+        (64 = what an unprivileged reader gets)."""
+        dom = bdf[:4]
+        base = "sys/devices/pci%s:%s" % (dom, bdf[5:7]) if parent is None else self.paths[parent]
+        d = base + "/" + bdf
+        self.paths[bdf] = d
+        depth = d.count("/")
+        self.link("sys/bus/pci/devices/" + bdf, "../../.." + "/" + d[len("sys"):])
+        if config is not None and len(config) >= 12:
+            vendor = vendor or "0x%04x" % u16(config, 0)
+            device = device or "0x%04x" % u16(config, 2)
+            cls = cls or "0x%06x" % (u32(config, 8) >> 8)
+        attrs = {"vendor": vendor, "device": device, "class": cls, "enable": "1", "d3cold_allowed": "1",
+                 "numa_node": numa, "driver_override": "(null)", "irq": "16", "revision": "0x00",
+                 "resource": "0x0000000000000000 0x0000000000000000 0x0000000000000000\n" * 6}
+        if power is not None:
+            attrs["power_state"] = power
+        if runtime is not None:
+            attrs["power/runtime_status"] = runtime
+            attrs["power/control"] = "auto" if driver == "vfio-pci" else "on"
+        if link == "derive":
+            link = derive_link(config)
+        if link:
+            for k, v in zip(["current_link_speed", "current_link_width", "max_link_speed", "max_link_width"], link):
+                if v is not None:
+                    attrs[k] = v
+        if aspm == "derive":
+            aspm = derive_aspm(config)
+        for k, v in (aspm or {}).items():
+            attrs["link/" + k] = v
+        if aer == "derive":
+            aer = config is not None and find_ecap(config, 1) is not None
+        if aer:
+            counts = aer_counts or {}
+            attrs["aer_dev_correctable"] = aer_text(COR, counts.get("cor", {}), "TOTAL_ERR_COR", counts.get("cor_total"))
+            attrs["aer_dev_nonfatal"] = aer_text(UNCOR, counts.get("nonfatal", {}), "TOTAL_ERR_NONFATAL", counts.get("nonfatal_total"))
+            attrs["aer_dev_fatal"] = aer_text(UNCOR, counts.get("fatal", {}), "TOTAL_ERR_FATAL", counts.get("fatal_total"))
+        if rootport is not None:
+            for sev, v in zip(["cor", "nonfatal", "fatal"], rootport):
+                attrs["aer_rootport_total_err_" + sev] = str(v)
+        attrs.update(extra or {})
+        for k, v in attrs.items():
+            if v is None:
+                continue
+            if k in traps:
+                # A directory where a file should be: any read fails and is counted,
+                # so a golden with errors=0 proves vigil never opened it.
+                os.makedirs(os.path.join(self.root, d, k), exist_ok=True)
+                continue
+            self.write(d + "/" + k, v if v.endswith("\n") else v + "\n")
+        if config is not None:
+            data = config if cfg_view is None else config[:cfg_view]
+            if "config" in traps:
+                os.makedirs(os.path.join(self.root, d, "config"), exist_ok=True)
+            else:
+                self.write(d + "/config", data)
+        if driver:
+            self.link(d + "/driver", "../" * depth + "bus/pci/drivers/" + driver)
+            os.makedirs(os.path.join(self.root, "sys/bus/pci/drivers", driver), exist_ok=True)
+        if iommu_group is not None:
+            self.link(d + "/iommu_group", "../" * depth + "kernel/iommu_groups/%d" % iommu_group)
+            self.link("sys/kernel/iommu_groups/%d/devices/%s" % (iommu_group, bdf), "../../../../" + d[len("sys/"):])
+            self.write("sys/kernel/iommu_groups/%d/type" % iommu_group, "DMA-FQ\n")
+        return d
+
+
+def aer_text(names, counts, total_name, total):
+    lines = []
+    for i, n in enumerate(names):
+        if n is not None:
+            lines.append("%s %d" % (n, counts.get(n, 0)))
+    for bit, v in sorted((k, v) for k, v in counts.items() if isinstance(k, int)):
+        lines.append("%s_bit[%d] %d" % ("dev_cor_errs" if names is COR else "dev_fatal_errs", bit, v))
+    if total is None:
+        total = sum(v for v in counts.values())
+    lines.append("%s %d" % (total_name, total))
+    return "\n".join(lines) + "\n"
+
+
+def derive_link(b):
+    e = find_cap(b, 0x10)
+    if e is None:
+        return None
+    lnkcap, lnksta = u32(b, e + 0x0C), u16(b, e + 0x12)
+    cap2 = u32(b, e + 0x2C) if (u16(b, e + 2) & 0xF) >= 2 and len(b) > e + 0x30 else 0
+    vec = (cap2 >> 1) & 0x7F
+    maxs = vec.bit_length() if vec else lnkcap & 0xF
+    return (SPEED.get(lnksta & 0xF, "Unknown"), str((lnksta >> 4) & 0x3F), SPEED.get(maxs, "Unknown"), str((lnkcap >> 4) & 0x3F))
+
+
+def derive_aspm(b):
+    """link/ as the kernel shows it for a device below a link (no aspm=off): the
+    states this end supports, enabled as its Link Control says."""
+    e = find_cap(b, 0x10)
+    if e is None:
+        return None
+    lnkcap, lnkctl = u32(b, e + 0x0C), u16(b, e + 0x10)
+    out = {}
+    if lnkcap & (1 << 10):
+        out["l0s_aspm"] = "1" if lnkctl & 1 else "0"
+    if lnkcap & (1 << 11):
+        out["l1_aspm"] = "1" if lnkctl & 2 else "0"
+    if lnkcap & (1 << 18):
+        out["clkpm"] = "1" if lnkctl & (1 << 8) else "0"
+    return out
+
+
+def header64(vendor, device, cls, bridge=False):
+    """The 64 bytes an unprivileged reader gets, for devices whose full dump is not
+    in the captures: IDs, class, capabilities-list bit, header type."""
+    b = bytearray(64)
+    struct.pack_into("<HHHH", b, 0, vendor, device, 0x0406, 0x0010)
+    struct.pack_into("<I", b, 8, cls << 16 | 0xA1)
+    b[0x0E] = 1 if bridge else 0
+    b[0x34] = 0x40
+    return bytes(b)
+
+
+ASUS = "tree-asus-p6t6__"
+
+
+def asus_tree(t, gpu_driver="nouveau", audio_driver="snd_hda_intel", link=True, aspm=True, cfg_view=None, groups=False, power=None):
+    """The ASUS P6T6 WS Revolution whole-machine dump (pciutils tests/tree-asus-p6t6):
+    X58 root ports, an NF200 PCIe switch, a SAS HBA, a GT218 GPU and its HDA function."""
+    g = (lambda n: n) if groups else (lambda n: None)
+    p = power or {}
+    for bdf, parent, drv, grp in [
+        ("0000:00:01.0", None, "pcieport", 1), ("0000:00:03.0", None, "pcieport", 2), ("0000:00:07.0", None, "pcieport", 3),
+        ("0000:02:00.0", "0000:00:03.0", "pcieport", 4), ("0000:03:00.0", "0000:02:00.0", "pcieport", 5),
+        ("0000:03:02.0", "0000:02:00.0", "pcieport", 6), ("0000:04:00.0", "0000:03:00.0", "mpt2sas", 7),
+        ("0000:06:00.0", "0000:00:07.0", gpu_driver, 8), ("0000:06:00.1", "0000:00:07.0", audio_driver, 8),
+    ]:
+        cfg = split(ASUS + bdf[5:].replace(":", "-"))
+        t.device(bdf, parent, config=cfg, cfg_view=cfg_view, driver=drv, link="derive" if link else None,
+                 aspm="derive" if (aspm and parent is not None) else None, aer="derive",
+                 rootport=(0, 0, 0) if (parent is None and find_ecap(cfg, 1) is not None) else None,
+                 iommu_group=g(grp), power=p.get(bdf, "D0"),
+                 runtime="suspended" if p.get(bdf, "D0") != "D0" else "active")
+
+
+def untar_ttar(archive, dest, strip=""):
+    """Extract a ttar text archive (prometheus' format: `Path:` + `Lines: N` content with
+    `NULLBYTE` for 0x00 and a final `EOF` for no trailing newline, `SymlinkTo:`, `Directory:`)."""
+    with open(archive, "rb") as f:
+        lines = f.read().split(b"\n")
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        i += 1
+        if line.startswith(b"Directory: "):
+            rel = line[11:].decode()[len(strip):].lstrip("/")
+            os.makedirs(os.path.join(dest, rel), exist_ok=True)
+        elif line.startswith(b"Path: "):
+            rel = line[6:].decode()[len(strip):].lstrip("/")
+            full = os.path.join(dest, rel)
+            os.makedirs(os.path.dirname(full), exist_ok=True)
+            nxt = lines[i]
+            i += 1
+            if nxt.startswith(b"SymlinkTo: "):
+                os.symlink(nxt[11:].decode(), full)
+            elif nxt.startswith(b"Lines: "):
+                n = int(nxt[7:])
+                body = lines[i:i + n]
+                i += n
+                data = b"\n".join(body)
+                if data.endswith(b"EOF"):
+                    data = data[:-3]
+                elif n:
+                    data += b"\n"
+                with open(full, "wb") as f:
+                    f.write(data.replace(b"NULLBYTE", b"\0"))
+
+
+def build_all():
+    shutil.rmtree(OUT, ignore_errors=True)
+    os.makedirs(OUT)
+
+    # -- node_exporter's and procfs' own trees, copied as captured -------------
+    for name, src, strip, readme in [
+        ("node-exporter-pci", os.path.join(DATA, "node_exporter", "sys_pci_core.ttar"), "",
+         "node_exporter's PCI sysfs fixture, extracted unchanged from ../shared/data/node_exporter/sys_pci_core.ttar\n"
+         "(prometheus/node_exporter @ a7dcc3a, Apache-2.0). Quirks kept on purpose: dangling `driver`,\n"
+         "`iommu_group` and `subsystem` links, an empty `link/`, `driver_override` = `(null)`, and `config`\n"
+         "files corrupted by a text round-trip (bytes >= 0x80 became EF BF BD): vigil must notice the IDs do\n"
+         "not match and ignore them. Tests reproduce node_exporter's expected values from\n"
+         "../shared/data/node_exporter/e2e-output.pcidevice.txt."),
+        ("procfs-aer", os.path.join(DATA, "procfs", "fixtures_pci_core.ttar"), "fixtures",
+         "prometheus/procfs' PCI fixture, extracted unchanged from ../shared/data/procfs/fixtures_pci_core.ttar\n"
+         "(prometheus/procfs @ 3c943fd, Apache-2.0). Non-zero AER counters whose TOTAL_ERR_* lines do not\n"
+         "equal the counters' sum, and an `aer_dev_nonfatal` ending in `TOTAL_ERR_FATAL`: vigil reports the\n"
+         "kernel's totals as printed. Tests reproduce ../shared/data/procfs/expected_aer.csv and\n"
+         "expected_pci_device.csv."),
+    ]:
+        os.makedirs(os.path.join(OUT, name))
+        untar_ttar(src, os.path.join(OUT, name), strip)
+        with open(os.path.join(OUT, name, "README.md"), "w") as f:
+            f.write(readme + "\n")
+
+    # -- a whole real machine, privileged ----------------------------------------
+    t = Tree("asus-p6t6-switch", """
+# asus-p6t6-switch
+
+A whole real machine read with privileges: the ASUS P6T6 WS Revolution dump from the pciutils
+test suite (../shared/data/pciutils-tests/split/tree-asus-p6t6__*, pciutils @ 0f5b941,
+GPL-2.0-or-later): three X58 root ports, an NVIDIA NF200 PCIe 2.0 switch (upstream 02:00.0,
+downstream 03:00.0 and 03:02.0 with an empty slot), an LSI SAS2008 HBA and a GT218 GPU with its
+HDA function. `config` files are the captured 4096-byte spaces; link, `link/` and AER attributes
+are derived from them as the kernel derives them. Kernel 6.8 formats, OS-native AER on the root
+ports with an AER capability. Models link partners through a switch (expected_* across
+upstream/downstream ports) and an empty hot-plug slot (width 0, link down).
+""")
+    asus_tree(t)
+    t.platform("BOOT_IMAGE=/boot/vmlinuz-6.8.12-4-pve root=/dev/mapper/pve-root ro quiet",
+               aer_ports=["0000:00:03.0", "0000:00:07.0"])
+
+    # -- the incident's shape: passthrough GPU, aspm=off, noaer -----------------
+    t = Tree("passthrough-gpu-vfio", """
+# passthrough-gpu-vfio
+
+The incident node's shape: a GPU and its HDA audio function passed through with vfio-pci under
+one root port, booted with the post-mitigation command line of the incident
+(../shared/data/incident/proc-cmdline.post-mitigation.txt: `intel_iommu=on iommu=pt
+pcie_aspm=off pci=noaer`). Devices are the real root port 00:07.0, GT218 GPU 06:00.0 and HDA
+06:00.1 from the ASUS P6T6 pciutils dump (GPL-2.0-or-later), read with privileges (4096-byte
+config). Because of `pcie_aspm=off` there is no `link/` directory anywhere and the policy file
+cannot change anything; because of `pci=noaer` no `pcie002` AER service exists. Config space
+still shows what firmware left enabled in Link Control: `pcie_aspm source=config` is the only
+way to see it. GPU and audio share IOMMU group 8.
+""")
+    for bdf, parent, drv in [("0000:00:07.0", None, "pcieport"), ("0000:06:00.0", "0000:00:07.0", "vfio-pci"),
+                             ("0000:06:00.1", "0000:00:07.0", "vfio-pci")]:
+        cfg = split(ASUS + bdf[5:].replace(":", "-"))
+        t.device(bdf, parent, config=cfg, driver=drv, link="derive", aer="derive", iommu_group=3 if parent is None else 8,
+                 rootport=(0, 0, 0) if parent is None else None)
+    with open(os.path.join(DATA, "incident", "proc-cmdline.post-mitigation.txt")) as f:
+        t.platform(f.read().strip(), uptime="775.02 18233.10\n")
+
+    # -- downgraded links, unprivileged -----------------------------------------
+    t = Tree("links-downgraded", """
+# links-downgraded
+
+Links that trained below what both ends support, read unprivileged (64-byte `config`).
+Values are the real ones of two machines:
+- Dell XPS 15 7590 with a Razer Thunderbolt eGPU, `lspci -vvnn` from linuxhw/LsPCI
+  (../shared/data/lspci-vvv-evidence/, kernel 5.13): root port 00:01.0 8086:1901 Gen3 x16 at
+  2.5 GT/s with the TU117M GPU 01:00.0 (speed drop at idle: normal), and the RTX 2070 SUPER
+  07:00.0 (10de:1e84, Gen3 x16 capable) at 5 GT/s x4 behind the Thunderbolt bridge 06:01.0,
+  Gen3 x4 (both speed and width downgraded).
+- Samsung PM174X NVMe 2e:00.0 at 16 of 32 GT/s "(downgraded)" from pciutils tests/cap-phy32
+  (its first 64 config bytes are the captured ones), under a Gen5 x4 root port 00:1d.0.
+sysfs strings use the >= 5.7 format. The Thunderbolt bridge's max width is x4 (its LnkCap),
+so the eGPU's expected width is 4: not width-downgraded, only speed.
+""")
+    t.device("0000:00:01.0", None, config=header64(0x8086, 0x1901, 0x0604, True), driver="pcieport",
+             link=("2.5 GT/s PCIe", "16", "8.0 GT/s PCIe", "16"))
+    t.device("0000:01:00.0", "0000:00:01.0", config=header64(0x10DE, 0x1F91, 0x0302), driver="nvidia",
+             link=("2.5 GT/s PCIe", "16", "8.0 GT/s PCIe", "16"), aspm={"l0s_aspm": "1", "l1_aspm": "1"}, aer=True,
+             aer_counts={"cor": {"BadTLP": 3, "Rollover": 1, "Timeout": 7}, "cor_total": 9})
+    t.device("0000:00:1c.4", None, config=header64(0x8086, 0xA334, 0x0604, True), driver="pcieport",
+             link=("8.0 GT/s PCIe", "4", "8.0 GT/s PCIe", "4"), aer=True, rootport=(12, 0, 1))
+    t.device("0000:06:01.0", "0000:00:1c.4", config=header64(0x8086, 0x15EA, 0x0604, True), driver="pcieport",
+             link=("5.0 GT/s PCIe", "4", "8.0 GT/s PCIe", "4"))
+    t.device("0000:07:00.0", "0000:06:01.0", config=header64(0x10DE, 0x1E84, 0x0300), driver="nvidia",
+             link=("5.0 GT/s PCIe", "4", "8.0 GT/s PCIe", "16"), aspm={"l0s_aspm": "1", "l1_aspm": "1"}, aer=True,
+             aer_counts={"cor": {"BadTLP": 41, "Rollover": 2, "Timeout": 19}, "cor_total": 58, "fatal": {"DLP": 1}})
+    t.device("0000:00:1d.0", None, config=header64(0x8086, 0x7A30, 0x0604, True), driver="pcieport",
+             link=("32.0 GT/s PCIe", "4", "32.0 GT/s PCIe", "4"))
+    t.device("0000:2e:00.0", "0000:00:1d.0", config=split("cap-phy32__2e-00.0")[:64], driver="nvme",
+             link=("16.0 GT/s PCIe", "4", "32.0 GT/s PCIe", "4"), aspm={"l1_aspm": "0"}, aer=True)
+    # A width downgrade behind a healthy speed: x16 slot trained at x8.
+    t.device("0000:00:02.0", None, config=header64(0x1022, 0x1483, 0x0604, True), driver="pcieport",
+             link=("16.0 GT/s PCIe", "8", "16.0 GT/s PCIe", "16"))
+    t.device("0000:41:00.0", "0000:00:02.0", config=header64(0x10DE, 0x27B0, 0x0300), driver="nvidia",
+             link=("16.0 GT/s PCIe", "8", "16.0 GT/s PCIe", "16"), aer=True, numa="0")
+    t.platform("BOOT_IMAGE=/boot/vmlinuz-5.13.0-30-generic root=UUID=2b1c ro quiet splash",
+               aer_ports=["0000:00:1c.4"])
+
+    # -- a sleeping GPU next to a working one -----------------------------------
+    t = Tree("gpu-d3cold", """
+# gpu-d3cold
+
+Two NVIDIA GPUs (GP108M from pciutils tests/cap-exp-lnkcap2, GPL-2.0-or-later, placed twice):
+01:00.0 and its audio 01:00.1 are idle passthrough devices, runtime-suspended in D3cold under a
+runtime-suspended root port 00:01.0 (kernel-abi.md §5.4); 02:00.0 is in D0 under an active
+root port 00:1c.0. On kernels >= 6.18 (and Oct-2025 stable backports) reading the sleeping
+devices' link attributes or config space would resume them and their root port.
+
+Trap: the sleeping devices' `current_link_speed`, `current_link_width`, `max_link_speed`,
+`max_link_width` and `config`, and the suspended root port's `config`, are directories here.
+Opening any of them fails and is counted as an error, so a golden with `errors=0i` proves vigil
+never touched them (`link_skipped=1`). Cached attributes (`power_state`, `link/*`, `aer_*`) are
+still read.
+""")
+    rp = split("cap-exp-lnkcap2__00-1c.0")
+    gpu = split("cap-exp-lnkcap2__02-00.0")
+    sleeping_traps = ("current_link_speed", "current_link_width", "max_link_speed", "max_link_width", "config")
+    t.device("0000:00:01.0", None, config=rp, driver="pcieport", power="D3hot", runtime="suspended",
+             link="derive", traps=sleeping_traps, aer="derive", rootport=(0, 0, 0))
+    t.device("0000:01:00.0", "0000:00:01.0", config=gpu, driver="vfio-pci", power="D3cold", runtime="suspended",
+             link="derive", traps=sleeping_traps, aspm="derive", aer="derive", iommu_group=11)
+    t.device("0000:01:00.1", "0000:00:01.0", vendor="0x10de", device="0x0fb9", cls="0x040300", driver="vfio-pci",
+             power="D3cold", runtime="suspended", link=("Unknown", "63", "8.0 GT/s PCIe", "16"), traps=sleeping_traps,
+             iommu_group=11)
+    t.device("0000:00:1c.0", None, config=rp, driver="pcieport", link="derive", aer="derive", rootport=(0, 0, 0))
+    t.device("0000:02:00.0", "0000:00:1c.0", config=gpu, driver="nvidia", link="derive", aspm="derive", aer="derive",
+             iommu_group=12)
+    t.platform("BOOT_IMAGE=/boot/vmlinuz-6.18.2-1-pve root=/dev/mapper/pve-root ro quiet amd_iommu=on",
+               aer_ports=["0000:00:1c.0", "0000:00:01.0"])
+
+    # -- a device that fell off the bus -----------------------------------------
+    t = Tree("device-fell-off-bus", """
+# device-fell-off-bus
+
+A GPU that stopped answering while the kernel still believes it is in D0 (the incident's
+suspected PCIe stall): every config read returns all-ones, `current_link_width` reads `63`
+and `current_link_speed` `Unknown` (kernel-abi.md §1.2, §4.3), while the cached `vendor` and
+`device` keep their old values. Root port 00:1c.0 and GPU 02:00.0 are the Sunrise Point root
+port and GP108M from pciutils tests/cap-exp-lnkcap2 (GPL-2.0-or-later), read with privileges.
+The root port's Link Status is patched to what a dead link shows: width 0, Data Link Layer
+Link Active clear (synthetic edit, bytes 0x52-0x53 of its PCIe capability).
+""")
+    rp = bytearray(split("cap-exp-lnkcap2__00-1c.0"))
+    e = find_cap(rp, 0x10)
+    struct.pack_into("<H", rp, e + 0x12, (u16(rp, e + 0x12) & ~(0x3F << 4) & ~(1 << 13)) & 0xFFFF)
+    t.device("0000:00:1c.0", None, config=bytes(rp), driver="pcieport", link="derive", aer="derive", rootport=(0, 1, 3),
+             aer_counts={"fatal": {"SDES": 1, "CmpltTO": 2}, "nonfatal": {"CmpltTO": 1}})
+    t.device("0000:02:00.0", "0000:00:1c.0", config=b"\xff" * 4096, vendor="0x10de", device="0x1d10", cls="0x030200",
+             driver="nvidia", link=("Unknown", "63", "8.0 GT/s PCIe", "4"), aer=True,
+             aer_counts={"nonfatal": {"CmpltTO": 4}})
+    t.platform("BOOT_IMAGE=/boot/vmlinuz-6.8.12-4-pve root=/dev/mapper/pve-root ro quiet", aer_ports=["0000:00:1c.0"])
+
+    # -- an old kernel's formats -------------------------------------------------
+    t = Tree("old-kernel-formats", """
+# old-kernel-formats
+
+String formats of kernels 4.19-5.6 (kernel-abi.md §1.2, §2.2, §3.1, §5.1), on the GP108M and
+Sunrise Point root port IDs from pciutils tests/cap-exp-lnkcap2, unprivileged (64-byte config):
+- speeds without `.0` and without ` PCIe` (`8 GT/s`, `5 GT/s`), `Unknown speed` for a Gen4
+  device on a 4.13-4.16 kernel;
+- no `power_state` (added in 5.11) and no `link/` directory (added in 5.5): power comes from
+  `power/runtime_status` alone;
+- the ASPM policy without `powersupersave` and without a trailing newline (before ~5.8);
+- AER counter names as the stale ABI document prints them (`Receiver Error`, `Bad TLP`) and a
+  `dev_fatal_errs_bit[27]` fallback line with a name no kernel knew yet (synthetic, per the ABI
+  document and aer.c's fallback format): every name is kept, none dropped;
+- the old `pcie02`-style port service name is ignored; `pcie002` bound to `aer` is native AER.
+""")
+    t.device("0000:00:1c.0", None, config=split("cap-exp-lnkcap2__00-1c.0")[:64], driver="pcieport", power=None,
+             link=("8 GT/s", "4", "8 GT/s", "4"), aer=False, rootport=(5, 0, 0),
+             extra={"aer_dev_correctable": "Receiver Error 2\nBad TLP 1\nBad DLLP 0\nRELAY_NUM Rollover 0\nReplay Timer Timeout 0\nAdvisory Non-Fatal 0\nTOTAL_ERR_COR 3\n",
+                    "aer_dev_fatal": "Undefined 0\nData Link Protocol 0\nSurprise Down Error 1\nTOTAL_ERR_FATAL 1\n",
+                    "aer_dev_nonfatal": "Undefined 0\nData Link Protocol 0\nTOTAL_ERR_NONFATAL 0\n"})
+    t.device("0000:02:00.0", "0000:00:1c.0", config=split("cap-exp-lnkcap2__02-00.0")[:64], driver="nouveau",
+             power=None, link=("5 GT/s", "4", "8 GT/s", "4"), aer=True,
+             aer_counts={"fatal": {27: 2}, "cor": {"RxErr": 1}})
+    t.device("0000:00:1d.0", None, vendor="0x8086", device="0x9d18", cls="0x060400", driver="pcieport", power=None,
+             link=("Unknown speed", "4", "Unknown speed", "4"))
+    t.platform("BOOT_IMAGE=/boot/vmlinuz-4.19.0-27-amd64 root=/dev/sda1 ro quiet",
+               policy="[default] performance powersave ", aer_ports=["0000:00:1c.0"])
+    t.link("sys/bus/pci_express/devices/0000:00:1d.0:pcie02", "../../../devices/pci0000:00/0000:00:1d.0/0000:00:1d.0:pcie02")
+
+    # -- garbage of every kind ---------------------------------------------------
+    t = Tree("corrupt-inputs", """
+# corrupt-inputs
+
+Bad input is normal input. Built by hand (no capture has these on purpose), on the GP108M and
+root-port IDs of pciutils tests/cap-exp-lnkcap2:
+- 00:1c.0: `current_link_speed` = `fast`, `current_link_width` = `x4`, empty `max_link_speed`,
+  non-UTF-8 `power_state`, `numa_node` = `banana`, an `aer_dev_correctable` with a line without
+  a count and a non-numeric count, a truncated (3-byte) `config`;
+- 02:00.0: `driver` is a symlink loop, `iommu_group` points at a non-number, `class` is
+  `0xzz`, `enable` = `maybe`, `config` with a capability list that loops and an extended
+  capability pointing past the end (privileged view, first 256+ bytes mutated);
+- 03:00.0: the bus entry dangles (device vanished mid-walk): skipped, not an error;
+- 04:00.0: a directory that holds nothing at all;
+- `/proc/uptime` = `NaN`, `/proc/sys/kernel/random/boot_id` is not a UUID, the ASPM policy
+  has no bracketed entry.
+Expected: exit 0, valid lines, each bad value omitted and counted in `vigil_collector`.
+""")
+    t.device("0000:00:1c.0", None, config=split("cap-exp-lnkcap2__00-1c.0")[:3], driver="pcieport",
+             vendor="0x8086", device="0x9d10", cls="0x060400",
+             link=("fast", "x4", "", "4"), numa="banana",
+             extra={"power_state": None, "aer_dev_correctable": "RxErr 1\nBadTLP\nBadDLLP many\nTOTAL_ERR_COR 1\n"})
+    t.write(t.rel("0000:00:1c.0") + "/power_state", b"D\xff\xfe0\n")
+    cfg = bytearray(split("cap-exp-lnkcap2__02-00.0"))
+    e = find_cap(cfg, 0x10)
+    cfg[e + 1] = e  # capability loops onto itself
+    struct.pack_into("<I", cfg, 0x100, (0xFF8 << 20) | 0x10001)  # AER, next -> 0xff8 ... then off the end
+    struct.pack_into("<I", cfg, 0xFF8, (0xFFC << 20) | 0x0002)
+    t.device("0000:02:00.0", "0000:00:1c.0", config=bytes(cfg), cls="0xzz", driver=None, link="derive",
+             extra={"enable": "maybe"})
+    d = t.rel("0000:02:00.0")
+    t.link(d + "/driver", "driver")
+    t.link(d + "/iommu_group", "../../../../kernel/iommu_groups/not-a-number")
+    t.link("sys/bus/pci/devices/0000:03:00.0", "../../../devices/pci0000:00/0000:00:1c.0/0000:03:00.0")
+    os.makedirs(os.path.join(t.root, "sys/devices/pci0000:00/0000:04:00.0"))
+    t.link("sys/bus/pci/devices/0000:04:00.0", "../../../devices/pci0000:00/0000:04:00.0")
+    t.write("proc/cmdline", "BOOT_IMAGE=/boot/vmlinuz root=/dev/sda1 ro pcie_aspm=\"for ce\" pci=noaer\n")
+    t.write("proc/uptime", "NaN NaN\n")
+    t.write("proc/sys/kernel/random/boot_id", "not-a-uuid\n")
+    t.write("sys/module/pcie_aspm/parameters/policy", "default performance\n")
+
+
+if __name__ == "__main__":
+    build_all()
+    print("fixtures written to", OUT)

@@ -1,1 +1,26 @@
+//! End-to-end tests of the `vigil` binary against fixture roots.
+//! One integration binary with modules (ripgrep's layout).
 
+#[path = "it/util.rs"]
+mod util;
+
+#[path = "it/golden.rs"]
+mod golden;
+
+#[path = "it/oracles.rs"]
+mod oracles;
+
+#[path = "it/execd.rs"]
+mod execd;
+
+#[path = "it/garbage.rs"]
+mod garbage;
+
+#[path = "it/live.rs"]
+mod live;
+
+#[path = "it/lspci.rs"]
+mod lspci;
+
+#[path = "it/scenarios.rs"]
+mod scenarios;

@@ -60,6 +60,23 @@ def find_ecap(b, cid):
     return None
 
 
+def add_ecap(cfg, cid, body, at=0xE00):
+    """Append an extended capability at `at` (must be free) to the end of the chain."""
+    cfg = bytearray(cfg)
+    assert len(cfg) == 4096 and not any(cfg[at:at + 4 + len(body)])
+    off = 0x100
+    while True:
+        h = u32(cfg, off)
+        nxt = (h >> 20) & 0xFFC
+        if nxt == 0:
+            struct.pack_into("<I", cfg, off, (h & 0xFFFFF) | (at << 20))
+            break
+        off = nxt
+    struct.pack_into("<I", cfg, at, (1 << 16) | cid)
+    cfg[at + 4:at + 4 + len(body)] = body
+    return bytes(cfg)
+
+
 class Tree:
     def __init__(self, name, readme):
         self.name, self.root = name, os.path.join(OUT, name)
@@ -351,8 +368,11 @@ Values are the real ones of two machines:
   2.5 GT/s with the TU117M GPU 01:00.0 (speed drop at idle: normal), and the RTX 2070 SUPER
   07:00.0 (10de:1e84, Gen3 x16 capable) at 5 GT/s x4 behind the Thunderbolt bridge 06:01.0,
   Gen3 x4 (both speed and width downgraded).
+- A Gen4 x16 slot (AMD GPP bridge 00:02.0) whose RTX 4000 SFF Ada GPU trained at x8: a width
+  downgrade at full speed (synthetic values on real IDs).
 - Samsung PM174X NVMe 2e:00.0 at 16 of 32 GT/s "(downgraded)" from pciutils tests/cap-phy32
-  (its first 64 config bytes are the captured ones), under a Gen5 x4 root port 00:1d.0.
+  (its first 64 config bytes are the captured ones), under a Gen5 x4 root port 00:1d.0, with
+  the `link/` values of the NVMe example in kernel-abi.md §3.2 (L1 substates enabled).
 sysfs strings use the >= 5.7 format. The Thunderbolt bridge's max width is x4 (its LnkCap),
 so the eGPU's expected width is 4: not width-downgraded, only speed.
 """)
@@ -370,8 +390,10 @@ so the eGPU's expected width is 4: not width-downgraded, only speed.
              aer_counts={"cor": {"BadTLP": 41, "Rollover": 2, "Timeout": 19}, "cor_total": 58, "fatal": {"DLP": 1}})
     t.device("0000:00:1d.0", None, config=header64(0x8086, 0x7A30, 0x0604, True), driver="pcieport",
              link=("32.0 GT/s PCIe", "4", "32.0 GT/s PCIe", "4"))
+    # link/ values of the NVMe example in kernel-abi.md §3.2 (all L1 substates on).
     t.device("0000:2e:00.0", "0000:00:1d.0", config=split("cap-phy32__2e-00.0")[:64], driver="nvme",
-             link=("16.0 GT/s PCIe", "4", "32.0 GT/s PCIe", "4"), aspm={"l1_aspm": "0"}, aer=True)
+             link=("16.0 GT/s PCIe", "4", "32.0 GT/s PCIe", "4"), aer=True,
+             aspm={"clkpm": "1", "l1_1_aspm": "1", "l1_1_pcipm": "1", "l1_2_aspm": "1", "l1_2_pcipm": "1", "l1_aspm": "1"})
     # A width downgrade behind a healthy speed: x16 slot trained at x8.
     t.device("0000:00:02.0", None, config=header64(0x1022, 0x1483, 0x0604, True), driver="pcieport",
              link=("16.0 GT/s PCIe", "8", "16.0 GT/s PCIe", "16"))
@@ -422,11 +444,15 @@ and `current_link_speed` `Unknown` (kernel-abi.md §1.2, §4.3), while the cache
 `device` keep their old values. Root port 00:1c.0 and GPU 02:00.0 are the Sunrise Point root
 port and GP108M from pciutils tests/cap-exp-lnkcap2 (GPL-2.0-or-later), read with privileges.
 The root port's Link Status is patched to what a dead link shows: width 0, Data Link Layer
-Link Active clear (synthetic edit, bytes 0x52-0x53 of its PCIe capability).
+Link Active clear (synthetic edit, bytes 0x52-0x53 of its PCIe capability), and a DPC extended
+capability is appended at 0xe00 (synthetic; the pciutils DPC dump stops at 256 bytes) showing
+what containment looks like: DPC Control trigger on ERR_FATAL with interrupt (0x0009), DPC
+Status Trigger Status set with reason ERR_FATAL (0x0005), error source 02:00.0.
 """)
     rp = bytearray(split("cap-exp-lnkcap2__00-1c.0"))
     e = find_cap(rp, 0x10)
     struct.pack_into("<H", rp, e + 0x12, (u16(rp, e + 0x12) & ~(0x3F << 4) & ~(1 << 13)) & 0xFFFF)
+    rp = bytearray(add_ecap(rp, 0x1D, struct.pack("<HHHH", 0x1082, 0x0009, 0x0005, 0x0200)))
     t.device("0000:00:1c.0", None, config=bytes(rp), driver="pcieport", link="derive", aer="derive", rootport=(0, 1, 3),
              aer_counts={"fatal": {"SDES": 1, "CmpltTO": 2}, "nonfatal": {"CmpltTO": 1}})
     t.device("0000:02:00.0", "0000:00:1c.0", config=b"\xff" * 4096, vendor="0x10de", device="0x1d10", cls="0x030200",
@@ -463,6 +489,38 @@ Sunrise Point root port IDs from pciutils tests/cap-exp-lnkcap2, unprivileged (6
     t.platform("BOOT_IMAGE=/boot/vmlinuz-4.19.0-27-amd64 root=/dev/sda1 ro quiet",
                policy="[default] performance powersave ", aer_ports=["0000:00:1c.0"])
     t.link("sys/bus/pci_express/devices/0000:00:1d.0:pcie02", "../../../devices/pci0000:00/0000:00:1d.0/0000:00:1d.0:pcie02")
+
+    # -- every captured PCI Express function, for lspci as an oracle -----------
+    t = Tree("pciutils-captures", """
+# pciutils-captures
+
+Every device with a PCI Express capability among the pciutils test-suite dumps
+(../shared/data/pciutils-tests/split/*.config.bin, pciutils @ 0f5b941, GPL-2.0-or-later), read
+with privileges. Each sits alone on its own PCI domain (domain N = Nth file in name order, bus,
+device and function as captured) so that addresses never collide; sysfs link and AER attributes
+are derived from the config space. `pciutils-sources.tsv` maps each address to its capture.
+The lspci test decodes this tree with `lspci -A linux-sysfs` and compares with vigil. Includes a
+Haswell-E root port with AER root registers, the DPC and RCEC mock-ups, an NVMe at 16 of 32 GT/s,
+NICs with `DevSta: CorrErr+`, and the synthetic `cap-dev3`, `cap-flitmode`, `cap-ide` mock-ups.
+""")
+    rows = []
+    n = 0
+    for fname in sorted(os.listdir(SPLIT)):
+        if not fname.endswith(".config.bin"):
+            continue
+        cfg = split(fname[:-len(".config.bin")])
+        if len(cfg) < 256 or find_cap(cfg, 0x10) is None or u16(cfg, 0) == 0xFFFF:
+            continue
+        n += 1
+        orig = fname.split("__")[1][:-len(".config.bin")]  # 00-1c.0
+        bdf = "%04x:%s:%s" % (n, orig[:2], orig[3:])
+        e = find_cap(cfg, 0x10)
+        ptype = (u16(cfg, e + 2) >> 4) & 0xF
+        t.device(bdf, None, config=cfg, driver="pcieport" if ptype in (4, 5, 6) else None, link="derive", aer="derive",
+                 rootport=(0, 0, 0) if (ptype in (4, 10) and find_ecap(cfg, 1) is not None) else None)
+        rows.append("%s\t%s" % (bdf, fname))
+    t.write("pciutils-sources.tsv", "address\tcapture\n" + "\n".join(rows) + "\n")
+    t.platform("BOOT_IMAGE=/boot/vmlinuz-6.8.12-4-pve root=/dev/mapper/pve-root ro quiet")
 
     # -- garbage of every kind ---------------------------------------------------
     t = Tree("corrupt-inputs", """

@@ -93,7 +93,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "h" => n * 3600.0,
         _ => return Err(format!("invalid duration unit in {s:?} (use ms, s, m, h)")),
     };
-    if !secs.is_finite() || secs < 0.001 || secs > 86_400.0 {
+    if !secs.is_finite() || !(0.001..=86_400.0).contains(&secs) {
         return Err(format!("duration {s:?} out of range (1ms..24h)"));
     }
     Ok(Duration::from_secs_f64(secs))

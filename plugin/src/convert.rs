@@ -11,12 +11,15 @@ use vigil_collector::{Collector, Selection, Snapshot};
 use crate::metric::{sort, Field, Metric};
 use pci_ids::FromId;
 
+/// Vendor and device names from pci.ids, each absent when unknown.
+type NamePair = (Option<&'static str>, Option<&'static str>);
+
 /// pci.ids lookups, cached for the life of the process (a device's name
 /// never changes, and the database scan per device is not free).
 #[derive(Default)]
 pub struct Names {
     enabled: bool,
-    cache: HashMap<(u16, u16), (Option<&'static str>, Option<&'static str>)>,
+    cache: HashMap<(u16, u16), NamePair>,
 }
 
 impl Names {
@@ -27,7 +30,7 @@ impl Names {
         }
     }
 
-    fn lookup(&mut self, vid: u16, did: u16) -> (Option<&'static str>, Option<&'static str>) {
+    fn lookup(&mut self, vid: u16, did: u16) -> NamePair {
         if !self.enabled {
             return (None, None);
         }

@@ -438,7 +438,7 @@ mod tests {
     #[test]
     fn bdf_shape() {
         assert!(is_bdf("0000:01:00.0"));
-        assert!(is_bdf("10000:01:00.0") == false);
+        assert!(!is_bdf("10000:01:00.0"));
         assert!(!is_bdf("pci0000:00"));
     }
 }

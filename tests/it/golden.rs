@@ -1,0 +1,208 @@
+//! Golden output per fixture, line protocol and JSON, compared whole.
+//! Regenerate with `UPDATE_GOLDEN=1 cargo test`.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::util::*;
+
+fn golden_path(name: &str, ext: &str) -> std::path::PathBuf {
+    repo().join("tests/golden").join(format!("{name}.{ext}"))
+}
+
+fn check(name: &str, ext: &str, got: &str) {
+    let path = golden_path(name, ext);
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&path, got).expect("write golden");
+        return;
+    }
+    let want = std::fs::read_to_string(&path)
+        .unwrap_or_else(|_| panic!("missing {}; run UPDATE_GOLDEN=1 cargo test", path.display()));
+    if want != got {
+        let mut diff = String::new();
+        for (i, (w, g)) in want.lines().zip(got.lines()).enumerate() {
+            if w != g {
+                diff.push_str(&format!("line {}:\n- {w}\n+ {g}\n", i + 1));
+            }
+        }
+        panic!(
+            "{} differs from output ({} vs {} lines)\n{diff}\nrerun with UPDATE_GOLDEN=1 after checking the change",
+            path.display(),
+            want.lines().count(),
+            got.lines().count()
+        );
+    }
+}
+
+fn output(name: &str, format: &str) -> String {
+    let out = run_once(&fixture(name), &["--format", format]);
+    assert!(out.status.success(), "{name}: exit {:?}", out.status);
+    assert_stderr_prefixed(&out.stderr);
+    String::from_utf8(out.stdout).expect("stdout is UTF-8")
+}
+
+#[test]
+fn every_fixture_matches_its_golden_files() {
+    let names = fixtures();
+    assert!(names.len() >= 9, "fixtures: {names:?}");
+    for name in &names {
+        check(name, "lp", &output(name, "influx"));
+        check(name, "json", &output(name, "json"));
+    }
+}
+
+/// Every golden line parses back with an independent parser, names follow the
+/// contract's shape, lines are sorted and share one timestamp.
+#[test]
+fn goldens_are_valid_sorted_line_protocol() {
+    let name_re = |s: &str| {
+        let b = s.as_bytes();
+        !b.is_empty()
+            && b[0].is_ascii_lowercase()
+            && b.iter()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_')
+    };
+    for name in fixtures() {
+        let text = std::fs::read_to_string(golden_path(&name, "lp")).expect("golden");
+        let ps = parse_lp(&text);
+        assert!(!ps.is_empty(), "{name}: empty golden");
+        let keys: Vec<(String, Vec<(String, String)>)> = ps
+            .iter()
+            .map(|p| (p.name.clone(), p.tags.clone().into_iter().collect()))
+            .collect();
+        let mut sorted = keys.clone();
+        sorted.sort();
+        assert_eq!(
+            keys, sorted,
+            "{name}: lines not sorted by measurement then tags"
+        );
+        for p in &ps {
+            assert!(name_re(&p.name), "{name}: measurement {}", p.name);
+            assert!(!p.fields.is_empty());
+            for k in p.tags.keys().chain(p.fields.keys()) {
+                assert!(name_re(k), "{name}: key {k} in {}", p.name);
+            }
+            assert_eq!(
+                p.ts,
+                Some(FAKE_TIME.parse().expect("ts")),
+                "{name}: one timestamp per batch"
+            );
+            for v in p.fields.values() {
+                if let Val::F(f) = v {
+                    assert!(f.is_finite());
+                }
+            }
+        }
+        for measurement in ["vigil", "vigil_collector", "pcie_platform"] {
+            assert!(
+                points(&ps, measurement).count() > 0,
+                "{name}: no {measurement}"
+            );
+        }
+    }
+}
+
+/// The contract: a field's type never changes, across devices and fixtures.
+#[test]
+fn one_type_per_field_across_all_goldens() {
+    let mut types: BTreeMap<(String, String), BTreeSet<&'static str>> = BTreeMap::new();
+    for name in fixtures() {
+        let text = std::fs::read_to_string(golden_path(&name, "lp")).expect("golden");
+        for p in parse_lp(&text) {
+            for (k, v) in &p.fields {
+                types
+                    .entry((p.name.clone(), k.clone()))
+                    .or_default()
+                    .insert(v.kind());
+            }
+        }
+    }
+    let mixed: Vec<_> = types.iter().filter(|(_, t)| t.len() > 1).collect();
+    assert!(mixed.is_empty(), "fields with several types: {mixed:?}");
+}
+
+/// JSON carries exactly the same points as line protocol.
+#[test]
+fn json_golden_equals_line_protocol_golden() {
+    for name in fixtures() {
+        let lp = parse_lp(&std::fs::read_to_string(golden_path(&name, "lp")).expect("lp"));
+        let json = std::fs::read_to_string(golden_path(&name, "json")).expect("json");
+        let objs: Vec<serde_json::Value> = json
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("json line"))
+            .collect();
+        assert_eq!(objs.len(), lp.len(), "{name}");
+        for (o, p) in objs.iter().zip(&lp) {
+            assert_eq!(o["name"], p.name.as_str());
+            assert_eq!(o["timestamp"], 1_700_000_000);
+            for (k, v) in &p.tags {
+                assert_eq!(o["tags"][k], v.as_str(), "{name} tag {k}");
+            }
+            assert_eq!(
+                o["fields"].as_object().map(|m| m.len()),
+                Some(p.fields.len())
+            );
+            for (k, v) in &p.fields {
+                let j = &o["fields"][k];
+                match v {
+                    Val::I(i) => assert_eq!(j.as_i64(), Some(*i), "{name} {k}"),
+                    Val::F(f) => assert_eq!(j.as_f64(), Some(*f), "{name} {k}"),
+                    Val::S(s) => assert_eq!(j.as_str(), Some(s.as_str()), "{name} {k}"),
+                    other => panic!("unexpected {other:?}"),
+                }
+            }
+        }
+    }
+}
+
+/// docs/metrics.md lists exactly the (measurement, field, type) set the
+/// goldens produce: a new field must be documented, a documented field must
+/// appear in some fixture.
+#[test]
+fn metrics_reference_equals_output() {
+    let doc = std::fs::read_to_string(repo().join("docs/metrics.md")).expect("docs/metrics.md");
+    let mut documented: BTreeSet<(String, String, String)> = BTreeSet::new();
+    let mut current: Option<String> = None;
+    for line in doc.lines() {
+        if let Some(h) = line.strip_prefix("### `") {
+            current = h.split('`').next().map(str::to_string);
+            continue;
+        }
+        let Some(m) = &current else { continue };
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        if cells.len() < 4 || !cells[1].starts_with('`') {
+            continue;
+        }
+        let ty = cells[2].split_whitespace().next().unwrap_or("").to_string();
+        if !["int", "float", "string"].contains(&ty.as_str()) {
+            continue; // tag tables
+        }
+        for f in cells[1].split(',') {
+            let f = f.trim().trim_matches('`').to_string();
+            documented.insert((m.clone(), f, ty.clone()));
+        }
+    }
+    let mut seen: BTreeSet<(String, String, String)> = BTreeSet::new();
+    for name in fixtures() {
+        for p in parse_lp(&std::fs::read_to_string(golden_path(&name, "lp")).expect("lp")) {
+            for (k, v) in &p.fields {
+                // AER counters are named by the kernel: documented once as `<counter>`.
+                let key = if p.name == "pcie_aer" && k != "total" && k != "rootport_total" {
+                    "<counter>".to_string()
+                } else {
+                    k.clone()
+                };
+                seen.insert((p.name.clone(), key, v.kind().to_string()));
+            }
+        }
+    }
+    let undocumented: Vec<_> = seen.difference(&documented).collect();
+    let unseen: Vec<_> = documented.difference(&seen).collect();
+    assert!(
+        undocumented.is_empty(),
+        "in output, not in docs/metrics.md: {undocumented:?}"
+    );
+    assert!(
+        unseen.is_empty(),
+        "in docs/metrics.md, in no golden: {unseen:?}"
+    );
+}

@@ -1,0 +1,163 @@
+//! Shared helpers: run the binary, parse its output with an independent parser.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub const FAKE_TIME: &str = "1700000000000000000";
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_vigil")
+}
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn fixture(name: &str) -> PathBuf {
+    repo().join("fixtures").join(name)
+}
+
+pub fn fixtures() -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(repo().join("fixtures"))
+        .expect("fixtures/")
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().join("README.md").exists())
+        .map(|e| e.file_name().into_string().expect("utf-8 name"))
+        .collect();
+    v.sort();
+    v
+}
+
+pub fn run_once(root: &Path, extra: &[&str]) -> Output {
+    Command::new(bin())
+        .args(["--once", "--fake-time", FAKE_TIME, "--root"])
+        .arg(root)
+        .args(extra)
+        .output()
+        .expect("run vigil")
+}
+
+/// Every stderr line carries a Telegraf level prefix.
+pub fn assert_stderr_prefixed(stderr: &[u8]) {
+    for line in String::from_utf8_lossy(stderr).lines() {
+        assert!(
+            ["E! ", "W! ", "I! ", "D! "]
+                .iter()
+                .any(|p| line.starts_with(p)),
+            "stderr line without level prefix: {line:?}"
+        );
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Val {
+    I(i64),
+    F(f64),
+    S(String),
+    B(bool),
+    U(u64),
+}
+
+impl Val {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Val::I(_) => "int",
+            Val::F(_) => "float",
+            Val::S(_) => "string",
+            Val::B(_) => "bool",
+            Val::U(_) => "uint",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Point {
+    pub name: String,
+    pub tags: BTreeMap<String, String>,
+    pub fields: BTreeMap<String, Val>,
+    pub ts: Option<i64>,
+}
+
+/// Parse line protocol with the InfluxDB IOx parser, not ours.
+pub fn parse_lp(text: &str) -> Vec<Point> {
+    use influxdb_line_protocol::{parse_lines, FieldValue};
+    let mut out = Vec::new();
+    for (i, r) in parse_lines(text).enumerate() {
+        let l = r.unwrap_or_else(|e| {
+            panic!(
+                "line {} does not parse: {e}\n{}",
+                i + 1,
+                text.lines().nth(i).unwrap_or("")
+            )
+        });
+        let tags = l
+            .series
+            .tag_set
+            .as_ref()
+            .map(|ts| {
+                ts.iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let fields = l
+            .field_set
+            .iter()
+            .map(|(k, v)| {
+                let v = match v {
+                    FieldValue::I64(i) => Val::I(*i),
+                    FieldValue::U64(u) => Val::U(*u),
+                    FieldValue::F64(f) => Val::F(*f),
+                    FieldValue::String(s) => Val::S(s.to_string()),
+                    FieldValue::Boolean(b) => Val::B(*b),
+                };
+                (k.to_string(), v)
+            })
+            .collect();
+        out.push(Point {
+            name: l.series.measurement.to_string(),
+            tags,
+            fields,
+            ts: l.timestamp,
+        });
+    }
+    out
+}
+
+pub fn points<'a>(ps: &'a [Point], name: &str) -> impl Iterator<Item = &'a Point> {
+    let name = name.to_string();
+    ps.iter().filter(move |p| p.name == name)
+}
+
+pub fn one<'a>(ps: &'a [Point], name: &str, address: &str) -> &'a Point {
+    let v: Vec<&Point> = points(ps, name)
+        .filter(|p| p.tags.get("address").map(String::as_str) == Some(address))
+        .collect();
+    assert_eq!(v.len(), 1, "{name} {address}: {v:?}");
+    v[0]
+}
+
+pub fn int(p: &Point, f: &str) -> Option<i64> {
+    match p.fields.get(f) {
+        Some(Val::I(i)) => Some(*i),
+        None => None,
+        other => panic!("{f} is not an int: {other:?}"),
+    }
+}
+
+pub fn float(p: &Point, f: &str) -> Option<f64> {
+    match p.fields.get(f) {
+        Some(Val::F(v)) => Some(*v),
+        None => None,
+        other => panic!("{f} is not a float: {other:?}"),
+    }
+}
+
+pub fn string(p: &Point, f: &str) -> Option<String> {
+    match p.fields.get(f) {
+        Some(Val::S(v)) => Some(v.clone()),
+        None => None,
+        other => panic!("{f} is not a string: {other:?}"),
+    }
+}

@@ -12,7 +12,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else os.path.join(REPO, "..", "shared"))
 DATA = os.path.join(SHARED, "data")
 SPLIT = os.path.join(DATA, "pciutils-tests", "split")
-OUT = os.path.join(REPO, "fixtures")
+# VIGIL_FIXTURES_OUT lets CI rebuild into a scratch dir and diff against the committed trees.
+OUT = os.environ.get("VIGIL_FIXTURES_OUT") or os.path.join(REPO, "fixtures")
 BOOT_ID = "6f1b8d2e-3c4a-4e5f-9a7b-0c1d2e3f4a5b"
 
 COR = ["RxErr", "BadTLP", "BadDLLP", "Rollover", "Timeout", "NonFatalErr", "CorrIntErr", "HeaderOF"]
@@ -564,6 +565,15 @@ Expected: exit 0, valid lines, each bad value omitted and counted in `vigil_coll
     t.write("sys/module/pcie_aspm/parameters/policy", "default performance\n")
 
 
+def keep_empty_dirs():
+    """git stores no empty directory; several fixtures need them (trap directories,
+    a device directory with nothing in it, drivers/ link targets)."""
+    for dirpath, dirnames, filenames in os.walk(OUT):
+        if not dirnames and not filenames:
+            open(os.path.join(dirpath, ".gitkeep"), "w").close()
+
+
 if __name__ == "__main__":
     build_all()
+    keep_empty_dirs()
     print("fixtures written to", OUT)

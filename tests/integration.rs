@@ -24,3 +24,6 @@ mod lspci;
 
 #[path = "it/scenarios.rs"]
 mod scenarios;
+
+#[path = "it/vfio.rs"]
+mod vfio;

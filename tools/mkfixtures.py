@@ -114,6 +114,34 @@ class Tree:
         if aer_ports:
             os.makedirs(os.path.join(self.root, "sys/bus/pci_express/drivers/aer"), exist_ok=True)
 
+    def iommu(self, units=("dmar0",), ir=True, unsafe="N", dev_vfio=()):
+        """IOMMU units, /proc/interrupts with or without remapped (IR-) chips,
+        vfio_iommu_type1's allow_unsafe_interrupts, and /dev/vfio group nodes."""
+        for u in units:
+            self.write("sys/class/iommu/%s/intel-iommu/version" % u, "1:0\n")
+        if not units:
+            os.makedirs(os.path.join(self.root, "sys/class/iommu"), exist_ok=True)
+        pre = "IR-" if ir else ""
+        self.write("proc/interrupts",
+                   "            CPU0       CPU1       \n"
+                   "   0:         36          0   %sIO-APIC    2-edge      timer\n"
+                   "   8:          0          0   %sIO-APIC    8-edge      rtc0\n"
+                   " 120:     184201          0   %sPCI-MSI 524288-edge      nvme0q0\n"
+                   " NMI:         12         10   Non-maskable interrupts\n" % (pre, pre, pre))
+        if unsafe is not None:
+            self.write("sys/module/vfio_iommu_type1/parameters/allow_unsafe_interrupts", unsafe + "\n")
+        for g in dev_vfio:
+            self.write("dev/vfio/%s" % g, "")
+        if dev_vfio:
+            self.write("dev/vfio/vfio", "")
+
+    def process(self, pid, comm, argv, fds):
+        """A /proc/<pid> with comm, NUL-separated cmdline and fd links (targets as the kernel shows them)."""
+        self.write("proc/%d/comm" % pid, comm + "\n")
+        self.write("proc/%d/cmdline" % pid, "\0".join(argv).encode() + b"\0")
+        for fd, target in fds.items():
+            self.link("proc/%d/fd/%d" % (pid, fd), target)
+
     def rel(self, bdf):
         return self.paths[bdf]
 
@@ -345,7 +373,11 @@ one root port, booted with the post-mitigation command line of the incident
 (../shared/data/incident/proc-cmdline.post-mitigation.txt: `intel_iommu=on iommu=pt
 pcie_aspm=off pci=noaer`). Devices are the real root port 00:07.0, GT218 GPU 06:00.0 and HDA
 06:00.1 from the ASUS P6T6 pciutils dump (GPL-2.0-or-later), read with privileges (4096-byte
-config). Because of `pcie_aspm=off` there is no `link/` directory anywhere and the policy file
+config). VM 100 is running: `/proc/4242` (`kvm -id 100`) holds `/dev/vfio/8`; its config
+`/etc/pve/qemu-server/100.conf` is a real user's VM config (../shared/data/proxmox-vm-configs,
+blog-homelab-umbrella 101.conf) with `hostpci0` moved from `0000:01:00` to this GPU's slot
+`0000:06:00`; `/etc/modprobe.d/vfio.conf` lists both functions' IDs. Intel IOMMU `dmar0`,
+remapped interrupts (`IR-` chips), `allow_unsafe_interrupts=N`: a healthy passthrough node. Because of `pcie_aspm=off` there is no `link/` directory anywhere and the policy file
 cannot change anything; because of `pci=noaer` no `pcie002` AER service exists. Config space
 still shows what firmware left enabled in Link Control: `pcie_aspm source=config` is the only
 way to see it. GPU and audio share IOMMU group 8.
@@ -354,9 +386,20 @@ way to see it. GPU and audio share IOMMU group 8.
                              ("0000:06:00.1", "0000:00:07.0", "vfio-pci")]:
         cfg = split(ASUS + bdf[5:].replace(":", "-"))
         t.device(bdf, parent, config=cfg, driver=drv, link="derive", aer="derive", iommu_group=3 if parent is None else 8,
-                 rootport=(0, 0, 0) if parent is None else None)
+                 rootport=(0, 0, 0) if parent is None else None,
+                 extra={"reset_method": "pm bus"} if parent else None)
     with open(os.path.join(DATA, "incident", "proc-cmdline.post-mitigation.txt")) as f:
         t.platform(f.read().strip(), uptime="775.02 18233.10\n")
+    t.iommu(dev_vfio=[8])
+    # VM 100 runs (Proxmox starts QEMU as /usr/bin/kvm -id 100) and holds group 8.
+    t.process(4242, "kvm", ["/usr/bin/kvm", "-id", "100", "-name", "gpu-vm,debug-threads=on", "-no-shutdown"],
+              {0: "/dev/null", 27: "/dev/vfio/vfio", 28: "/dev/vfio/8", 29: "anon_inode:[vfio-device]"})
+    t.process(1, "systemd", ["/sbin/init"], {0: "/dev/null", 7: "socket:[18211]"})
+    with open(os.path.join(DATA, "proxmox-vm-configs", "blog-homelab-umbrella__qemu-server__101.conf")) as f:
+        vm = f.read().replace("hostpci0: 0000:01:00,", "hostpci0: 0000:06:00,")
+    t.write("etc/pve/qemu-server/100.conf", vm)
+    t.write("etc/hostname", "pve1\n")
+    t.write("etc/modprobe.d/vfio.conf", "options vfio-pci ids=10de:0a65,10de:0be3 disable_vga=1\nsoftdep nouveau pre: vfio-pci\n")
 
     # -- downgraded links, unprivileged -----------------------------------------
     t = Tree("links-downgraded", """
@@ -490,6 +533,107 @@ Sunrise Point root port IDs from pciutils tests/cap-exp-lnkcap2, unprivileged (6
     t.platform("BOOT_IMAGE=/boot/vmlinuz-4.19.0-27-amd64 root=/dev/sda1 ro quiet",
                policy="[default] performance powersave ", aer_ports=["0000:00:1c.0"])
     t.link("sys/bus/pci_express/devices/0000:00:1d.0:pcie02", "../../../devices/pci0000:00/0000:00:1d.0/0000:00:1d.0:pcie02")
+
+    # -- passthrough gone wrong ----------------------------------------------------
+    def vfio_host(name, readme, cmdline, devices, iommu_kw, extra_files=None):
+        t = Tree(name, readme)
+        for d in devices:
+            t.device(**d)
+        t.platform(cmdline)
+        t.iommu(**iommu_kw)
+        for k, v in (extra_files or {}).items():
+            t.write(k, v)
+        return t
+
+    def hdr(v, d, c, bridge=False):
+        return header64(v, d, c, bridge)
+
+    rp = lambda bdf, grp: dict(bdf=bdf, parent=None, config=hdr(0x8086, 0x1901, 0x0604, True), driver="pcieport",
+                               link=("8.0 GT/s PCIe", "16", "8.0 GT/s PCIe", "16"), iommu_group=grp)
+    gpu = lambda bdf, parent, drv, grp, **kw: dict(bdf=bdf, parent=parent, config=hdr(0x10DE, 0x1B80, 0x0300), driver=drv,
+                                                   link=("8.0 GT/s PCIe", "16", "8.0 GT/s PCIe", "16"), iommu_group=grp, **kw)
+    audio = lambda bdf, parent, drv, grp, **kw: dict(bdf=bdf, parent=parent, config=hdr(0x10DE, 0x10F0, 0x0403), driver=drv,
+                                                     link=("8.0 GT/s PCIe", "16", "8.0 GT/s PCIe", "16"), iommu_group=grp, **kw)
+    nic = lambda bdf, parent, drv, grp: dict(bdf=bdf, parent=parent, config=hdr(0x8086, 0x1521, 0x0200), driver=drv,
+                                            link=("5.0 GT/s PCIe", "4", "5.0 GT/s PCIe", "4"), iommu_group=grp)
+    PVE_CMD = "BOOT_IMAGE=/boot/vmlinuz-6.8.12-4-pve root=/dev/mapper/pve-root ro quiet intel_iommu=on"
+    TESTS = os.path.join(DATA, "proxmox-qemu-server-tests")
+    SRC = """IDs: NVIDIA GP104 [GeForce GTX 1080] 10de:1b80 and its HDA 10de:10f0 (the IDs of the common
+`options vfio-pci ids=10de:1b80,10de:10f0` guides), Intel I350 NIC 8086:1521 (node_exporter's
+fixture), Intel 8086:1901 root port (linuxhw lspci evidence); unprivileged 64-byte configs.
+Synthetic topology (no public capture has these faults), real ID and file formats."""
+
+    vfio_host("vfio-group-not-viable", """
+# vfio-group-not-viable
+
+A GPU and its audio function on vfio-pci that share IOMMU group 1 with an I350 NIC still on
+`igb` behind the same root port (no ACS isolation on the board): the group is not viable, QEMU
+refuses to start (`group 1 is not viable`), and the NIC's DMA is not isolated from the guest.
+""" + SRC, PVE_CMD,
+        [rp("0000:00:01.0", 1), gpu("0000:01:00.0", "0000:00:01.0", "vfio-pci", 1), audio("0000:01:00.1", "0000:00:01.0", "vfio-pci", 1),
+         nic("0000:02:00.0", "0000:00:01.0", "igb", 1)],
+        dict(dev_vfio=[]),
+        {"etc/modprobe.d/vfio.conf": "options vfio-pci ids=10de:1b80,10de:10f0\n"})
+
+    vfio_host("vfio-acs-override", """
+# vfio-acs-override
+
+Proxmox's out-of-tree `pcie_acs_override=downstream,multifunction` on the command line
+(kernel-abi.md §6.6): the GPU got its own IOMMU group 16 and the NIC group 17, but only because
+the kernel was told to pretend ACS isolation exists. `pcie_platform acs_override=1`.
+""" + SRC, PVE_CMD + " iommu=pt pcie_acs_override=downstream,multifunction",
+        [rp("0000:00:01.0", 15), gpu("0000:01:00.0", "0000:00:01.0", "vfio-pci", 16), audio("0000:01:00.1", "0000:00:01.0", "vfio-pci", 16),
+         nic("0000:02:00.0", "0000:00:01.0", "igb", 17)],
+        dict(dev_vfio=[16]))
+
+    vfio_host("vfio-unsafe-interrupts", """
+# vfio-unsafe-interrupts
+
+A platform without interrupt remapping (no `IR-` chips in `/proc/interrupts`) where passthrough
+was forced with `vfio_iommu_type1.allow_unsafe_interrupts=1`
+(`/sys/module/vfio_iommu_type1/parameters/allow_unsafe_interrupts` = `Y`): a guest can inject
+interrupts into the host (MSI attacks). `vfio_unsafe_interrupts=1`, `interrupt_remapping=0`.
+""" + SRC, PVE_CMD + " vfio_iommu_type1.allow_unsafe_interrupts=1",
+        [rp("0000:00:01.0", 1), gpu("0000:01:00.0", "0000:00:01.0", "vfio-pci", 2), audio("0000:01:00.1", "0000:00:01.0", "vfio-pci", 2)],
+        dict(ir=False, unsafe="Y", dev_vfio=[2]))
+
+    t = vfio_host("vfio-misbound", """
+# vfio-misbound
+
+The classic misbinding: `vfio-pci.ids=10de:1b80,10de:10f0` on the command line and in
+`/etc/modprobe.d/vfio.conf`, and VM 101 configured with `hostpci0: 0000:01:00` (the real
+q35 user config from ../shared/data/proxmox-vm-configs, blog-Taguiad 204.conf, renamed 101),
+yet `nouveau` grabbed the GPU and `snd_hda_intel` its audio before vfio-pci loaded:
+`bound=0 intended=1`. A second GPU slot 02:00 is passed through with vfio-pci but its HDA
+function 02:00.1 was left on `snd_hda_intel`: `host_companions=1`. A template VM (999) that
+lists the same slot is ignored, as Proxmox ignores it. The modprobe.d directories check
+precedence: `/usr/lib/modprobe.d/vfio.conf` is hidden by the same name in `/etc/modprobe.d`, so
+its `ids=dead:beef` never applies.
+""" + SRC, PVE_CMD + " vfio-pci.ids=10de:1b80,10de:10f0",
+        [rp("0000:00:01.0", 1), gpu("0000:01:00.0", "0000:00:01.0", "nouveau", 2), audio("0000:01:00.1", "0000:00:01.0", "snd_hda_intel", 2),
+         rp("0000:00:02.0", 3), dict(gpu("0000:02:00.0", "0000:00:02.0", "vfio-pci", 4), config=hdr(0x10DE, 0x1C82, 0x0300)),
+         dict(audio("0000:02:00.1", "0000:00:02.0", "snd_hda_intel", 4), config=hdr(0x10DE, 0x0FB9, 0x0403))],
+        dict(dev_vfio=[4]),
+        {"etc/modprobe.d/vfio.conf": "options vfio-pci ids=10de:1b80,10de:10f0\n",
+         "usr/lib/modprobe.d/vfio.conf": "options vfio-pci ids=dead:beef\n",
+         "etc/hostname": "pve2\n"})
+    with open(os.path.join(DATA, "proxmox-vm-configs", "blog-Taguiad-thinkpad-p51__qemu-server__204.conf")) as f:
+        t.write("etc/pve/qemu-server/101.conf", f.read())
+    with open(os.path.join(TESTS, "q35-linux-hostpci-template.conf")) as f:
+        t.write("etc/pve/qemu-server/999.conf", f.read() + "hostpci5: 02:00\n")
+
+    vfio_host("iommu-off", """
+# iommu-off
+
+A node booted with `intel_iommu=off`: no IOMMU unit in `/sys/class/iommu`, an empty
+`/sys/kernel/iommu_groups`, no group links. The GPU is listed for vfio-pci in modprobe.d, but
+vfio-pci cannot bind without an IOMMU, so it sits unbound: `iommu_enabled=0`, `iommu_groups=0`,
+`vfio_device bound=0 intended=1` with no group.
+""" + SRC, "BOOT_IMAGE=/boot/vmlinuz-6.8.12-4-pve root=/dev/mapper/pve-root ro quiet intel_iommu=off",
+        [dict(rp("0000:00:01.0", None)), gpu("0000:01:00.0", "0000:00:01.0", None, None)],
+        dict(units=(), ir=False, unsafe=None),
+        {"etc/modprobe.d/vfio.conf": "options vfio-pci ids=10de:1b80\n"})
+    os.makedirs(os.path.join(OUT, "iommu-off", "sys/kernel/iommu_groups"), exist_ok=True)
 
     # -- every captured PCI Express function, for lspci as an oracle -----------
     t = Tree("pciutils-captures", """

@@ -12,6 +12,7 @@ pub mod platform;
 pub mod read;
 pub mod root;
 pub mod status;
+pub mod vfio;
 
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -26,6 +27,8 @@ pub struct Snapshot {
     pub time_unix_ns: i64,
     pub pci: Option<pci::PciSnapshot>,
     pub platform: Option<platform::Platform>,
+    /// IOMMU groups, vfio devices and the platform's IOMMU facts.
+    pub vfio: Option<vfio::VfioSnapshot>,
     pub heartbeat: Option<heartbeat::Heartbeat>,
     pub status: BTreeMap<Collector, CollectorStatus>,
     pub diagnostics: Vec<Diagnostic>,
@@ -54,6 +57,8 @@ pub fn collect(root: &Root, sel: &Selection, clock: Clock) -> Snapshot {
         Collector::PcieAerStatus,
         Collector::PcieAspm,
         Collector::PciePlatform,
+        Collector::IommuGroup,
+        Collector::VfioDevice,
     ]
     .into_iter()
     .any(|c| sel.has(c));
@@ -62,9 +67,30 @@ pub fn collect(root: &Root, sel: &Selection, clock: Clock) -> Snapshot {
     } else {
         None
     };
+    let wants_vfio = [
+        Collector::PciePlatform,
+        Collector::IommuGroup,
+        Collector::VfioDevice,
+    ]
+    .into_iter()
+    .any(|c| sel.has(c));
+    let cmdline = if wants_vfio {
+        platform::read_cmdline(root, &mut tally)
+    } else {
+        None
+    };
+    let vfio = wants_vfio.then(|| {
+        let sw = clock.start();
+        let v = vfio::collect(root, cmdline.as_deref(), pci.as_ref(), &mut tally);
+        // One walk serves both collectors; attribute its time to each.
+        let us = sw.elapsed_us();
+        tally.add_time(Collector::IommuGroup, us);
+        tally.add_time(Collector::VfioDevice, us);
+        v
+    });
     let platform = sel.has(Collector::PciePlatform).then(|| {
         let sw = clock.start();
-        let p = platform::collect(root, pci.as_ref(), &mut tally);
+        let p = platform::collect(root, cmdline.as_deref(), pci.as_ref(), &mut tally);
         tally.add_time(Collector::PciePlatform, sw.elapsed_us());
         p
     });
@@ -80,6 +106,7 @@ pub fn collect(root: &Root, sel: &Selection, clock: Clock) -> Snapshot {
         time_unix_ns,
         pci,
         platform,
+        vfio,
         heartbeat,
         status: tally.status,
         diagnostics: tally.diagnostics,

@@ -30,18 +30,30 @@ pub struct Platform {
 
 const PCI_EXPRESS_DEVICES: &str = "/sys/bus/pci_express/devices";
 
-pub fn collect(root: &Root, pci: Option<&PciSnapshot>, tally: &mut Tally) -> Platform {
+/// `/proc/cmdline`, read once per collection and shared by the collectors that need it.
+pub fn read_cmdline(root: &Root, tally: &mut Tally) -> Option<String> {
+    match read::read_text(&root.path("/proc/cmdline")) {
+        Ok(s) => Some(s.trim_end_matches('\n').to_string()),
+        Err(e) => {
+            tally.read_failed(Collector::PciePlatform, &e);
+            None
+        }
+    }
+}
+
+pub fn collect(
+    root: &Root,
+    cmdline_text: Option<&str>,
+    pci: Option<&PciSnapshot>,
+    tally: &mut Tally,
+) -> Platform {
     let c = Collector::PciePlatform;
     let mut p = Platform::default();
-    match read::read_text(&root.path("/proc/cmdline")) {
-        Ok(s) => {
-            let s = s.trim_end_matches('\n').to_string();
-            let params = cmdline::parse(&s);
-            p.aspm_cmdline = cmdline::last_value(&params, "pcie_aspm").map(str::to_string);
-            p.aer_cmdline_disabled = Some(cmdline::pci_option(&params, "noaer"));
-            p.cmdline = Some(s);
-        }
-        Err(e) => tally.read_failed(c, &e),
+    if let Some(s) = cmdline_text {
+        let params = cmdline::parse(s);
+        p.aspm_cmdline = cmdline::last_value(&params, "pcie_aspm").map(str::to_string);
+        p.aer_cmdline_disabled = Some(cmdline::pci_option(&params, "noaer"));
+        p.cmdline = Some(s.to_string());
     }
     match read::read_attr(&root.path("/sys/module/pcie_aspm/parameters/policy")) {
         Ok(s) => match crate::pci::parse::aspm_policy(&s) {

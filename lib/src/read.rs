@@ -144,14 +144,17 @@ pub fn read_link_name(path: &Path) -> Result<String> {
 }
 
 /// Entry names of a directory, sorted (deterministic output). Non-UTF-8 names
-/// are skipped: no kernel object vigil reads has one.
+/// are skipped: no kernel object vigil reads has one; nor do sysfs and procfs
+/// have dot-entries, so those (a capture's `.gitkeep`) are skipped too.
 pub fn list_dir(path: &Path) -> Result<Vec<String>> {
     let rd = std::fs::read_dir(path).map_err(|e| err(path, &e))?;
     let mut names = Vec::new();
     for entry in rd {
         let entry = entry.map_err(|e| err(path, &e))?;
         if let Ok(name) = entry.file_name().into_string() {
-            names.push(name);
+            if !name.starts_with('.') {
+                names.push(name);
+            }
         }
     }
     names.sort();

@@ -17,17 +17,21 @@ pub enum Collector {
     PcieAerStatus,
     PcieAspm,
     PciePlatform,
+    IommuGroup,
+    VfioDevice,
     Vigil,
 }
 
 impl Collector {
-    pub const ALL: [Collector; 7] = [
+    pub const ALL: [Collector; 9] = [
         Collector::PcieDevice,
         Collector::PcieLink,
         Collector::PcieAer,
         Collector::PcieAerStatus,
         Collector::PcieAspm,
         Collector::PciePlatform,
+        Collector::IommuGroup,
+        Collector::VfioDevice,
         Collector::Vigil,
     ];
 
@@ -39,6 +43,8 @@ impl Collector {
             Collector::PcieAerStatus => "pcie_aer_status",
             Collector::PcieAspm => "pcie_aspm",
             Collector::PciePlatform => "pcie_platform",
+            Collector::IommuGroup => "iommu_group",
+            Collector::VfioDevice => "vfio_device",
             Collector::Vigil => "vigil",
         }
     }

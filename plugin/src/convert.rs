@@ -93,8 +93,95 @@ impl Converter<'_> {
                 }
             }
         }
+        if let Some(v) = &s.vfio {
+            if self.sel.has(Collector::IommuGroup) {
+                for g in v.groups.values() {
+                    let mut m = Metric::new("iommu_group", t);
+                    m.tag("group", g.id.to_string());
+                    m.opt("type", g.group_type.clone().map(Field::Str));
+                    m.field("devices", Field::uint(g.members.len() as u64));
+                    m.field("vfio_devices", Field::uint(g.vfio_devices));
+                    m.field("bridges", Field::uint(g.bridges));
+                    m.field("other_devices", Field::uint(g.other_devices));
+                    m.field("viable", Field::flag(g.viable));
+                    m.field("members", Field::Str(g.members.join(",")));
+                    out.push(m);
+                }
+            }
+            if self.sel.has(Collector::VfioDevice) {
+                let devices = s.pci.as_ref().map(|p| &p.devices);
+                for vd in v.devices.values() {
+                    let Some(d) = devices.and_then(|ds| ds.get(&vd.address)) else {
+                        continue;
+                    };
+                    let mut m = self.tagged("vfio_device", d, t);
+                    if let Some(g) = vd.group {
+                        m.tag("group", g.to_string());
+                    }
+                    let driver = d
+                        .driver
+                        .as_ref()
+                        .map(|drv| drv.as_deref().unwrap_or("none"));
+                    m.opt("driver", driver.map(|v| Field::Str(v.to_string())));
+                    m.field("bound", Field::flag(vd.bound));
+                    m.field("intended", Field::flag(vd.intended));
+                    if !vd.intended_by.is_empty() {
+                        let by: Vec<&str> = vd.intended_by.iter().map(String::as_str).collect();
+                        m.field("intended_by", Field::Str(by.join(",")));
+                    }
+                    m.opt("group_viable", vd.group_viable.map(Field::flag));
+                    if let Some(h) = &vd.holder {
+                        m.field("in_use", Field::flag(h.is_some()));
+                        if let Some(h) = h {
+                            m.field("holder_pid", Field::Int(i64::from(h.pid)));
+                            m.opt("holder", h.name.clone().map(Field::Str));
+                            m.opt("vmid", h.vmid.clone().map(Field::Str));
+                        }
+                    }
+                    if !vd.configured_vmids.is_empty() {
+                        let ids: Vec<&str> =
+                            vd.configured_vmids.iter().map(String::as_str).collect();
+                        m.field("configured_vmids", Field::Str(ids.join(",")));
+                    }
+                    m.opt(
+                        "power_state",
+                        d.power_state
+                            .as_ref()
+                            .map(|p| Field::Str(p.as_str().to_string())),
+                    );
+                    m.opt("reset_method", vd.reset_method.clone().map(Field::Str));
+                    m.field(
+                        "host_companions",
+                        Field::uint(vd.host_companions.len() as u64),
+                    );
+                    if !vd.host_companions.is_empty() {
+                        m.field(
+                            "host_companion_addresses",
+                            Field::Str(vd.host_companions.join(",")),
+                        );
+                    }
+                    out.push(m);
+                }
+            }
+        }
         if let Some(p) = &s.platform {
             let mut m = Metric::new("pcie_platform", t);
+            if let Some(v) = &s.vfio {
+                m.opt("iommu_enabled", v.iommu_enabled.map(Field::flag));
+                if v.iommu_enabled.is_some() {
+                    m.field("iommu_groups", Field::uint(v.groups.len() as u64));
+                }
+                m.opt("iommu_passthrough", v.iommu_passthrough.map(Field::flag));
+                m.opt(
+                    "interrupt_remapping",
+                    v.interrupt_remapping.map(Field::flag),
+                );
+                m.opt(
+                    "vfio_unsafe_interrupts",
+                    v.vfio_unsafe_interrupts.map(Field::flag),
+                );
+                m.opt("acs_override", v.acs_override.map(Field::flag));
+            }
             m.opt("cmdline", p.cmdline.clone().map(Field::Str));
             m.opt("aspm_policy", p.aspm_policy.clone().map(Field::Str));
             if p.cmdline.is_some() {

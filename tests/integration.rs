@@ -27,3 +27,6 @@ mod scenarios;
 
 #[path = "it/vfio.rs"]
 mod vfio;
+
+#[path = "it/forensics.rs"]
+mod forensics;

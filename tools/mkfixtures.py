@@ -15,6 +15,11 @@ SPLIT = os.path.join(DATA, "pciutils-tests", "split")
 # VIGIL_FIXTURES_OUT lets CI rebuild into a scratch dir and diff against the committed trees.
 OUT = os.environ.get("VIGIL_FIXTURES_OUT") or os.path.join(REPO, "fixtures")
 BOOT_ID = "6f1b8d2e-3c4a-4e5f-9a7b-0c1d2e3f4a5b"
+# The tests' --fake-time, in seconds: file ages in fixtures are relative to it.
+NOW = 1700000000
+DEBIAN_SYSCTL = {"nmi_watchdog": 1, "soft_watchdog": 1, "watchdog": 1, "watchdog_thresh": 10, "panic": 0,
+                 "panic_on_oops": 0, "hardlockup_panic": 0, "softlockup_panic": 0, "hung_task_panic": 0,
+                 "hung_task_timeout_secs": 120}
 
 COR = ["RxErr", "BadTLP", "BadDLLP", "Rollover", "Timeout", "NonFatalErr", "CorrIntErr", "HeaderOF"]
 COR_BITS = [0, 6, 7, 8, 12, 13, 14, 15]
@@ -141,6 +146,31 @@ class Tree:
         self.write("proc/%d/cmdline" % pid, "\0".join(argv).encode() + b"\0")
         for fd, target in fds.items():
             self.link("proc/%d/fd/%d" % (pid, fd), target)
+
+    def mount(self, *lines):
+        """/proc/self/mountinfo from `mount_point fstype source` triples."""
+        out = []
+        for i, (mp, fstype, src) in enumerate(lines):
+            out.append("%d 1 0:%d / %s rw,relatime shared:%d - %s %s rw" % (20 + i, 20 + i, mp.replace(" ", "\\040"), i + 1, fstype, src))
+        self.write("proc/self/mountinfo", "\n".join(out) + "\n")
+
+    def aged(self, rel, age_s, data=""):
+        """A file whose mtime is `age_s` before NOW (recorded in mtimes.tsv: git keeps no mtimes)."""
+        self.write(rel, data)
+        with open(os.path.join(self.root, "mtimes.tsv"), "a") as f:
+            f.write("%s\t%d\n" % (rel, NOW - age_s))
+
+    def crash(self, sysctl=None, kexec=(0, 0), pstore="(null)", watchdog=None, consoles="tty0                 -WU (EC p  )    4:1\n"):
+        for k, v in dict(DEBIAN_SYSCTL, **(sysctl or {})).items():
+            self.write("proc/sys/kernel/" + k, "%d\n" % v)
+        self.write("sys/kernel/kexec_crash_loaded", "%d\n" % kexec[0])
+        self.write("sys/kernel/kexec_crash_size", "%d\n" % kexec[1])
+        self.write("sys/module/pstore/parameters/backend", pstore + "\n")
+        self.write("proc/consoles", consoles)
+        os.makedirs(os.path.join(self.root, "sys/class/watchdog"), exist_ok=True)
+        if watchdog:
+            for k, v in watchdog.items():
+                self.write("sys/class/watchdog/watchdog0/" + k, v + "\n")
 
     def rel(self, bdf):
         return self.paths[bdf]
@@ -377,7 +407,13 @@ config). VM 100 is running: `/proc/4242` (`kvm -id 100`) holds `/dev/vfio/8`; it
 `/etc/pve/qemu-server/100.conf` is a real user's VM config (../shared/data/proxmox-vm-configs,
 blog-homelab-umbrella 101.conf) with `hostpci0` moved from `0000:01:00` to this GPU's slot
 `0000:06:00`; `/etc/modprobe.d/vfio.conf` lists both functions' IDs. Intel IOMMU `dmar0`,
-remapped interrupts (`IR-` chips), `allow_unsafe_interrupts=N`: a healthy passthrough node. Because of `pcie_aspm=off` there is no `link/` directory anywhere and the policy file
+remapped interrupts (`IR-` chips), `allow_unsafe_interrupts=N`: a healthy passthrough node.
+
+Crash forensics as on the incident node: log2ram on tmpfs (upstream `log2ram.conf`,
+../shared/data/log2ram, MIT) with its disk copy `/var/hdd.log` last written 9 days 3 hours
+before the test clock (mtimes in `mtimes.tsv`, applied by the tests: git keeps none), the
+journal at `Storage=auto` inside the RAM disk, Debian's sysctl defaults (`panic=0`,
+`hardlockup_panic=0`), no kdump, no pstore backend, no watchdog, no forwarding. Because of `pcie_aspm=off` there is no `link/` directory anywhere and the policy file
 cannot change anything; because of `pci=noaer` no `pcie002` AER service exists. Config space
 still shows what firmware left enabled in Link Control: `pcie_aspm source=config` is the only
 way to see it. GPU and audio share IOMMU group 8.
@@ -400,6 +436,19 @@ way to see it. GPU and audio share IOMMU group 8.
     t.write("etc/pve/qemu-server/100.conf", vm)
     t.write("etc/hostname", "pve1\n")
     t.write("etc/modprobe.d/vfio.conf", "options vfio-pci ids=10de:0a65,10de:0be3 disable_vga=1\nsoftdep nouveau pre: vfio-pci\n")
+    # Crash forensics as on the incident node: log2ram (tmpfs, upstream config from
+    # ../shared/data/log2ram) whose disk copy was last synced 9 days ago, journald at its
+    # default (auto) with /var/log/journal inside the RAM disk, Debian's sysctl defaults,
+    # no kdump, no pstore backend, no watchdog, nothing forwarded.
+    t.mount(("/", "ext4", "/dev/mapper/pve-root"), ("/var/hdd.log", "ext4", "/dev/mapper/pve-root"),
+            ("/var/log", "tmpfs", "log2ram"))
+    with open(os.path.join(DATA, "log2ram", "azlux-log2ram__log2ram.conf")) as f:
+        t.write("etc/log2ram.conf", f.read())
+    t.write("etc/systemd/journald.conf", "[Journal]\n#Storage=auto\n#SyncIntervalSec=5m\n")
+    t.write("var/log/journal/0123456789abcdef0123456789abcdef/system.journal", "")
+    t.aged("var/hdd.log/syslog", 9 * 86400 + 3 * 3600)
+    t.aged("var/hdd.log/log2ram.log", 9 * 86400 + 3 * 3600 + 60)
+    t.crash()
 
     # -- downgraded links, unprivileged -----------------------------------------
     t = Tree("links-downgraded", """
@@ -635,6 +684,99 @@ vfio-pci cannot bind without an IOMMU, so it sits unbound: `iommu_enabled=0`, `i
         {"etc/modprobe.d/vfio.conf": "options vfio-pci ids=10de:1b80\n"})
     os.makedirs(os.path.join(OUT, "iommu-off", "sys/kernel/iommu_groups"), exist_ok=True)
 
+    # -- crash-forensics readiness ----------------------------------------------------
+    JD = os.path.join(DATA, "journald")
+    def jd(name):
+        with open(os.path.join(JD, name)) as f:
+            return f.read()
+
+    def forensics_node(name, readme, cmdline=PVE_CMD):
+        t = Tree(name, readme)
+        t.device("0000:00:1c.0", None, config=split("cap-exp-lnkcap2__00-1c.0")[:64], driver="pcieport",
+                 link="derive" if False else ("8.0 GT/s PCIe", "4", "8.0 GT/s PCIe", "4"), aer=True, rootport=(0, 0, 0))
+        t.platform(cmdline, aer_ports=["0000:00:1c.0"])
+        return t
+
+    t = forensics_node("forensics-log2ram-zram", """
+# forensics-log2ram-zram
+
+log2ram in zram mode (`ZL2R=true`, kernel-abi.md §9.1): `/dev/zram0` formatted ext4 mounted on
+`/var/log`, the disk copy bind-mounted at `/var/hdd.log`, last synced 26 hours before the test
+clock. The journal is `Storage=persistent` (../shared/data/journald, waggle-sensor-core
+journald.conf, LGPL-2.1+ text) yet lands on zram: `journal_persistent=0`. Config from a real
+Raspberry Pi (../shared/data/log2ram keks24 log2ram.conf, MIT) with `ZL2R=true` set.
+""")
+    t.mount(("/", "ext4", "/dev/mmcblk0p2"), ("/var/hdd.log", "ext4", "/dev/mmcblk0p2"), ("/var/log", "ext4", "/dev/zram0"))
+    with open(os.path.join(DATA, "log2ram", "keks24-raspberry-pi-headless__etc__log2ram.conf")) as f:
+        t.write("etc/log2ram.conf", f.read().replace("ZL2R=false", "ZL2R=true"))
+    t.write("etc/systemd/journald.conf", jd("waggle-sensor-core__etc__systemd__journald.conf"))
+    t.write("var/log/journal/.keep", "")
+    t.aged("var/hdd.log/daemon.log", 26 * 3600)
+    t.aged("var/hdd.log/journal/0123/system@0001.journal", 27 * 3600)
+    t.crash()
+
+    t = forensics_node("forensics-folder2ram", """
+# forensics-folder2ram
+
+folder2ram (OpenMediaVault flashmemory plugin, kernel-abi.md §9.2): tmpfs with source
+`folder2ram` on `/var/log`, disk copy bind-mounted at `/var/folder2ram/var/log`, which is only
+synced at shutdown: its newest file is 41 days older than the test clock.
+""")
+    t.mount(("/", "ext4", "/dev/sda1"), ("/var/folder2ram/var/log", "ext4", "/dev/sda1"), ("/var/log", "tmpfs", "folder2ram"))
+    t.write("etc/folder2ram/folder2ram.conf", "tmpfs\t\t/var/log\t\tdefaults\n")
+    t.aged("var/folder2ram/var/log/syslog", 41 * 86400)
+    t.crash()
+
+    t = forensics_node("forensics-volatile-journal", """
+# forensics-volatile-journal
+
+A `Storage=volatile` drop-in (../shared/data/journald, fspv-bootc-images volatile.conf, without
+a trailing newline) over a main journald.conf that says `Storage=persistent` (waggle): drop-ins
+win, the journal lives in /run only. A second drop-in in /usr/lib with the same name is masked
+by the /etc one; a third in /run is a link to /dev/null and ignored.
+""")
+    t.mount(("/", "ext4", "/dev/sda1"), ("/run", "tmpfs", "tmpfs"))
+    t.write("etc/systemd/journald.conf", jd("waggle-sensor-core__etc__systemd__journald.conf"))
+    t.write("etc/systemd/journald.conf.d/volatile.conf", jd("fspv-bootc-images__etc__systemd__journald.conf.d__volatile.conf"))
+    t.write("usr/lib/systemd/journald.conf.d/volatile.conf", "[Journal]\nStorage=persistent\n")
+    t.link("run/systemd/journald.conf.d/zz-masked.conf", "/dev/null")
+    t.write("var/log/journal/.keep", "")
+    t.crash()
+
+    t = forensics_node("forensics-auto-no-journal-dir", """
+# forensics-auto-no-journal-dir
+
+The stock journald.conf with everything commented out (../shared/data/journald, Webconverger
+journald.conf): `Storage=auto`, and no `/var/log/journal` directory, so journald stays
+volatile. Debian's default until the directory is created.
+""")
+    t.mount(("/", "ext4", "/dev/sda1"))
+    t.write("etc/systemd/journald.conf", jd("Webconverger-webc__etc__systemd__journald.conf"))
+    t.write("var/log/syslog", "")
+    t.crash()
+
+    t = forensics_node("forensics-well-prepared", """
+# forensics-well-prepared
+
+A node prepared to leave evidence: persistent journal on ext4 (waggle journald.conf with a
+`SyncIntervalSec=30s` drop-in), rsyslog forwarding to a log host, netconsole registered
+(`netcon0` in /proc/consoles), kdump loaded with 512 MiB reserved (kernel-abi.md §7.2 example),
+an `efi_pstore` backend with one archived record, the softdog watchdog armed by Proxmox's
+watchdog-mux (kernel-abi.md §7.4 example), `hardlockup_panic=1`, `panic=10`, OS-native AER.
+Scores 100 with no findings.
+""")
+    t.mount(("/", "ext4", "/dev/mapper/pve-root"), ("/boot/efi", "vfat", "/dev/nvme0n1p2"))
+    t.write("etc/systemd/journald.conf", jd("waggle-sensor-core__etc__systemd__journald.conf"))
+    t.write("etc/systemd/journald.conf.d/50-sync.conf", "[Journal]\nSyncIntervalSec=30s\n")
+    t.write("var/log/journal/0123456789abcdef0123456789abcdef/system.journal", "")
+    t.write("etc/rsyslog.conf", "module(load=\"imuxsock\")\n*.*;auth,authpriv.none -/var/log/syslog\n")
+    t.write("etc/rsyslog.d/90-remote.conf", "*.* @@logs.example.org:514\n")
+    t.write("var/lib/systemd/pstore/1699990000/dmesg-efi_pstore-169999000001001", "")
+    t.crash(sysctl={"hardlockup_panic": 1, "panic": 10}, kexec=(1, 536870912), pstore="efi_pstore",
+            watchdog={"identity": "Software Watchdog", "state": "active", "timeout": "10", "bootstatus": "0",
+                      "status": "0x0", "nowayout": "0"},
+            consoles="tty0                 -WU (EC p  )    4:1\nnetcon0              -W- (E     )\n")
+
     # -- every captured PCI Express function, for lspci as an oracle -----------
     t = Tree("pciutils-captures", """
 # pciutils-captures
@@ -709,6 +851,15 @@ Expected: exit 0, valid lines, each bad value omitted and counted in `vigil_coll
     t.write("sys/module/pcie_aspm/parameters/policy", "default performance\n")
 
 
+def apply_mtimes():
+    for name in os.listdir(OUT):
+        tsv = os.path.join(OUT, name, "mtimes.tsv")
+        if os.path.exists(tsv):
+            for line in open(tsv):
+                rel, t = line.rstrip("\n").split("\t")
+                os.utime(os.path.join(OUT, name, rel), (int(t), int(t)), follow_symlinks=False)
+
+
 def keep_empty_dirs():
     """git stores no empty directory; several fixtures need them (trap directories,
     a device directory with nothing in it, drivers/ link targets)."""
@@ -720,4 +871,5 @@ def keep_empty_dirs():
 if __name__ == "__main__":
     build_all()
     keep_empty_dirs()
+    apply_mtimes()
     print("fixtures written to", OUT)

@@ -6,6 +6,7 @@
 //! binary. Only [`read`] touches the filesystem; parsers are pure.
 
 pub mod config;
+pub mod forensics;
 pub mod heartbeat;
 pub mod pci;
 pub mod platform;
@@ -29,6 +30,9 @@ pub struct Snapshot {
     pub platform: Option<platform::Platform>,
     /// IOMMU groups, vfio devices and the platform's IOMMU facts.
     pub vfio: Option<vfio::VfioSnapshot>,
+    /// Crash-forensics readiness and its findings.
+    pub forensics: Option<forensics::Forensics>,
+    pub findings: Vec<forensics::findings::Finding>,
     pub heartbeat: Option<heartbeat::Heartbeat>,
     pub status: BTreeMap<Collector, CollectorStatus>,
     pub diagnostics: Vec<Diagnostic>,
@@ -59,6 +63,7 @@ pub fn collect(root: &Root, sel: &Selection, clock: Clock) -> Snapshot {
         Collector::PciePlatform,
         Collector::IommuGroup,
         Collector::VfioDevice,
+        Collector::CrashForensics,
     ]
     .into_iter()
     .any(|c| sel.has(c));
@@ -74,7 +79,8 @@ pub fn collect(root: &Root, sel: &Selection, clock: Clock) -> Snapshot {
     ]
     .into_iter()
     .any(|c| sel.has(c));
-    let cmdline = if wants_vfio {
+    let wants_forensics = sel.has(Collector::CrashForensics);
+    let cmdline = if wants_vfio || wants_forensics {
         platform::read_cmdline(root, &mut tally)
     } else {
         None
@@ -94,6 +100,21 @@ pub fn collect(root: &Root, sel: &Selection, clock: Clock) -> Snapshot {
         tally.add_time(Collector::PciePlatform, sw.elapsed_us());
         p
     });
+    let mut findings = Vec::new();
+    let forensics = wants_forensics.then(|| {
+        let sw = clock.start();
+        let f = forensics::collect(root, cmdline.as_deref(), clock, &mut tally);
+        let facts = platform_facts(
+            root,
+            cmdline.as_deref(),
+            pci.as_ref(),
+            platform.as_ref(),
+            &mut tally,
+        );
+        findings = forensics::findings::findings(&f, &facts);
+        tally.add_time(Collector::CrashForensics, sw.elapsed_us());
+        f
+    });
     let heartbeat = sel.has(Collector::Vigil).then(|| {
         let sw = clock.start();
         let h = heartbeat::collect(root, &mut tally);
@@ -107,9 +128,49 @@ pub fn collect(root: &Root, sel: &Selection, clock: Clock) -> Snapshot {
         pci,
         platform,
         vfio,
+        forensics,
+        findings,
         heartbeat,
         status: tally.status,
         diagnostics: tally.diagnostics,
         duration_us: total.elapsed_us(),
+    }
+}
+
+/// What readiness needs from the PCI side, taken from this collection when the
+/// platform collector ran, else read here.
+fn platform_facts(
+    root: &Root,
+    cmdline: Option<&str>,
+    pci: Option<&pci::PciSnapshot>,
+    platform: Option<&platform::Platform>,
+    tally: &mut status::Tally,
+) -> forensics::findings::PlatformFacts {
+    let p = match platform {
+        Some(p) => p.clone(),
+        None => platform::collect(root, cmdline, pci, tally),
+    };
+    let hw_aspm_enabled = pci
+        .map(|s| {
+            s.devices
+                .values()
+                .filter(|d| {
+                    d.config
+                        .as_ref()
+                        .and_then(|c| c.express.as_ref())
+                        .is_some_and(|e| {
+                            e.port_type.has_link() && (e.lnkctl_l0s() || e.lnkctl_l1())
+                        })
+                })
+                .map(|d| d.address.clone())
+                .collect()
+        })
+        .unwrap_or_default();
+    forensics::findings::PlatformFacts {
+        cmdline: p.cmdline,
+        aer_cmdline_disabled: p.aer_cmdline_disabled,
+        aer_native: p.aer_native,
+        aspm_cmdline: p.aspm_cmdline,
+        hw_aspm_enabled,
     }
 }

@@ -19,11 +19,12 @@ pub enum Collector {
     PciePlatform,
     IommuGroup,
     VfioDevice,
+    CrashForensics,
     Vigil,
 }
 
 impl Collector {
-    pub const ALL: [Collector; 9] = [
+    pub const ALL: [Collector; 10] = [
         Collector::PcieDevice,
         Collector::PcieLink,
         Collector::PcieAer,
@@ -32,6 +33,7 @@ impl Collector {
         Collector::PciePlatform,
         Collector::IommuGroup,
         Collector::VfioDevice,
+        Collector::CrashForensics,
         Collector::Vigil,
     ];
 
@@ -45,6 +47,7 @@ impl Collector {
             Collector::PciePlatform => "pcie_platform",
             Collector::IommuGroup => "iommu_group",
             Collector::VfioDevice => "vfio_device",
+            Collector::CrashForensics => "crash_forensics",
             Collector::Vigil => "vigil",
         }
     }

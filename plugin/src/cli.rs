@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Parser, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use vigil_collector::{Collector, Selection};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -24,14 +24,18 @@ MODES:
                    exit 0 after the batch in flight.
   --interval 10s   Collect on a timer (execd signal = \"none\").
   --once           One collection, then exit 0.
+  vigil doctor     What this node would lose if it froze now, and the fixes.
 
 Collectors: pcie_device, pcie_link, pcie_aer, pcie_aer_status, pcie_aspm,
-pcie_platform, vigil. stdout carries only metrics; stderr lines start with
+pcie_platform, iommu_group, vfio_device, crash_forensics, vigil. stdout carries only metrics; stderr lines start with
 E!, W!, I! or D!. Metrics reference: docs/metrics.md.";
 
 #[derive(Debug, Parser)]
 #[command(name = "vigil", version, about = "PCIe link, ASPM, AER and platform signals for Telegraf (inputs.execd)", after_help = AFTER_HELP)]
 pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
     /// Collect once, print, and exit
     #[arg(long, conflicts_with = "interval")]
     pub once: bool,
@@ -57,6 +61,35 @@ pub struct Cli {
     pub no_names: bool,
 
     /// Stamp every batch with this Unix time in nanoseconds and report zero durations (reproducible output for tests and replays)
+    #[arg(long, value_name = "NS")]
+    pub fake_time: Option<i64>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Explain, in plain words, what this node would lose if it froze now, and how to fix it
+    Doctor(DoctorArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DoctorFormat {
+    /// For a person: findings, what was seen, why it matters, the fix (80 columns)
+    Text,
+    /// For tools: score, findings and the facts behind them
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Examine a captured machine under DIR instead of this one
+    #[arg(long, value_name = "DIR")]
+    pub root: Option<PathBuf>,
+
+    /// Output format
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: DoctorFormat,
+
+    /// Judge ages against this Unix time in nanoseconds (reproducible output)
     #[arg(long, value_name = "NS")]
     pub fake_time: Option<i64>,
 }

@@ -201,6 +201,55 @@ impl Converter<'_> {
             }
             out.push(m);
         }
+        if let (Some(f), true) = (&s.forensics, self.sel.has(Collector::CrashForensics)) {
+            let mut m = Metric::new("crash_forensics", t);
+            m.field("journal_storage", Field::Str(f.journal_storage.clone()));
+            m.opt("journal_persistent", f.journal_persistent.map(Field::flag));
+            m.opt("journal_fs", f.journal_fs.clone().map(Field::Str));
+            m.opt("var_log_in_ram", f.var_log_in_ram.map(Field::flag));
+            m.field("log2ram", Field::flag(f.ram_logger.is_some()));
+            m.opt("ram_logger", f.ram_logger.clone().map(Field::Str));
+            m.opt("log_disk_sync_age_s", f.log_disk_sync_age_s.map(Field::Int));
+            m.field(
+                "journal_sync_interval_s",
+                Field::uint(f.journal_sync_interval_s),
+            );
+            m.field("remote_logging", Field::flag(!f.remote_logging.is_empty()));
+            if !f.remote_logging.is_empty() {
+                m.field("remote_logging_via", Field::Str(f.remote_logging.join(",")));
+            }
+            m.field("netconsole", Field::flag(f.netconsole));
+            m.opt("pstore_backend", f.pstore_backend.clone().map(Field::Str));
+            m.opt("pstore_records", f.pstore_records.map(Field::uint));
+            m.opt("kdump_loaded", f.kdump_loaded.map(Field::flag));
+            m.opt("crashkernel_bytes", f.crashkernel_bytes.map(Field::uint));
+            m.opt("nmi_watchdog", f.nmi_watchdog.map(Field::flag));
+            m.opt("soft_watchdog", f.soft_watchdog.map(Field::flag));
+            m.opt("hardlockup_panic", f.hardlockup_panic.map(Field::flag));
+            m.opt("softlockup_panic", f.softlockup_panic.map(Field::flag));
+            m.opt("hung_task_panic", f.hung_task_panic.map(Field::flag));
+            m.opt("panic_on_oops", f.panic_on_oops.map(Field::flag));
+            m.opt("panic_reboot_s", f.panic_reboot_s.map(Field::Int));
+            m.opt("hw_watchdog", f.hw_watchdog.map(Field::flag));
+            m.opt(
+                "hw_watchdog_timeout_s",
+                f.hw_watchdog_timeout_s.map(Field::uint),
+            );
+            m.opt(
+                "hw_watchdog_identity",
+                f.hw_watchdog_identity.clone().map(Field::Str),
+            );
+            m.field(
+                "readiness_score",
+                Field::Int(i64::from(vigil_collector::forensics::findings::score(
+                    &s.findings,
+                ))),
+            );
+            m.field("findings", Field::uint(s.findings.len() as u64));
+            let ids: Vec<&str> = s.findings.iter().map(|f| f.id).collect();
+            m.field("finding_ids", Field::Str(ids.join(",")));
+            out.push(m);
+        }
         if let Some(hb) = &s.heartbeat {
             let mut m = Metric::new("vigil", t);
             m.field("version", Field::Str(self.version.to_string()));

@@ -2,6 +2,7 @@
 
 mod cli;
 mod convert;
+mod doctor;
 mod execd;
 mod json;
 mod lineproto;
@@ -14,11 +15,40 @@ use std::process::ExitCode;
 use clap::Parser;
 use vigil_collector::{Clock, Root};
 
-use crate::cli::{Cli, Format};
+use crate::cli::{Cli, Command, DoctorFormat, Format};
 use crate::execd::Flow;
+
+fn run_doctor(args: &cli::DoctorArgs) -> ExitCode {
+    let root = match &args.root {
+        Some(dir) if !dir.is_dir() => {
+            log::error(&format!("--root {}: not a directory", dir.display()));
+            return ExitCode::from(2);
+        }
+        Some(dir) => Root::new(dir),
+        None => Root::host(),
+    };
+    let clock = match args.fake_time {
+        Some(ns) => Clock::Fixed { unix_ns: ns },
+        None => Clock::System,
+    };
+    let snap = vigil_collector::collect(&root, &vigil_collector::Selection::all(), clock);
+    let text = match args.format {
+        DoctorFormat::Text => {
+            let tty = std::io::IsTerminal::is_terminal(&std::io::stdout());
+            doctor::text(&snap, tty && std::env::var_os("NO_COLOR").is_none())
+        }
+        DoctorFormat::Json => doctor::json(&snap),
+    };
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+    ExitCode::SUCCESS
+}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::Doctor(args)) = &cli.command {
+        return run_doctor(args);
+    }
     let root = match &cli.root {
         Some(dir) => {
             if !dir.is_dir() {

@@ -14,8 +14,25 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// A fixture root, with the file ages of its `mtimes.tsv` applied (git keeps
+/// no mtimes; readiness ages are measured against --fake-time).
 pub fn fixture(name: &str) -> PathBuf {
-    repo().join("fixtures").join(name)
+    let dir = repo().join("fixtures").join(name);
+    if let Ok(tsv) = std::fs::read_to_string(dir.join("mtimes.tsv")) {
+        for line in tsv.lines() {
+            let Some((rel, t)) = line.split_once('\t') else {
+                continue;
+            };
+            let t: u64 = t.parse().expect("mtime");
+            let when = std::time::UNIX_EPOCH + std::time::Duration::from_secs(t);
+            let f = std::fs::File::options()
+                .write(true)
+                .open(dir.join(rel))
+                .expect("fixture file");
+            f.set_modified(when).expect("set mtime");
+        }
+    }
+    dir
 }
 
 pub fn fixtures() -> Vec<String> {

@@ -437,6 +437,7 @@ fn read_config(
         Collector::PcieLink,
         Collector::PcieAspm,
         Collector::PcieAerStatus,
+        Collector::CrashForensics,
     ]
     .into_iter()
     .any(|c| sel.has(c));

@@ -1,0 +1,358 @@
+//! Crash-forensics readiness: if this node froze right now, would it leave
+//! evidence? (kernel-abi.md §7-§9). Journal persistence as it really is (which
+//! filesystem holds it), RAM logging and its unsynced age, off-node logging,
+//! pstore, kdump, lockup detectors, panic settings and watchdogs.
+
+pub mod findings;
+pub mod journald;
+pub mod mounts;
+pub mod remote;
+
+use serde::Serialize;
+use std::path::Path;
+
+use crate::platform::cmdline;
+use crate::read::{self, ErrorKind};
+use crate::root::Root;
+use crate::status::{Clock, Collector, Tally};
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Forensics {
+    /// Effective `Storage=` (`auto` when nothing sets it).
+    pub journal_storage: String,
+    /// The file that set it, if any.
+    pub journal_storage_from: Option<String>,
+    pub journal_dir_exists: bool,
+    pub journal_persistent: Option<bool>,
+    pub journal_fs: Option<String>,
+    pub journal_source: Option<String>,
+    pub var_log_in_ram: Option<bool>,
+    pub var_log_fs: Option<String>,
+    pub var_log_source: Option<String>,
+    /// log2ram, folder2ram or Armbian ramlog.
+    pub ram_logger: Option<String>,
+    /// The on-disk copy the RAM logger syncs to.
+    pub disk_copy: Option<String>,
+    pub log_disk_sync_age_s: Option<i64>,
+    pub journal_sync_interval_s: u64,
+    /// What sends logs off the node: `journal-upload`, `rsyslog`, `syslog-ng`, `netconsole`.
+    pub remote_logging: Vec<String>,
+    pub netconsole: bool,
+    pub pstore_backend: Option<String>,
+    pub pstore_records: Option<u64>,
+    pub kdump_loaded: Option<bool>,
+    pub crashkernel_bytes: Option<u64>,
+    pub nmi_watchdog: Option<bool>,
+    pub soft_watchdog: Option<bool>,
+    pub hardlockup_panic: Option<bool>,
+    pub softlockup_panic: Option<bool>,
+    pub hung_task_panic: Option<bool>,
+    pub panic_on_oops: Option<bool>,
+    pub panic_reboot_s: Option<i64>,
+    pub hw_watchdog: Option<bool>,
+    pub hw_watchdog_timeout_s: Option<u64>,
+    pub hw_watchdog_identity: Option<String>,
+}
+
+const C: Collector = Collector::CrashForensics;
+
+fn text(root: &Root, p: &str, tally: &mut Tally) -> Option<String> {
+    match read::read_text(&root.path(p)) {
+        Ok(t) => Some(t),
+        Err(e) => {
+            tally.read_failed(C, &e);
+            None
+        }
+    }
+}
+
+fn sysctl_flag(root: &Root, name: &str, tally: &mut Tally) -> Option<bool> {
+    sysctl_int(root, name, tally).map(|v| v > 0)
+}
+
+fn sysctl_int(root: &Root, name: &str, tally: &mut Tally) -> Option<i64> {
+    let p = format!("/proc/sys/kernel/{name}");
+    let t = text(root, &p, tally)?;
+    match t.trim().parse::<i64>() {
+        Ok(v) => Some(v),
+        Err(_) => {
+            tally.error(C, format!("{p}: {:?} is not a number", t.trim()));
+            None
+        }
+    }
+}
+
+/// Newest modification time (Unix seconds) of any file under `dir`, bounded walk.
+fn newest_mtime(dir: &Path, budget: &mut u32) -> Option<i64> {
+    use std::os::unix::fs::MetadataExt;
+    let mut newest: Option<i64> = None;
+    for name in read::list_dir(dir).ok()? {
+        if *budget == 0 {
+            break;
+        }
+        *budget -= 1;
+        let p = dir.join(&name);
+        let Ok(md) = std::fs::symlink_metadata(&p) else {
+            continue;
+        };
+        let t = if md.is_dir() {
+            newest_mtime(&p, budget)
+        } else {
+            Some(md.mtime())
+        };
+        newest = newest.max(t);
+    }
+    newest
+}
+
+/// Records are files; systemd-pstore archives them in per-boot directories.
+fn count_files(dir: &Path, depth: u32) -> u64 {
+    if depth > 3 {
+        return 0;
+    }
+    read::list_dir(dir)
+        .unwrap_or_default()
+        .iter()
+        .map(|n| {
+            let p = dir.join(n);
+            match std::fs::symlink_metadata(&p) {
+                Ok(m) if m.is_dir() => count_files(&p, depth + 1),
+                Ok(_) => 1,
+                Err(_) => 0,
+            }
+        })
+        .sum()
+}
+
+pub fn collect(
+    root: &Root,
+    cmdline_text: Option<&str>,
+    clock: Clock,
+    tally: &mut Tally,
+) -> Forensics {
+    let mut f = Forensics::default();
+
+    // journald configuration, in journald's own precedence.
+    let mut js = journald::Settings::default();
+    if let Some(main) = journald::MAIN.iter().find(|p| root.path(p).is_file()) {
+        if let Some(t) = text(root, main, tally) {
+            journald::apply(&mut js, &t, main);
+        }
+    }
+    let mut dropins: std::collections::BTreeMap<String, String> = std::collections::BTreeMap::new();
+    for dir in journald::DROPIN_DIRS {
+        for n in read::list_dir(&root.path(dir)).unwrap_or_default() {
+            if n.ends_with(".conf") {
+                dropins
+                    .entry(n.clone())
+                    .or_insert_with(|| format!("{dir}/{n}"));
+            }
+        }
+    }
+    for path in dropins.values() {
+        let masked = read::read_link(&root.path(path)).is_ok_and(|t| t == Path::new("/dev/null"));
+        if masked {
+            continue;
+        }
+        if let Some(t) = text(root, path, tally) {
+            journald::apply(&mut js, &t, path);
+        }
+    }
+    f.journal_storage = js.storage.clone().unwrap_or_else(|| "auto".into());
+    f.journal_storage_from = js.storage_from.clone();
+    f.journal_sync_interval_s = js.sync_interval_s.unwrap_or(journald::DEFAULT_SYNC_S);
+    f.journal_dir_exists = root.path("/var/log/journal").is_dir();
+
+    // Which filesystems really hold /var/log and the journal.
+    let mounts = text(root, "/proc/self/mountinfo", tally)
+        .map(|t| mounts::parse(&t))
+        .unwrap_or_default();
+    if !mounts.is_empty() {
+        if let Some(m) = mounts::holding(&mounts, "/var/log/journal") {
+            f.journal_fs = Some(m.fstype.clone());
+            f.journal_source = Some(m.source.clone());
+        }
+        if let Some(m) = mounts::holding(&mounts, "/var/log") {
+            f.var_log_in_ram = Some(m.in_ram());
+            f.var_log_fs = Some(m.fstype.clone());
+            f.var_log_source = Some(m.source.clone());
+        }
+        let journal_in_ram =
+            mounts::holding(&mounts, "/var/log/journal").is_some_and(mounts::Mount::in_ram);
+        let writes_to_var = match f.journal_storage.as_str() {
+            "persistent" => true,
+            "auto" => f.journal_dir_exists,
+            _ => false,
+        };
+        f.journal_persistent = Some(writes_to_var && !journal_in_ram);
+        // RAM loggers, recognised by their mounts.
+        let var_log = mounts::at(&mounts, "/var/log");
+        let (logger, copy) = if var_log.is_some_and(|m| m.source == "log2ram")
+            || (var_log.is_some_and(mounts::Mount::in_ram)
+                && mounts::at(&mounts, "/var/hdd.log").is_some())
+        {
+            (Some("log2ram"), Some("/var/hdd.log"))
+        } else if var_log.is_some_and(|m| m.source == "folder2ram")
+            || mounts::at(&mounts, "/var/folder2ram/var/log").is_some()
+        {
+            (Some("folder2ram"), Some("/var/folder2ram/var/log"))
+        } else if var_log.is_some_and(mounts::Mount::in_ram)
+            && mounts::at(&mounts, "/var/log.hdd").is_some()
+        {
+            (Some("ramlog"), Some("/var/log.hdd"))
+        } else {
+            (None, None)
+        };
+        f.ram_logger = logger.map(str::to_string);
+        f.disk_copy = copy.map(str::to_string);
+        if let Some(copy) = copy {
+            let mut budget = 20_000;
+            if let Some(t) = newest_mtime(&root.path(copy), &mut budget) {
+                f.log_disk_sync_age_s = Some((clock.now_unix_ns() / 1_000_000_000 - t).max(0));
+            }
+        }
+    }
+
+    // Off-node logging.
+    let params = cmdline_text.map(cmdline::parse).unwrap_or_default();
+    let upload_enabled = root
+        .path("/etc/systemd/system/multi-user.target.wants/systemd-journal-upload.service")
+        .exists();
+    let mut upload_text =
+        read::read_text(&root.path("/etc/systemd/journal-upload.conf")).unwrap_or_default();
+    for n in read::list_dir(&root.path("/etc/systemd/journal-upload.conf.d")).unwrap_or_default() {
+        if n.ends_with(".conf") {
+            upload_text.push('\n');
+            upload_text.push_str(
+                &read::read_text(&root.path(&format!("/etc/systemd/journal-upload.conf.d/{n}")))
+                    .unwrap_or_default(),
+            );
+        }
+    }
+    let upload_conf = remote::journal_upload_url(&upload_text);
+    if upload_enabled && upload_conf {
+        f.remote_logging.push("journal-upload".into());
+    }
+    let mut rsyslog = read::read_text(&root.path("/etc/rsyslog.conf")).unwrap_or_default();
+    for n in read::list_dir(&root.path("/etc/rsyslog.d")).unwrap_or_default() {
+        if n.ends_with(".conf") {
+            rsyslog.push_str(
+                &read::read_text(&root.path(&format!("/etc/rsyslog.d/{n}"))).unwrap_or_default(),
+            );
+        }
+    }
+    if remote::rsyslog_forwards(&rsyslog) {
+        f.remote_logging.push("rsyslog".into());
+    }
+    let mut sng = read::read_text(&root.path("/etc/syslog-ng/syslog-ng.conf")).unwrap_or_default();
+    for n in read::list_dir(&root.path("/etc/syslog-ng/conf.d")).unwrap_or_default() {
+        sng.push_str(
+            &read::read_text(&root.path(&format!("/etc/syslog-ng/conf.d/{n}"))).unwrap_or_default(),
+        );
+    }
+    if remote::syslog_ng_forwards(&sng) {
+        f.remote_logging.push("syslog-ng".into());
+    }
+    let consoles = read::read_text(&root.path("/proc/consoles")).unwrap_or_default();
+    let configfs = read::list_dir(&root.path("/sys/kernel/config/netconsole"))
+        .unwrap_or_default()
+        .iter()
+        .any(|t| {
+            read::read_attr(&root.path(&format!("/sys/kernel/config/netconsole/{t}/enabled")))
+                .is_ok_and(|v| v.trim() == "1")
+        });
+    f.netconsole = remote::netconsole_console(&consoles)
+        || configfs
+        || cmdline::has_key(&params, "netconsole");
+    if f.netconsole {
+        f.remote_logging.push("netconsole".into());
+    }
+
+    // Crash capture.
+    f.pstore_backend = match read::read_attr(&root.path("/sys/module/pstore/parameters/backend")) {
+        Ok(v) if v.trim().is_empty() || v.trim() == "(null)" => Some("none".into()),
+        Ok(v) => Some(v.trim().to_string()),
+        Err(e) if e.kind == ErrorKind::Absent => Some("none".into()),
+        Err(e) => {
+            tally.read_failed(C, &e);
+            None
+        }
+    };
+    let mut records = 0u64;
+    let mut counted = true;
+    for dir in ["/sys/fs/pstore", "/var/lib/systemd/pstore"] {
+        match read::list_dir(&root.path(dir)) {
+            Ok(_) => records += count_files(&root.path(dir), 0),
+            Err(e) if e.kind == ErrorKind::Absent => {}
+            Err(e) => {
+                counted = false;
+                tally.read_failed(C, &e);
+            }
+        }
+    }
+    f.pstore_records = counted.then_some(records);
+    let first_ok = |paths: [&str; 2], tally: &mut Tally| -> Option<String> {
+        for p in paths {
+            match read::read_attr(&root.path(p)) {
+                Ok(v) => return Some(v.trim().to_string()),
+                Err(e) if e.kind == ErrorKind::Absent => continue,
+                Err(e) => {
+                    tally.read_failed(C, &e);
+                    return None;
+                }
+            }
+        }
+        None
+    };
+    f.kdump_loaded = first_ok(
+        [
+            "/sys/kernel/kexec_crash_loaded",
+            "/sys/kernel/kexec/crash_loaded",
+        ],
+        tally,
+    )
+    .map(|v| v == "1");
+    f.crashkernel_bytes = first_ok(
+        [
+            "/sys/kernel/kexec_crash_size",
+            "/sys/kernel/kexec/crash_size",
+        ],
+        tally,
+    )
+    .and_then(|v| v.parse().ok());
+
+    // Lockup detectors and panic settings.
+    f.nmi_watchdog = sysctl_flag(root, "nmi_watchdog", tally);
+    f.soft_watchdog = sysctl_flag(root, "soft_watchdog", tally);
+    f.hardlockup_panic = sysctl_flag(root, "hardlockup_panic", tally);
+    f.softlockup_panic = sysctl_flag(root, "softlockup_panic", tally);
+    f.hung_task_panic = sysctl_flag(root, "hung_task_panic", tally);
+    f.panic_on_oops = sysctl_flag(root, "panic_on_oops", tally);
+    f.panic_reboot_s = sysctl_int(root, "panic", tally);
+
+    // Watchdog devices: attributes only, never /dev/watchdog (opening it arms it).
+    match read::list_dir(&root.path("/sys/class/watchdog")) {
+        Ok(wds) => {
+            f.hw_watchdog = Some(false);
+            for w in wds {
+                let dir = format!("/sys/class/watchdog/{w}");
+                let active = read::read_attr(&root.path(&format!("{dir}/state")))
+                    .is_ok_and(|s| s.trim() == "active");
+                if active && f.hw_watchdog != Some(true) {
+                    f.hw_watchdog = Some(true);
+                    f.hw_watchdog_timeout_s =
+                        read::read_attr(&root.path(&format!("{dir}/timeout")))
+                            .ok()
+                            .and_then(|t| t.trim().parse().ok());
+                    f.hw_watchdog_identity =
+                        read::read_attr(&root.path(&format!("{dir}/identity")))
+                            .ok()
+                            .map(|s| s.trim().to_string());
+                }
+            }
+        }
+        Err(e) if e.kind == ErrorKind::Absent => f.hw_watchdog = Some(false),
+        Err(e) => tally.read_failed(C, &e),
+    }
+    f
+}

@@ -30,3 +30,6 @@ mod vfio;
 
 #[path = "it/forensics.rs"]
 mod forensics;
+
+#[path = "it/kmsg.rs"]
+mod kmsg;

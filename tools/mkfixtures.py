@@ -109,6 +109,8 @@ class Tree:
         if cmdline is not None:
             self.write("proc/cmdline", cmdline + "\n")
         self.write("proc/uptime", uptime)
+        btime = NOW - int(float(uptime.split()[0]))
+        self.write("proc/stat", "cpu  4705 356 584 3699 23 23 0 0 0 0\nintr 12345\nctxt 1990473\nbtime %d\nprocesses 2915\n" % btime)
         self.write("proc/sys/kernel/random/boot_id", BOOT_ID + "\n")
         if policy is not None:
             self.write("sys/module/pcie_aspm/parameters/policy", policy)
@@ -171,6 +173,10 @@ class Tree:
         if watchdog:
             for k, v in watchdog.items():
                 self.write("sys/class/watchdog/watchdog0/" + k, v + "\n")
+
+    def kmsg(self, records):
+        """dev/kmsg as a capture: records as /dev/kmsg returns them (header + continuation lines)."""
+        self.write("dev/kmsg", b"".join(r if isinstance(r, bytes) else r.encode() for r in records))
 
     def rel(self, bdf):
         return self.paths[bdf]
@@ -413,7 +419,12 @@ Crash forensics as on the incident node: log2ram on tmpfs (upstream `log2ram.con
 ../shared/data/log2ram, MIT) with its disk copy `/var/hdd.log` last written 9 days 3 hours
 before the test clock (mtimes in `mtimes.tsv`, applied by the tests: git keeps none), the
 journal at `Storage=auto` inside the RAM disk, Debian's sysctl defaults (`panic=0`,
-`hardlockup_panic=0`), no kdump, no pstore backend, no watchdog, no forwarding. Because of `pcie_aspm=off` there is no `link/` directory anywhere and the policy file
+`hardlockup_panic=0`), no kdump, no pstore backend, no watchdog, no forwarding.
+
+`dev/kmsg` holds what such a node logs before it freezes (formats of drivers/pci/pci.c and
+vfio, kernel/watchdog.c, kernel/hung_task.c): a vfio reset, a failed D3cold->D0 transition, a
+soft lockup of a KVM vCPU thread, a hung task; plus an escaped and a non-UTF-8 byte, a
+2000-character message (truncated to 1024) and unrelated lines (dropped). Because of `pcie_aspm=off` there is no `link/` directory anywhere and the policy file
 cannot change anything; because of `pci=noaer` no `pcie002` AER service exists. Config space
 still shows what firmware left enabled in Link Control: `pcie_aspm source=config` is the only
 way to see it. GPU and audio share IOMMU group 8.
@@ -449,6 +460,17 @@ way to see it. GPU and audio share IOMMU group 8.
     t.aged("var/hdd.log/syslog", 9 * 86400 + 3 * 3600)
     t.aged("var/hdd.log/log2ram.log", 9 * 86400 + 3 * 3600 + 60)
     t.crash()
+    pci = lambda a: " SUBSYSTEM=pci\n DEVICE=+pci:%s\n" % a
+    t.kmsg([
+        "6,880,700000000,-;vfio-pci 0000:06:00.0: enabling device (0000 -> 0003)\n" + pci("0000:06:00.0"),
+        "6,881,700000100,-;vfio-pci 0000:06:00.0: resetting\n" + pci("0000:06:00.0"),
+        "3,902,770000000,-;vfio-pci 0000:06:00.0: Unable to change power state from D3cold to D0, device inaccessible\n" + pci("0000:06:00.0"),
+        b"4,903,770000500,-;vfio-pci 0000:06:00.1: BAR 0: can't reserve [mem \\x0a\xff\xfe]\n SUBSYSTEM=pci\n DEVICE=+pci:0000:06:00.1\n",
+        "3,910,773000000,-;watchdog: BUG: soft lockup - CPU#7 stuck for 23s! [CPU 0/KVM:4250]\n",
+        "3,911,774000000,-;INFO: task kworker/u64:2:1234 blocked for more than 122 seconds.\n",
+        "4,912,774500000,-;vfio-pci 0000:06:00.0: " + "x" * 2000 + "\n" + pci("0000:06:00.0"),
+        "6,913,774600000,-;systemd[1]: Started session-7.scope.\n",
+    ])
 
     # -- downgraded links, unprivileged -----------------------------------------
     t = Tree("links-downgraded", """
@@ -534,7 +556,9 @@ still read.
 A GPU that stopped answering while the kernel still believes it is in D0 (the incident's
 suspected PCIe stall): every config read returns all-ones, `current_link_width` reads `63`
 and `current_link_speed` `Unknown` (kernel-abi.md §1.2, §4.3), while the cached `vendor` and
-`device` keep their old values. Root port 00:1c.0 and GPU 02:00.0 are the Sunrise Point root
+`device` keep their old values. `dev/kmsg` holds the kernel's last words about it, in the
+formats of aer.c, dpc.c and pciehp (uncorrectable fatal AER with CmpltTO, DPC containment, link
+down) and the NVIDIA driver's Xid 79 as quoted in NVIDIA/NVSentinel issue #155. Root port 00:1c.0 and GPU 02:00.0 are the Sunrise Point root
 port and GP108M from pciutils tests/cap-exp-lnkcap2 (GPL-2.0-or-later), read with privileges.
 The root port's Link Status is patched to what a dead link shows: width 0, Data Link Layer
 Link Active clear (synthetic edit, bytes 0x52-0x53 of its PCIe capability), and a DPC extended
@@ -552,6 +576,20 @@ Status Trigger Status set with reason ERR_FATAL (0x0005), error source 02:00.0.
              driver="nvidia", link=("Unknown", "63", "8.0 GT/s PCIe", "4"), aer=True,
              aer_counts={"nonfatal": {"CmpltTO": 4}})
     t.platform("BOOT_IMAGE=/boot/vmlinuz-6.8.12-4-pve root=/dev/mapper/pve-root ro quiet", aer_ports=["0000:00:1c.0"])
+    # The kernel's last words about it (formats: drivers/pci/pcie/aer.c, dpc.c,
+    # hotplug/pciehp_ctrl.c; NVRM Xid as quoted in NVIDIA/NVSentinel issue #155).
+    pci = lambda a: " SUBSYSTEM=pci\n DEVICE=+pci:%s\n" % a
+    t.kmsg([
+        "6,1,912345,-;pci 0000:02:00.0: [10de:1d10] type 00 class 0x030200 PCIe Endpoint\n" + pci("0000:02:00.0"),
+        "6,2,5123456,-;EXT4-fs (dm-1): mounted filesystem 0f3cd65a r/w with ordered data mode. Quota mode: none.\n",
+        "3,2001,86390000001,-;pcieport 0000:00:1c.0: AER: Uncorrectable (Fatal) error message received from 0000:02:00.0\n" + pci("0000:00:1c.0"),
+        "3,2002,86390000050,-;nvidia 0000:02:00.0: PCIe Bus Error: severity=Uncorrectable (Fatal), type=Transaction Layer, (Requester ID)\n" + pci("0000:02:00.0"),
+        "3,2003,86390000060,-;nvidia 0000:02:00.0:   device [10de:1d10] error status/mask=00004000/00000000\n" + pci("0000:02:00.0"),
+        "3,2004,86390000070,-;nvidia 0000:02:00.0:    [14] CmpltTO                (First)\n" + pci("0000:02:00.0"),
+        "3,2005,86390000200,-;pcieport 0000:00:1c.0: DPC: containment event, status:0x1f05 source:0x0200\n" + pci("0000:00:1c.0"),
+        "6,2006,86390100000,-;pcieport 0000:00:1c.0: pciehp: Slot(1): Link Down\n" + pci("0000:00:1c.0"),
+        "4,2007,86391000000,-;NVRM: Xid (PCI:0000:02:00): 79, pid=2231, name=Xorg, GPU has fallen off the bus.\n",
+    ])
 
     # -- an old kernel's formats -------------------------------------------------
     t = Tree("old-kernel-formats", """

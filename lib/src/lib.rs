@@ -8,6 +8,7 @@
 pub mod config;
 pub mod forensics;
 pub mod heartbeat;
+pub mod kmsg;
 pub mod pci;
 pub mod platform;
 pub mod read;
@@ -33,6 +34,9 @@ pub struct Snapshot {
     /// Crash-forensics readiness and its findings.
     pub forensics: Option<forensics::Forensics>,
     pub findings: Vec<forensics::findings::Finding>,
+    /// Kernel hardware events in the ring (one-shot collections; a long-running
+    /// process follows /dev/kmsg instead).
+    pub events: Vec<kmsg::Event>,
     pub heartbeat: Option<heartbeat::Heartbeat>,
     pub status: BTreeMap<Collector, CollectorStatus>,
     pub diagnostics: Vec<Diagnostic>,
@@ -115,6 +119,20 @@ pub fn collect(root: &Root, sel: &Selection, clock: Clock) -> Snapshot {
         tally.add_time(Collector::CrashForensics, sw.elapsed_us());
         f
     });
+    let mut events = Vec::new();
+    if sel.has(Collector::KernelEvent) {
+        let sw = clock.start();
+        match kmsg::read_ring(root) {
+            Ok((ev, overruns)) => {
+                events = ev;
+                if overruns > 0 {
+                    tally.unavailable(Collector::KernelEvent, "overrun");
+                }
+            }
+            Err(e) => tally.read_failed(Collector::KernelEvent, &e),
+        }
+        tally.add_time(Collector::KernelEvent, sw.elapsed_us());
+    }
     let heartbeat = sel.has(Collector::Vigil).then(|| {
         let sw = clock.start();
         let h = heartbeat::collect(root, &mut tally);
@@ -130,6 +148,7 @@ pub fn collect(root: &Root, sel: &Selection, clock: Clock) -> Snapshot {
         vfio,
         forensics,
         findings,
+        events,
         heartbeat,
         status: tally.status,
         diagnostics: tally.diagnostics,

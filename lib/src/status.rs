@@ -20,11 +20,12 @@ pub enum Collector {
     IommuGroup,
     VfioDevice,
     CrashForensics,
+    KernelEvent,
     Vigil,
 }
 
 impl Collector {
-    pub const ALL: [Collector; 10] = [
+    pub const ALL: [Collector; 11] = [
         Collector::PcieDevice,
         Collector::PcieLink,
         Collector::PcieAer,
@@ -34,6 +35,7 @@ impl Collector {
         Collector::IommuGroup,
         Collector::VfioDevice,
         Collector::CrashForensics,
+        Collector::KernelEvent,
         Collector::Vigil,
     ];
 
@@ -48,6 +50,7 @@ impl Collector {
             Collector::IommuGroup => "iommu_group",
             Collector::VfioDevice => "vfio_device",
             Collector::CrashForensics => "crash_forensics",
+            Collector::KernelEvent => "kernel_event",
             Collector::Vigil => "vigil",
         }
     }

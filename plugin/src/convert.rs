@@ -250,6 +250,9 @@ impl Converter<'_> {
             m.field("finding_ids", Field::Str(ids.join(",")));
             out.push(m);
         }
+        if self.sel.has(Collector::KernelEvent) {
+            out.extend(s.events.iter().map(crate::events::event_metric));
+        }
         if let Some(hb) = &s.heartbeat {
             let mut m = Metric::new("vigil", t);
             m.field("version", Field::Str(self.version.to_string()));

@@ -13,6 +13,9 @@ pub const PER_BATCH: usize = 5;
 pub fn error(msg: &str) {
     line('E', msg);
 }
+pub fn warn(msg: &str) {
+    line('W', msg);
+}
 pub fn info(msg: &str) {
     line('I', msg);
 }

@@ -3,6 +3,7 @@
 mod cli;
 mod convert;
 mod doctor;
+mod events;
 mod execd;
 mod json;
 mod lineproto;
@@ -66,8 +67,27 @@ fn main() -> ExitCode {
     };
     let mut names = convert::Names::new(!cli.no_names);
     let mut limiter = log::Limiter::default();
+    // A long-running process follows /dev/kmsg in its own thread; --once reads the ring.
+    let follower = (!cli.once && sel.has(vigil_collector::Collector::KernelEvent))
+        .then(|| events::Follower::start(root.clone(), cli.format));
+    let mut lib_sel = sel.clone();
+    if follower.is_some() {
+        lib_sel.0.remove(&vigil_collector::Collector::KernelEvent);
+    }
     let mut batch = || -> Flow {
-        let snap = vigil_collector::collect(&root, &sel, clock);
+        let mut snap = vigil_collector::collect(&root, &lib_sel, clock);
+        let mut extra = Vec::new();
+        if let Some(f) = &follower {
+            if let Ok(st) = f.state.lock() {
+                snap.status
+                    .insert(vigil_collector::Collector::KernelEvent, st.status.clone());
+            }
+            if let Ok(mut lim) = f.limiter.lock() {
+                for (c, n) in lim.take_suppressed() {
+                    extra.push(events::suppressed_metric(c, n, snap.time_unix_ns));
+                }
+            }
+        }
         limiter.warn_batch(snap.diagnostics.iter().map(|d| d.message.as_str()));
         let metrics = convert::Converter {
             sel: &sel,
@@ -75,6 +95,14 @@ fn main() -> ExitCode {
             version: env!("CARGO_PKG_VERSION"),
         }
         .convert(&snap);
+        let metrics = if extra.is_empty() {
+            metrics
+        } else {
+            let mut all = metrics;
+            all.extend(extra);
+            metric::sort(&mut all);
+            all
+        };
         let text = match cli.format {
             Format::Influx => lineproto::write(&metrics),
             Format::Json => json::write(&metrics),

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use crate::util::*;
 
-const FIXTURE: &str = "passthrough-gpu-vfio";
+// No dev/kmsg here: events would stream between batches (tests/it/kmsg.rs covers that).
+const FIXTURE: &str = "asus-p6t6-switch";
 
 fn golden_lines() -> Vec<String> {
     std::fs::read_to_string(repo().join("tests/golden").join(format!("{FIXTURE}.lp")))

@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# End to end with the real programs: a pinned Telegraf built from source (only
+# the plugins needed), Debian's InfluxDB 1.x on loopback, the shipped snippet
+# pointing vigil at a fixture root; then tests/telegraf_e2e.py asserts from
+# InfluxDB what arrived and runs every dashboard, alert and post-mortem query.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+REPO=$(pwd)
+TELEGRAF_VERSION=v1.34.4
+CACHE=${VIGIL_CACHE:-$HOME/.cache/vigil}
+TELEGRAF=$CACHE/telegraf-$TELEGRAF_VERSION
+PORT=${VIGIL_E2E_PORT:-18086}
+
+log() { echo "== $*"; }
+
+# --- what it needs ---------------------------------------------------------
+need=()
+command -v influxd >/dev/null 2>&1 || need+=(influxdb)
+python3 -c 'import yaml' 2>/dev/null || need+=(python3-yaml)
+if [ ${#need[@]} -gt 0 ]; then
+  log "installing ${need[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+# Debian starts the packaged service; the test runs its own instance.
+systemctl stop influxdb >/dev/null 2>&1 || true
+
+if [ ! -x "$TELEGRAF" ]; then
+  if ! command -v go >/dev/null 2>&1; then
+    [ -x /usr/local/go/bin/go ] && export PATH=$PATH:/usr/local/go/bin
+  fi
+  if ! command -v go >/dev/null 2>&1; then
+    log "installing Go (GOTOOLCHAIN=auto fetches the version Telegraf asks for)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq golang-go >/dev/null
+  fi
+  log "building Telegraf $TELEGRAF_VERSION (inputs.execd, outputs.influxdb, outputs.file)"
+  src=$(mktemp -d)
+  dir=$(GOFLAGS=-mod=mod go mod download -json "github.com/influxdata/telegraf@$TELEGRAF_VERSION" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')
+  cp -r "$dir/." "$src/" && chmod -R u+w "$src"
+  mkdir -p "$CACHE"
+  (cd "$src" && GOTOOLCHAIN=auto go build -trimpath \
+      -tags "custom,inputs.execd,outputs.influxdb,outputs.file,parsers.influx,serializers.influx" \
+      -o "$TELEGRAF.tmp" ./cmd/telegraf)
+  mv "$TELEGRAF.tmp" "$TELEGRAF"
+  rm -rf "$src"
+fi
+"$TELEGRAF" plugins | grep -qx inputs.execd
+
+log "building vigil"
+cargo build -q
+VIGIL=$REPO/target/debug/vigil
+
+work=$(mktemp -d)
+cleanup() {
+  [ -n "${TG_PID:-}" ] && kill "$TG_PID" 2>/dev/null || true
+  [ -n "${INFLUX_PID:-}" ] && kill "$INFLUX_PID" 2>/dev/null || true
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+# --- a fixture made current: events and file ages relative to now ---------
+cp -a fixtures/passthrough-gpu-vfio "$work/root"
+now=$(date +%s)
+uptime=$(cut -d' ' -f1 "$work/root/proc/uptime" | cut -d. -f1)
+sed -i "s/^btime .*/btime $((now - uptime))/" "$work/root/proc/stat"
+while IFS=$'\t' read -r rel t; do
+  touch -h -d "@$((now - (1700000000 - t)))" "$work/root/$rel"
+done < "$work/root/mtimes.tsv"
+
+# --- InfluxDB 1.x on loopback ----------------------------------------------
+cat > "$work/influxdb.conf" <<CONF
+bind-address = "127.0.0.1:$((PORT + 2))"
+reporting-disabled = true
+[meta]
+  dir = "$work/influx/meta"
+[data]
+  dir = "$work/influx/data"
+  wal-dir = "$work/influx/wal"
+  query-log-enabled = false
+[http]
+  bind-address = "127.0.0.1:$PORT"
+  log-enabled = false
+CONF
+influxd -config "$work/influxdb.conf" > "$work/influxd.log" 2>&1 &
+INFLUX_PID=$!
+for _ in $(seq 1 100); do
+  curl -fsS "http://127.0.0.1:$PORT/ping" >/dev/null 2>&1 && break
+  sleep 0.1
+done
+curl -fsS "http://127.0.0.1:$PORT/ping" >/dev/null || { cat "$work/influxd.log"; exit 1; }
+
+# --- the shipped snippet, with only the binary path and --root changed ------
+mkdir -p "$work/telegraf.d"
+sed -e "s|command = \\[\"/usr/bin/vigil\"\\]|command = [\"$VIGIL\", \"--root\", \"$work/root\"]|" \
+  telegraf-snippets/vigil.conf > "$work/telegraf.d/vigil.conf"
+grep -q -- "--root" "$work/telegraf.d/vigil.conf"
+
+log "telegraf --test parses vigil's output"
+"$TELEGRAF" --test --test-wait 2 --config "$work/telegraf.d/vigil.conf" > "$work/test.out" 2> "$work/test.err"
+grep -q '^> vigil,' "$work/test.out" || grep -q '^> vigil ' "$work/test.out"
+grep -q '^> pcie_link,' "$work/test.out"
+if grep -E ' E! ' "$work/test.err"; then echo "telegraf --test logged errors"; exit 1; fi
+
+cat > "$work/telegraf.conf" <<CONF
+[agent]
+  interval = "1s"
+  flush_interval = "1s"
+  omit_hostname = false
+  hostname = "vigil-e2e"
+[[outputs.influxdb]]
+  urls = ["http://127.0.0.1:$PORT"]
+  database = "vigil_e2e"
+CONF
+log "Telegraf -> InfluxDB for 8 s"
+"$TELEGRAF" --config "$work/telegraf.conf" --config-directory "$work/telegraf.d" > "$work/telegraf.log" 2>&1 &
+TG_PID=$!
+sleep 8
+kill "$TG_PID"; wait "$TG_PID" 2>/dev/null || true
+TG_PID=
+if grep -E ' E! ' "$work/telegraf.log"; then echo "telegraf logged errors"; exit 1; fi
+
+log "checking InfluxDB"
+"$VIGIL" --once --root "$work/root" > "$work/once.lp"
+python3 tests/telegraf_e2e.py --url "http://127.0.0.1:$PORT" --db vigil_e2e --host vigil-e2e \
+  --once "$work/once.lp" --dashboard telegraf-snippets/grafana-dashboard.json \
+  --alerts telegraf-snippets/grafana-alerts.yaml --queries telegraf-snippets/queries.md

@@ -33,3 +33,6 @@ mod forensics;
 
 #[path = "it/kmsg.rs"]
 mod kmsg;
+
+#[path = "it/capture.rs"]
+mod capture;

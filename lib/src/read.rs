@@ -5,6 +5,8 @@
 //! refused this cycle (`Unavailable`: EINVAL/EIO/EBUSY/EAGAIN/ENODEV/...), or
 //! the content itself is unusable (`Invalid`). Each error carries its path.
 
+use std::cell::RefCell;
+use std::collections::BTreeMap;
 use std::fmt;
 use std::fs::File;
 use std::io::{self, Read};
@@ -45,6 +47,46 @@ impl fmt::Display for ReadError {
 impl std::error::Error for ReadError {}
 
 pub type Result<T> = std::result::Result<T, ReadError>;
+
+/// What a collection touched, for `vigil capture`: the bytes it read, the
+/// modification times it looked at, the links it followed, the directories it
+/// listed. Per thread, off unless [`record`] turns it on, so collections on
+/// other threads (tests in parallel) are never mixed in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Access {
+    Read(Vec<u8>),
+    /// Only metadata (mtime, kind) was looked at: a capture keeps an empty file.
+    Stat {
+        mtime: i64,
+        dir: bool,
+    },
+    Link(PathBuf),
+    List,
+}
+
+thread_local! {
+    static RECORDER: RefCell<Option<BTreeMap<PathBuf, Access>>> = const { RefCell::new(None) };
+}
+
+/// Run `f` with recording on; returns its result and every access made.
+pub fn record<T>(f: impl FnOnce() -> T) -> (T, BTreeMap<PathBuf, Access>) {
+    RECORDER.with(|r| *r.borrow_mut() = Some(BTreeMap::new()));
+    let out = f();
+    let seen = RECORDER.with(|r| r.borrow_mut().take()).unwrap_or_default();
+    (out, seen)
+}
+
+fn note(path: &Path, a: impl FnOnce() -> Access) {
+    RECORDER.with(|r| {
+        if let Some(map) = r.borrow_mut().as_mut() {
+            // A read beats a stat or a listing of the same path.
+            let keep = matches!(map.get(path), Some(Access::Read(_)));
+            if !keep {
+                map.insert(path.to_path_buf(), a());
+            }
+        }
+    });
+}
 
 /// Classify an OS error. Public so the classification is unit-tested with
 /// synthetic errnos: tests run as root, where permission cases cannot be built from files.
@@ -106,6 +148,7 @@ pub fn read_bytes(path: &Path, max: usize) -> Result<Vec<u8>> {
         }
     }
     buf.truncate(len);
+    note(path, || Access::Read(buf.clone()));
     Ok(buf)
 }
 
@@ -131,7 +174,9 @@ pub fn read_attr(path: &Path) -> Result<String> {
 /// Last path component of a symlink's target (`driver` -> `vfio-pci`). Never
 /// follows the link, so dangling links are fine.
 pub fn read_link(path: &Path) -> Result<PathBuf> {
-    std::fs::read_link(path).map_err(|e| err(path, &e))
+    let t = std::fs::read_link(path).map_err(|e| err(path, &e))?;
+    note(path, || Access::Link(t.clone()));
+    Ok(t)
 }
 
 pub fn read_link_name(path: &Path) -> Result<String> {
@@ -158,7 +203,68 @@ pub fn list_dir(path: &Path) -> Result<Vec<String>> {
         }
     }
     names.sort();
+    note(path, || Access::List);
     Ok(names)
+}
+
+/// Kind and modification time without following a final symlink.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Meta {
+    pub dir: bool,
+    pub file: bool,
+    pub symlink: bool,
+    /// Unix seconds.
+    pub mtime: i64,
+}
+
+pub fn meta(path: &Path) -> Result<Meta> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::symlink_metadata(path).map_err(|e| err(path, &e))?;
+    let out = Meta {
+        dir: m.is_dir(),
+        file: m.is_file(),
+        symlink: m.file_type().is_symlink(),
+        mtime: m.mtime(),
+    };
+    note(path, || Access::Stat {
+        mtime: out.mtime,
+        dir: out.dir,
+    });
+    Ok(out)
+}
+
+/// Following symlinks, like `test -f` / `test -d` / `test -e`.
+pub fn is_file(path: &Path) -> bool {
+    let ok = path.is_file();
+    if ok {
+        note(path, || Access::Stat {
+            mtime: 0,
+            dir: false,
+        });
+    }
+    ok
+}
+
+pub fn is_dir(path: &Path) -> bool {
+    let ok = path.is_dir();
+    if ok {
+        note(path, || Access::Stat {
+            mtime: 0,
+            dir: true,
+        });
+    }
+    ok
+}
+
+pub fn exists(path: &Path) -> bool {
+    let ok = std::fs::symlink_metadata(path).is_ok();
+    if ok {
+        note(path, || Access::Stat {
+            mtime: 0,
+            dir: path.is_dir(),
+        });
+    }
+    ok
 }
 
 #[cfg(test)]

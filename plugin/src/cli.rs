@@ -25,6 +25,7 @@ MODES:
   --interval 10s   Collect on a timer (execd signal = \"none\").
   --once           One collection, then exit 0.
   vigil doctor     What this node would lose if it froze now, and the fixes.
+  vigil capture    One archive of what vigil reads here, for bug reports.
 
 Collectors: pcie_device, pcie_link, pcie_aer, pcie_aer_status, pcie_aspm,
 pcie_platform, iommu_group, vfio_device, crash_forensics, vigil. stdout carries only metrics; stderr lines start with
@@ -44,7 +45,7 @@ pub struct Cli {
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub interval: Option<Duration>,
 
-    /// Read every OS path under DIR (DIR/sys, DIR/proc, DIR/etc, DIR/var, DIR/run, DIR/dev): replay a captured machine
+    /// Read every OS path under DIR (DIR/sys, DIR/proc, DIR/etc, DIR/var, DIR/run, DIR/dev): replay a captured machine; a `vigil capture` archive works too
     #[arg(long, value_name = "DIR")]
     pub root: Option<PathBuf>,
 
@@ -69,6 +70,19 @@ pub struct Cli {
 pub enum Command {
     /// Explain, in plain words, what this node would lose if it froze now, and how to fix it
     Doctor(DoctorArgs),
+    /// Write one .tar.gz of exactly the files vigil reads here, replayable with --root (for bug reports)
+    Capture(CaptureArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CaptureArgs {
+    /// Archive to write (.tar.gz)
+    #[arg(long, value_name = "FILE", default_value = "vigil-capture.tar.gz")]
+    pub out: PathBuf,
+
+    /// Capture a root other than this machine (a mounted image, a chroot)
+    #[arg(long, value_name = "DIR")]
+    pub root: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -81,7 +95,7 @@ pub enum DoctorFormat {
 
 #[derive(Debug, Args)]
 pub struct DoctorArgs {
-    /// Examine a captured machine under DIR instead of this one
+    /// Examine a captured machine under DIR (or a `vigil capture` archive) instead of this one
     #[arg(long, value_name = "DIR")]
     pub root: Option<PathBuf>,
 

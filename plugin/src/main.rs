@@ -1,5 +1,6 @@
 //! vigil: PCIe health, passthrough and crash-forensics readiness for Telegraf.
 
+mod capture;
 mod cli;
 mod convert;
 mod doctor;
@@ -19,14 +20,36 @@ use vigil_collector::{Clock, Root};
 use crate::cli::{Cli, Command, DoctorFormat, Format};
 use crate::execd::Flow;
 
-fn run_doctor(args: &cli::DoctorArgs) -> ExitCode {
-    let root = match &args.root {
-        Some(dir) if !dir.is_dir() => {
-            log::error(&format!("--root {}: not a directory", dir.display()));
-            return ExitCode::from(2);
+/// `--root` names a directory or a `vigil capture` archive (unpacked for the
+/// life of the returned guard).
+fn open_root(arg: Option<&std::path::Path>) -> Result<(Root, Option<capture::Unpacked>), ExitCode> {
+    match arg {
+        None => Ok((Root::host(), None)),
+        Some(p) if p.is_dir() => Ok((Root::new(p), None)),
+        Some(p) if p.is_file() => match capture::unpack(p) {
+            Ok(u) => Ok((Root::new(&u.dir), Some(u))),
+            Err(e) => {
+                log::error(&format!(
+                    "--root {}: not a vigil capture archive: {e}",
+                    p.display()
+                ));
+                Err(ExitCode::from(2))
+            }
+        },
+        Some(p) => {
+            log::error(&format!(
+                "--root {}: no such directory or archive",
+                p.display()
+            ));
+            Err(ExitCode::from(2))
         }
-        Some(dir) => Root::new(dir),
-        None => Root::host(),
+    }
+}
+
+fn run_doctor(args: &cli::DoctorArgs) -> ExitCode {
+    let (root, _unpacked) = match open_root(args.root.as_deref()) {
+        Ok(r) => r,
+        Err(code) => return code,
     };
     let clock = match args.fake_time {
         Some(ns) => Clock::Fixed { unix_ns: ns },
@@ -47,18 +70,29 @@ fn run_doctor(args: &cli::DoctorArgs) -> ExitCode {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Some(Command::Doctor(args)) = &cli.command {
-        return run_doctor(args);
-    }
-    let root = match &cli.root {
-        Some(dir) => {
-            if !dir.is_dir() {
-                log::error(&format!("--root {}: not a directory", dir.display()));
-                return ExitCode::from(2);
-            }
-            Root::new(dir)
+    match &cli.command {
+        Some(Command::Doctor(args)) => return run_doctor(args),
+        Some(Command::Capture(args)) => {
+            let root = match &args.root {
+                Some(d) => Root::new(d),
+                None => Root::host(),
+            };
+            return match capture::run(&root, &args.out) {
+                Ok(summary) => {
+                    println!("{summary}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    log::error(&format!("capture to {}: {e}", args.out.display()));
+                    ExitCode::from(1)
+                }
+            };
         }
-        None => Root::host(),
+        None => {}
+    }
+    let (root, _unpacked) = match open_root(cli.root.as_deref()) {
+        Ok(r) => r,
+        Err(code) => return code,
     };
     let sel = cli.selection();
     let clock = match cli.fake_time {

@@ -84,7 +84,6 @@ fn sysctl_int(root: &Root, name: &str, tally: &mut Tally) -> Option<i64> {
 
 /// Newest modification time (Unix seconds) of any file under `dir`, bounded walk.
 fn newest_mtime(dir: &Path, budget: &mut u32) -> Option<i64> {
-    use std::os::unix::fs::MetadataExt;
     let mut newest: Option<i64> = None;
     for name in read::list_dir(dir).ok()? {
         if *budget == 0 {
@@ -92,13 +91,13 @@ fn newest_mtime(dir: &Path, budget: &mut u32) -> Option<i64> {
         }
         *budget -= 1;
         let p = dir.join(&name);
-        let Ok(md) = std::fs::symlink_metadata(&p) else {
+        let Ok(md) = read::meta(&p) else {
             continue;
         };
-        let t = if md.is_dir() {
+        let t = if md.dir {
             newest_mtime(&p, budget)
         } else {
-            Some(md.mtime())
+            Some(md.mtime)
         };
         newest = newest.max(t);
     }
@@ -115,8 +114,8 @@ fn count_files(dir: &Path, depth: u32) -> u64 {
         .iter()
         .map(|n| {
             let p = dir.join(n);
-            match std::fs::symlink_metadata(&p) {
-                Ok(m) if m.is_dir() => count_files(&p, depth + 1),
+            match read::meta(&p) {
+                Ok(m) if m.dir => count_files(&p, depth + 1),
                 Ok(_) => 1,
                 Err(_) => 0,
             }
@@ -134,7 +133,7 @@ pub fn collect(
 
     // journald configuration, in journald's own precedence.
     let mut js = journald::Settings::default();
-    if let Some(main) = journald::MAIN.iter().find(|p| root.path(p).is_file()) {
+    if let Some(main) = journald::MAIN.iter().find(|p| read::is_file(&root.path(p))) {
         if let Some(t) = text(root, main, tally) {
             journald::apply(&mut js, &t, main);
         }
@@ -161,7 +160,7 @@ pub fn collect(
     f.journal_storage = js.storage.clone().unwrap_or_else(|| "auto".into());
     f.journal_storage_from = js.storage_from.clone();
     f.journal_sync_interval_s = js.sync_interval_s.unwrap_or(journald::DEFAULT_SYNC_S);
-    f.journal_dir_exists = root.path("/var/log/journal").is_dir();
+    f.journal_dir_exists = read::is_dir(&root.path("/var/log/journal"));
 
     // Which filesystems really hold /var/log and the journal.
     let mounts = text(root, "/proc/self/mountinfo", tally)
@@ -215,9 +214,9 @@ pub fn collect(
 
     // Off-node logging.
     let params = cmdline_text.map(cmdline::parse).unwrap_or_default();
-    let upload_enabled = root
-        .path("/etc/systemd/system/multi-user.target.wants/systemd-journal-upload.service")
-        .exists();
+    let upload_enabled = read::exists(
+        &root.path("/etc/systemd/system/multi-user.target.wants/systemd-journal-upload.service"),
+    );
     let mut upload_text =
         read::read_text(&root.path("/etc/systemd/journal-upload.conf")).unwrap_or_default();
     for n in read::list_dir(&root.path("/etc/systemd/journal-upload.conf.d")).unwrap_or_default() {

@@ -133,19 +133,17 @@ impl Reader {
         }
     }
 
-    /// Read what is there now. On the device: until EAGAIN (non-blocking) or one
-    /// record (blocking). On a file: to its current end. Returns Ok(events); an
-    /// error other than overrun/again ends reading.
-    pub fn read_available(&mut self) -> std::io::Result<Vec<Event>> {
+    /// Raw records available now. On the device: until EAGAIN (non-blocking)
+    /// or one record (blocking). On a file: to its current end.
+    pub fn read_records(&mut self) -> std::io::Result<Vec<Vec<u8>>> {
         let mut out = Vec::new();
         let mut chunk = vec![0u8; 16 * 1024];
         loop {
             match self.file.read(&mut chunk) {
                 Ok(0) => break,
                 Ok(n) if self.is_device => {
-                    let rec = chunk[..n].to_vec();
-                    self.accept(&rec, &mut out);
-                    if !out.is_empty() && !self.nonblocking {
+                    out.push(chunk[..n].to_vec());
+                    if !self.nonblocking {
                         break;
                     }
                 }
@@ -159,17 +157,48 @@ impl Reader {
         if !self.is_device {
             let data = std::mem::take(&mut self.buf);
             let (recs, used) = record::split_stream(&data, true);
-            for r in recs {
-                self.accept(r, &mut out);
-            }
+            out.extend(recs.into_iter().map(<[u8]>::to_vec));
             self.buf = data[used..].to_vec();
         }
         Ok(out)
     }
 
+    /// Hardware events available now (see [`Reader::read_records`]); records
+    /// already seen by this reader are skipped.
+    pub fn read_available(&mut self) -> std::io::Result<Vec<Event>> {
+        let mut out = Vec::new();
+        loop {
+            let recs = self.read_records()?;
+            let got_any = !recs.is_empty();
+            for r in recs {
+                self.accept(&r, &mut out);
+            }
+            // A blocking device read returns one record at a time: keep reading
+            // until one of them is a hardware event.
+            if !(self.is_device && !self.nonblocking && got_any && out.is_empty()) {
+                return Ok(out);
+            }
+        }
+    }
+
     pub fn is_device(&self) -> bool {
         self.is_device
     }
+}
+
+/// The raw records in the ring now that are hardware events (for `vigil capture`:
+/// an excerpt that never carries unrelated log lines).
+pub fn hardware_records(root: &Root) -> Result<Vec<Vec<u8>>, ReadError> {
+    let mut r = Reader::open(root, true)?;
+    let path = r.path.clone();
+    let recs = r.read_records().map_err(|e| ReadError {
+        path,
+        kind: read::classify(&e),
+    })?;
+    Ok(recs
+        .into_iter()
+        .filter(|raw| record::parse(raw).is_some_and(|rec| to_event(&rec, 0).is_some()))
+        .collect())
 }
 
 /// Every event in the ring now (`--once`).

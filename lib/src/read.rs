@@ -126,11 +126,23 @@ fn invalid(path: &Path, why: impl Into<String>) -> ReadError {
     }
 }
 
-/// Read up to `max` bytes with one open; a short read is not EOF (sysfs binary
-/// files and procfs may return less), so loop until EOF or the cap.
+/// Read up to `max` bytes with one open; a short read is not EOF (procfs and
+/// growing files return less), so loop until EOF or the cap.
 pub fn read_bytes(path: &Path, max: usize) -> Result<Vec<u8>> {
+    read_impl(path, max, false)
+}
+
+/// A sysfs attribute: the kernel builds the whole value on the first read at
+/// offset 0 (kernel-abi.md §0), so one `read()` into a buffer larger than the
+/// value is the whole file and a short read is EOF: no second `read()` per
+/// attribute. Only a full buffer reads on.
+pub fn read_sysfs(path: &Path, max: usize) -> Result<Vec<u8>> {
+    read_impl(path, max, true)
+}
+
+fn read_impl(path: &Path, max: usize, short_is_eof: bool) -> Result<Vec<u8>> {
     let mut f = File::open(path).map_err(|e| err(path, &e))?;
-    let mut buf = vec![0u8; max.min(4096)];
+    let mut buf = vec![0u8; max.min(8192)];
     let mut len = 0;
     loop {
         if len == buf.len() {
@@ -142,7 +154,12 @@ pub fn read_bytes(path: &Path, max: usize) -> Result<Vec<u8>> {
         }
         match f.read(&mut buf[len..]) {
             Ok(0) => break,
-            Ok(n) => len += n,
+            Ok(n) => {
+                len += n;
+                if short_is_eof && len < buf.len() {
+                    break;
+                }
+            }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(err(path, &e)),
         }
@@ -152,19 +169,28 @@ pub fn read_bytes(path: &Path, max: usize) -> Result<Vec<u8>> {
     Ok(buf)
 }
 
-/// A text file (sysfs attribute, procfs file): whole content as UTF-8.
-/// Over [`MAX_TEXT`] bytes, or not UTF-8, is invalid content, never a panic.
-pub fn read_text(path: &Path) -> Result<String> {
-    let bytes = read_bytes(path, MAX_TEXT + 1)?;
+fn utf8(path: &Path, bytes: Vec<u8>) -> Result<String> {
     if bytes.len() > MAX_TEXT {
         return Err(invalid(path, format!("larger than {MAX_TEXT} bytes")));
     }
     String::from_utf8(bytes).map_err(|_| invalid(path, "not UTF-8"))
 }
 
-/// A single-value attribute: content with one trailing newline removed.
+/// A sysfs text attribute (one or many lines), whole, as UTF-8.
+pub fn read_sysfs_text(path: &Path) -> Result<String> {
+    utf8(path, read_sysfs(path, MAX_TEXT + 1)?)
+}
+
+/// A text file (sysfs attribute, procfs file): whole content as UTF-8.
+/// Over [`MAX_TEXT`] bytes, or not UTF-8, is invalid content, never a panic.
+pub fn read_text(path: &Path) -> Result<String> {
+    utf8(path, read_bytes(path, MAX_TEXT + 1)?)
+}
+
+/// A single-value attribute (sysfs, or a small procfs value such as
+/// `/proc/uptime`): content with one trailing newline removed, one `read()`.
 pub fn read_attr(path: &Path) -> Result<String> {
-    let mut s = read_text(path)?;
+    let mut s = read_sysfs_text(path)?;
     if s.ends_with('\n') {
         s.pop();
     }

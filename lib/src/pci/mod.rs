@@ -446,7 +446,7 @@ fn read_config(
     }
     let path = dir.join("config");
     // One read of up to 4096 bytes: the kernel returns 64 to unprivileged openers.
-    let bytes = match read::read_bytes(&path, 4097) {
+    let bytes = match read::read_sysfs(&path, 4097) {
         Ok(b) => b,
         Err(e) => {
             tally.read_failed(Collector::PcieDevice, &e);
@@ -554,7 +554,7 @@ fn read_aer(d: &mut PciDevice, dir: &Path, present: &BTreeSet<String>, tally: &m
     let c = Collector::PcieAer;
     for sev in Severity::ALL {
         if present.contains(sev.dev_file()) {
-            match read::read_text(&dir.join(sev.dev_file())) {
+            match read::read_sysfs_text(&dir.join(sev.dev_file())) {
                 Ok(s) => {
                     let (counters, errs) = parse::aer_file(&s);
                     for e in errs {

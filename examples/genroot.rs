@@ -6,7 +6,10 @@ mod genroot;
 
 fn main() -> std::process::ExitCode {
     let args: Vec<String> = std::env::args().collect();
-    let (Some(n), Some(out)) = (args.get(1).and_then(|n| n.parse::<usize>().ok()), args.get(2)) else {
+    let (Some(n), Some(out)) = (
+        args.get(1).and_then(|n| n.parse::<usize>().ok()),
+        args.get(2),
+    ) else {
         eprintln!("usage: genroot FUNCTIONS OUT_DIR");
         return std::process::ExitCode::from(2);
     };

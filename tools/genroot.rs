@@ -24,7 +24,15 @@ pub fn generate(repo: &Path, out: &Path, functions: usize) -> std::io::Result<()
     let gpu_cfg = std::fs::read(asus.join("0000:00:07.0/0000:06:00.0/config"))?;
     let hda_cfg = std::fs::read(asus.join("0000:00:07.0/0000:06:00.1/config"))?;
     let platform = repo.join("fixtures/passthrough-gpu-vfio");
-    for dir in ["proc", "etc", "var", "sys/module", "sys/class", "sys/kernel/kexec_crash_loaded", "sys/kernel/kexec_crash_size"] {
+    for dir in [
+        "proc",
+        "etc",
+        "var",
+        "sys/module",
+        "sys/class",
+        "sys/kernel/kexec_crash_loaded",
+        "sys/kernel/kexec_crash_size",
+    ] {
         let src = platform.join(dir);
         if src.exists() {
             copy_tree(&src, &out.join(dir))?;
@@ -37,10 +45,27 @@ pub fn generate(repo: &Path, out: &Path, functions: usize) -> std::io::Result<()
         let rp = format!("{dom:04x}:00:{:02x}.{}", (s % 200) / 8, s % 8);
         let rp_dir = format!("sys/devices/pci{dom:04x}:00/{rp}");
         let group = s * 2;
-        let mut fns: Vec<(String, String, &[u8], &str, &str, u32)> = vec![(rp.clone(), rp_dir.clone(), &rp_cfg, "pcieport", "0x060400", group as u32)];
-        for (f, cfg, drv, class) in [(0, &gpu_cfg, "vfio-pci", "0x030000"), (1, &hda_cfg, "vfio-pci", "0x040300")] {
+        let mut fns: Vec<(String, String, &[u8], &str, &str, u32)> = vec![(
+            rp.clone(),
+            rp_dir.clone(),
+            &rp_cfg,
+            "pcieport",
+            "0x060400",
+            group as u32,
+        )];
+        for (f, cfg, drv, class) in [
+            (0, &gpu_cfg, "vfio-pci", "0x030000"),
+            (1, &hda_cfg, "vfio-pci", "0x040300"),
+        ] {
             let a = format!("{dom:04x}:{bus:02x}:00.{f}");
-            fns.push((a.clone(), format!("{rp_dir}/{a}"), cfg, drv, class, group as u32 + 1));
+            fns.push((
+                a.clone(),
+                format!("{rp_dir}/{a}"),
+                cfg,
+                drv,
+                class,
+                group as u32 + 1,
+            ));
         }
         for (addr, dir, cfg, drv, class, grp) in fns {
             if made == functions {
@@ -84,14 +109,23 @@ pub fn generate(repo: &Path, out: &Path, functions: usize) -> std::io::Result<()
             let depth = dir.matches('/').count() + 1;
             let up = "../".repeat(depth);
             symlink(format!("{up}bus/pci/drivers/{drv}"), d.join("driver"))?;
-            symlink(format!("{up}kernel/iommu_groups/{grp}"), d.join("iommu_group"))?;
+            symlink(
+                format!("{up}kernel/iommu_groups/{grp}"),
+                d.join("iommu_group"),
+            )?;
             std::fs::create_dir_all(out.join(format!("sys/bus/pci/drivers/{drv}")))?;
             let g = out.join(format!("sys/kernel/iommu_groups/{grp}"));
             write(&g.join("type"), "DMA-FQ\n")?;
             std::fs::create_dir_all(g.join("devices"))?;
-            symlink(format!("../../../../{}", &dir["sys/".len()..]), g.join("devices").join(&addr))?;
+            symlink(
+                format!("../../../../{}", &dir["sys/".len()..]),
+                g.join("devices").join(&addr),
+            )?;
             std::fs::create_dir_all(out.join("sys/bus/pci/devices"))?;
-            symlink(format!("../../../{}", &dir["sys/".len()..]), out.join("sys/bus/pci/devices").join(&addr))?;
+            symlink(
+                format!("../../../{}", &dir["sys/".len()..]),
+                out.join("sys/bus/pci/devices").join(&addr),
+            )?;
         }
     }
     Ok(())

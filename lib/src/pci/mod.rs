@@ -291,7 +291,15 @@ pub fn collect(
             let sw = clock.start();
             read_config(d, &dir, &present, sel, tally);
             tally.add_time(Collector::PcieDevice, sw.elapsed_us());
-            if sel.has(Collector::PcieLink) {
+            // With the full config space in hand, the four link files would only
+            // repeat LNKSTA/LNKCAP/LNKCAP2 (the kernel derives them from those
+            // registers): four opens per function saved.
+            let regs = d.config.as_ref().is_some_and(|c| {
+                c.privileged()
+                    && c.reachable
+                    && c.express.as_ref().is_some_and(|e| e.port_type.has_link())
+            });
+            if sel.has(Collector::PcieLink) && !regs {
                 let sw = clock.start();
                 read_link(d, &dir, &present, tally);
                 tally.add_time(Collector::PcieLink, sw.elapsed_us());

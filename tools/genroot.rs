@@ -14,6 +14,9 @@ fn write(p: &Path, data: impl AsRef<[u8]>) -> std::io::Result<()> {
     std::fs::write(p, data)
 }
 
+/// (address, directory under the root, config space, driver, class, IOMMU group).
+type Function<'a> = (String, String, &'a [u8], &'a str, &'a str, u32);
+
 const AER_COR: &str = "RxErr 0\nBadTLP 0\nBadDLLP 0\nRollover 0\nTimeout 0\nNonFatalErr 0\nCorrIntErr 0\nHeaderOF 0\nTOTAL_ERR_COR 0\n";
 const AER_UNCOR: &str = "Undefined 0\nDLP 0\nSDES 0\nTLP 0\nFCP 0\nCmpltTO 0\nCmpltAbrt 0\nUnxCmplt 0\nRxOF 0\nMalfTLP 0\nECRC 0\nUnsupReq 0\nACSViol 0\nUncorrIntErr 0\nBlockedTLP 0\nAtomicOpBlocked 0\nTLPBlockedErr 0\nPoisonTLPBlocked 0\n";
 
@@ -45,7 +48,7 @@ pub fn generate(repo: &Path, out: &Path, functions: usize) -> std::io::Result<()
         let rp = format!("{dom:04x}:00:{:02x}.{}", (s % 200) / 8, s % 8);
         let rp_dir = format!("sys/devices/pci{dom:04x}:00/{rp}");
         let group = s * 2;
-        let mut fns: Vec<(String, String, &[u8], &str, &str, u32)> = vec![(
+        let mut fns: Vec<Function> = vec![(
             rp.clone(),
             rp_dir.clone(),
             &rp_cfg,

@@ -15,8 +15,9 @@ cargo build -q --release --bin vigil --example genroot --example iofloor
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 ./target/release/examples/genroot "$N" "$work/root" >/dev/null
-strace -f -qq -e trace=openat -o "$work/strace" ./target/release/vigil --once --root "$work/root" >/dev/null
-# Regular files vigil opened successfully (not directories).
-grep -v O_DIRECTORY "$work/strace" | grep -v ' = -1' | sed -n 's/.*openat(AT_FDCWD, "\([^"]*\)".*/\1/p' | grep "^$work/root/" > "$work/files"
+strace -f -qq -y -e trace=openat,open -o "$work/strace" ./target/release/vigil --once --root "$work/root" >/dev/null
+# Regular files vigil opened successfully (not directories); -y prints the
+# resolved path of the returned descriptor: "= 4</real/path>".
+grep -v O_DIRECTORY "$work/strace" | sed -n 's/.* = [0-9]*<\(.*\)>$/\1/p' | grep "^$work/root/" > "$work/files"
 python3 tools/perf_compare.py --root "$work/root" --files "$work/files" --functions "$N" \
   --vigil ./target/release/vigil --floor ./target/release/examples/iofloor --small fixtures/asus-p6t6-switch

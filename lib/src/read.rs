@@ -141,7 +141,11 @@ pub fn read_sysfs(path: &Path, max: usize) -> Result<Vec<u8>> {
 }
 
 fn read_impl(path: &Path, max: usize, short_is_eof: bool) -> Result<Vec<u8>> {
-    let mut f = File::open(path).map_err(|e| err(path, &e))?;
+    let f = File::open(path).map_err(|e| err(path, &e))?;
+    read_file(f, path, max, short_is_eof)
+}
+
+fn read_file(mut f: File, path: &Path, max: usize, short_is_eof: bool) -> Result<Vec<u8>> {
     let mut buf = vec![0u8; max.min(8192)];
     let mut len = 0;
     loop {
@@ -291,6 +295,113 @@ pub fn exists(path: &Path) -> bool {
         });
     }
     ok
+}
+
+/// A directory opened once: its listing and every file in it are read relative
+/// to the one descriptor (`openat`), so the kernel walks one path component per
+/// attribute instead of the whole `/sys/bus/pci/devices/<bdf>/...` path and its
+/// symlink every time.
+pub struct DirHandle {
+    dir: rustix::fs::Dir,
+    path: PathBuf,
+}
+
+fn errno(path: &Path, e: rustix::io::Errno) -> ReadError {
+    err(path, &io::Error::from(e))
+}
+
+impl DirHandle {
+    pub fn open(path: &Path) -> Result<DirHandle> {
+        use rustix::fs::{Mode, OFlags};
+        let fd = rustix::fs::open(
+            path,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| errno(path, e))?;
+        let dir = rustix::fs::Dir::new(fd).map_err(|e| errno(path, e))?;
+        Ok(DirHandle {
+            dir,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// A subdirectory, opened relative to this one.
+    pub fn open_dir(&self, name: &str) -> Result<DirHandle> {
+        use rustix::fs::{Mode, OFlags};
+        let path = self.path.join(name);
+        let fd = self.dir.fd().map_err(|e| errno(&path, e))?;
+        let sub = rustix::fs::openat(
+            fd,
+            name,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| errno(&path, e))?;
+        let dir = rustix::fs::Dir::new(sub).map_err(|e| errno(&path, e))?;
+        Ok(DirHandle { dir, path })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Entry names, sorted, without `.`/`..` and dot-entries (see [`list_dir`]).
+    pub fn list(&mut self) -> Result<Vec<String>> {
+        let mut names = Vec::new();
+        while let Some(entry) = self.dir.read() {
+            let entry = entry.map_err(|e| errno(&self.path, e))?;
+            if let Ok(name) = entry.file_name().to_str() {
+                if !name.starts_with('.') {
+                    names.push(name.to_string());
+                }
+            }
+        }
+        names.sort();
+        note(&self.path, || Access::List);
+        Ok(names)
+    }
+
+    fn open_file(&self, name: &str) -> Result<File> {
+        use rustix::fs::{Mode, OFlags};
+        let path = self.path.join(name);
+        let fd = self.dir.fd().map_err(|e| errno(&path, e))?;
+        let owned = rustix::fs::openat(fd, name, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
+            .map_err(|e| errno(&path, e))?;
+        Ok(File::from(owned))
+    }
+
+    /// See [`read_sysfs`].
+    pub fn read_sysfs(&self, name: &str, max: usize) -> Result<Vec<u8>> {
+        let f = self.open_file(name)?;
+        read_file(f, &self.path.join(name), max, true)
+    }
+
+    /// See [`read_sysfs_text`].
+    pub fn read_sysfs_text(&self, name: &str) -> Result<String> {
+        let path = self.path.join(name);
+        utf8(&path, self.read_sysfs(name, MAX_TEXT + 1)?)
+    }
+
+    /// See [`read_attr`].
+    pub fn read_attr(&self, name: &str) -> Result<String> {
+        let mut s = self.read_sysfs_text(name)?;
+        if s.ends_with('\n') {
+            s.pop();
+        }
+        Ok(s)
+    }
+
+    /// See [`read_link`].
+    pub fn read_link(&self, name: &str) -> Result<PathBuf> {
+        use std::os::unix::ffi::OsStringExt;
+        let path = self.path.join(name);
+        let fd = self.dir.fd().map_err(|e| errno(&path, e))?;
+        let target = rustix::fs::readlinkat(fd, name, Vec::new()).map_err(|e| errno(&path, e))?;
+        let t = PathBuf::from(std::ffi::OsString::from_vec(target.into_bytes()));
+        note(&path, || Access::Link(t.clone()));
+        Ok(t)
+    }
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 
 use vigil_collector::config::{bit_names, COR_NAMES, UNCOR_NAMES};
 use vigil_collector::pci::{parse::aer_field_name, PciDevice, Severity, Width};
+use vigil_collector::vfio::VfioDevice;
 use vigil_collector::{Collector, Selection, Snapshot};
 
 use crate::metric::{sort, Field, Metric};
@@ -71,28 +72,73 @@ fn device_tags(m: &mut Metric, d: &PciDevice, names: &mut Names) {
 }
 
 impl Converter<'_> {
-    pub fn convert(&mut self, s: &Snapshot) -> Vec<Metric> {
+    /// Every point of the batch, in the contract's order (measurement, then tag
+    /// set), handed to `sink` one at a time: per-device measurements stream in
+    /// address order (`address` is their first tag), so a large host never holds
+    /// its whole batch in memory. `extra` joins the `kernel_event` group.
+    pub fn emit(&mut self, s: &Snapshot, extra: Vec<Metric>, sink: &mut dyn FnMut(&Metric)) {
         let t = s.time_unix_ns;
-        let mut out = Vec::new();
-        if let Some(pci) = &s.pci {
-            for d in pci.devices.values() {
-                if self.sel.has(Collector::PcieDevice) {
-                    out.push(self.device(d, t));
+        let mut small = self.small(s);
+        small.extend(extra);
+        sort(&mut small);
+        let empty = std::collections::BTreeMap::new();
+        let devices = s.pci.as_ref().map_or(&empty, |p| &p.devices);
+        let per_device = [
+            ("pcie_aer", Collector::PcieAer),
+            ("pcie_aer_status", Collector::PcieAerStatus),
+            ("pcie_aspm", Collector::PcieAspm),
+            ("pcie_device", Collector::PcieDevice),
+            ("pcie_link", Collector::PcieLink),
+            ("vfio_device", Collector::VfioDevice),
+        ];
+        let mut names: Vec<&'static str> = small.iter().map(|m| m.name).collect();
+        names.extend(per_device.iter().map(|(n, _)| *n));
+        names.sort_unstable();
+        names.dedup();
+        let mut rest = small.into_iter().peekable();
+        for name in names {
+            while let Some(m) = rest.next_if(|m| m.name == name) {
+                sink(&m);
+            }
+            let Some((_, c)) = per_device.iter().find(|(n, _)| *n == name) else {
+                continue;
+            };
+            if !self.sel.has(*c) {
+                continue;
+            }
+            match name {
+                "vfio_device" => {
+                    for vd in s.vfio.iter().flat_map(|v| v.devices.values()) {
+                        if let Some(d) = devices.get(&vd.address) {
+                            sink(&self.vfio(vd, d, t));
+                        }
+                    }
                 }
-                if self.sel.has(Collector::PcieLink) {
-                    out.extend(self.link(d, t));
-                }
-                if self.sel.has(Collector::PcieAspm) {
-                    out.extend(self.aspm(d, t));
-                }
-                if self.sel.has(Collector::PcieAer) {
-                    out.extend(self.aer(d, t));
-                }
-                if self.sel.has(Collector::PcieAerStatus) {
-                    out.extend(self.aer_status(d, t));
+                _ => {
+                    for d in devices.values() {
+                        match name {
+                            "pcie_aer" => {
+                                let mut v = self.aer(d, t);
+                                v.sort_by(|a, b| {
+                                    a.tags.get("severity").cmp(&b.tags.get("severity"))
+                                });
+                                v.iter().for_each(&mut *sink);
+                            }
+                            "pcie_aer_status" => self.aer_status(d, t).iter().for_each(&mut *sink),
+                            "pcie_aspm" => self.aspm(d, t).iter().for_each(&mut *sink),
+                            "pcie_device" => sink(&self.device(d, t)),
+                            _ => self.link(d, t).iter().for_each(&mut *sink),
+                        }
+                    }
                 }
             }
         }
+    }
+
+    /// Everything but the per-device measurements, sorted.
+    fn small(&mut self, s: &Snapshot) -> Vec<Metric> {
+        let t = s.time_unix_ns;
+        let mut out = Vec::new();
         if let Some(v) = &s.vfio {
             if self.sel.has(Collector::IommuGroup) {
                 for g in v.groups.values() {
@@ -105,61 +151,6 @@ impl Converter<'_> {
                     m.field("other_devices", Field::uint(g.other_devices));
                     m.field("viable", Field::flag(g.viable));
                     m.field("members", Field::Str(g.members.join(",")));
-                    out.push(m);
-                }
-            }
-            if self.sel.has(Collector::VfioDevice) {
-                let devices = s.pci.as_ref().map(|p| &p.devices);
-                for vd in v.devices.values() {
-                    let Some(d) = devices.and_then(|ds| ds.get(&vd.address)) else {
-                        continue;
-                    };
-                    let mut m = self.tagged("vfio_device", d, t);
-                    if let Some(g) = vd.group {
-                        m.tag("group", g.to_string());
-                    }
-                    let driver = d
-                        .driver
-                        .as_ref()
-                        .map(|drv| drv.as_deref().unwrap_or("none"));
-                    m.opt("driver", driver.map(|v| Field::Str(v.to_string())));
-                    m.field("bound", Field::flag(vd.bound));
-                    m.field("intended", Field::flag(vd.intended));
-                    if !vd.intended_by.is_empty() {
-                        let by: Vec<&str> = vd.intended_by.iter().map(String::as_str).collect();
-                        m.field("intended_by", Field::Str(by.join(",")));
-                    }
-                    m.opt("group_viable", vd.group_viable.map(Field::flag));
-                    if let Some(h) = &vd.holder {
-                        m.field("in_use", Field::flag(h.is_some()));
-                        if let Some(h) = h {
-                            m.field("holder_pid", Field::Int(i64::from(h.pid)));
-                            m.opt("holder", h.name.clone().map(Field::Str));
-                            m.opt("vmid", h.vmid.clone().map(Field::Str));
-                        }
-                    }
-                    if !vd.configured_vmids.is_empty() {
-                        let ids: Vec<&str> =
-                            vd.configured_vmids.iter().map(String::as_str).collect();
-                        m.field("configured_vmids", Field::Str(ids.join(",")));
-                    }
-                    m.opt(
-                        "power_state",
-                        d.power_state
-                            .as_ref()
-                            .map(|p| Field::Str(p.as_str().to_string())),
-                    );
-                    m.opt("reset_method", vd.reset_method.clone().map(Field::Str));
-                    m.field(
-                        "host_companions",
-                        Field::uint(vd.host_companions.len() as u64),
-                    );
-                    if !vd.host_companions.is_empty() {
-                        m.field(
-                            "host_companion_addresses",
-                            Field::Str(vd.host_companions.join(",")),
-                        );
-                    }
                     out.push(m);
                 }
             }
@@ -280,6 +271,55 @@ impl Converter<'_> {
         }
         sort(&mut out);
         out
+    }
+
+    fn vfio(&mut self, vd: &VfioDevice, d: &PciDevice, t: i64) -> Metric {
+        let mut m = self.tagged("vfio_device", d, t);
+        if let Some(g) = vd.group {
+            m.tag("group", g.to_string());
+        }
+        let driver = d
+            .driver
+            .as_ref()
+            .map(|drv| drv.as_deref().unwrap_or("none"));
+        m.opt("driver", driver.map(|v| Field::Str(v.to_string())));
+        m.field("bound", Field::flag(vd.bound));
+        m.field("intended", Field::flag(vd.intended));
+        if !vd.intended_by.is_empty() {
+            let by: Vec<&str> = vd.intended_by.iter().map(String::as_str).collect();
+            m.field("intended_by", Field::Str(by.join(",")));
+        }
+        m.opt("group_viable", vd.group_viable.map(Field::flag));
+        if let Some(h) = &vd.holder {
+            m.field("in_use", Field::flag(h.is_some()));
+            if let Some(h) = h {
+                m.field("holder_pid", Field::Int(i64::from(h.pid)));
+                m.opt("holder", h.name.clone().map(Field::Str));
+                m.opt("vmid", h.vmid.clone().map(Field::Str));
+            }
+        }
+        if !vd.configured_vmids.is_empty() {
+            let ids: Vec<&str> = vd.configured_vmids.iter().map(String::as_str).collect();
+            m.field("configured_vmids", Field::Str(ids.join(",")));
+        }
+        m.opt(
+            "power_state",
+            d.power_state
+                .as_ref()
+                .map(|p| Field::Str(p.as_str().to_string())),
+        );
+        m.opt("reset_method", vd.reset_method.clone().map(Field::Str));
+        m.field(
+            "host_companions",
+            Field::uint(vd.host_companions.len() as u64),
+        );
+        if !vd.host_companions.is_empty() {
+            m.field(
+                "host_companion_addresses",
+                Field::Str(vd.host_companions.join(",")),
+            );
+        }
+        m
     }
 
     fn tagged(&mut self, name: &'static str, d: &PciDevice, t: i64) -> Metric {

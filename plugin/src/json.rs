@@ -9,8 +9,16 @@ use crate::metric::{Field, Metric};
 pub fn write(metrics: &[Metric]) -> String {
     let mut out = String::new();
     for m in metrics {
+        write_metric(&mut out, m);
+    }
+    out
+}
+
+/// One point as one JSON line appended to `out` (nothing for a point without fields).
+pub fn write_metric(out: &mut String, m: &Metric) {
+    {
         if m.fields.is_empty() {
-            continue;
+            return;
         }
         let mut fields = Map::new();
         for (k, v) in &m.fields {
@@ -41,5 +49,4 @@ pub fn write(metrics: &[Metric]) -> String {
         out.push_str(&Value::Object(obj).to_string());
         out.push('\n');
     }
-    out
 }

@@ -123,26 +123,35 @@ fn main() -> ExitCode {
             }
         }
         limiter.warn_batch(snap.diagnostics.iter().map(|d| d.message.as_str()));
-        let metrics = convert::Converter {
+        let mut conv = convert::Converter {
             sel: &sel,
             names: &mut names,
             version: env!("CARGO_PKG_VERSION"),
-        }
-        .convert(&snap);
-        let metrics = if extra.is_empty() {
-            metrics
-        } else {
-            let mut all = metrics;
-            all.extend(extra);
-            metric::sort(&mut all);
-            all
         };
-        let text = match cli.format {
-            Format::Influx => lineproto::write(&metrics),
-            Format::Json => json::write(&metrics),
+        // Stream the batch under stdout's lock: atomic with respect to event
+        // lines, and never the whole batch in memory at once.
+        let stdout = std::io::stdout();
+        let mut w = std::io::BufWriter::with_capacity(64 * 1024, stdout.lock());
+        let mut line = String::with_capacity(512);
+        let mut failed: Option<std::io::Error> = None;
+        conv.emit(&snap, extra, &mut |m| {
+            if failed.is_some() {
+                return;
+            }
+            line.clear();
+            match cli.format {
+                Format::Influx => lineproto::write_metric(&mut line, m),
+                Format::Json => json::write_metric(&mut line, m),
+            }
+            if let Err(e) = w.write_all(line.as_bytes()) {
+                failed = Some(e);
+            }
+        });
+        let result = match failed {
+            Some(e) => Err(e),
+            None => w.flush(),
         };
-        let mut out = std::io::stdout().lock();
-        match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        match result {
             Ok(()) => Flow::Continue,
             Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Flow::Stop,
             Err(e) => {

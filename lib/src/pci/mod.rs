@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use crate::config::{self, ConfigSpace, PortType};
-use crate::read::{self, ErrorKind};
+use crate::read::{DirHandle, ErrorKind};
 use crate::root::Root;
 use crate::status::{Clock, Collector, Selection, Tally};
 pub use parse::{AerCounters, PowerState, RuntimeStatus, Width};
@@ -209,15 +209,11 @@ impl PciSnapshot {
     }
 }
 
-fn attr(dir: &Path, name: &str) -> read::Result<String> {
-    read::read_attr(&dir.join(name))
-}
-
 /// Read one attribute into `T`; failures are tallied against `c` and give `None`.
 fn get<T>(
     tally: &mut Tally,
     c: Collector,
-    dir: &Path,
+    dir: &DirHandle,
     name: &str,
     present: &BTreeSet<String>,
     parse: impl FnOnce(&str) -> Result<T, parse::ParseError>,
@@ -226,11 +222,11 @@ fn get<T>(
     if !present.contains(top) {
         return None;
     }
-    match attr(dir, name) {
+    match dir.read_attr(name) {
         Ok(s) => match parse(&s) {
             Ok(v) => Some(v),
             Err(e) => {
-                tally.error(c, format!("{}: {}", dir.join(name).display(), e.0));
+                tally.error(c, format!("{}: {}", dir.path().join(name).display(), e.0));
                 None
             }
         },
@@ -249,8 +245,9 @@ pub fn collect(
 ) -> Option<PciSnapshot> {
     let sw = clock.start();
     let base = root.path(DEVICES_DIR);
-    let names = match read::list_dir(&base) {
-        Ok(n) => n,
+    let listed = DirHandle::open(&base).and_then(|mut h| h.list().map(|n| (h, n)));
+    let (bus, names) = match listed {
+        Ok(x) => x,
         Err(e) => {
             let why = match e.kind {
                 ErrorKind::Absent => "absent",
@@ -266,31 +263,52 @@ pub fn collect(
             return None;
         }
     };
-    let mut devices = BTreeMap::new();
-    for name in names {
-        if !parse::is_bdf(&name) {
-            continue;
-        }
-        if let Some(d) = read_cached(&base, &name, tally) {
-            devices.insert(name, d);
-        }
+    // Topology first (one readlink per bus entry), then every device in one
+    // pass, bridges before what hangs below them: whether an ancestor sleeps is
+    // known when a device is reached, and each device directory is opened once.
+    let mut order: Vec<(String, Vec<String>)> = Vec::new();
+    for name in names.into_iter().filter(|n| parse::is_bdf(n)) {
+        let chain = match bus.read_link(&name) {
+            Ok(target) => {
+                let mut chain: Vec<String> = target
+                    .components()
+                    .filter_map(|c| c.as_os_str().to_str())
+                    .filter(|c| parse::is_bdf(c))
+                    .map(str::to_string)
+                    .collect();
+                if chain.last() == Some(&name) {
+                    chain.pop();
+                }
+                chain
+            }
+            // A plain directory (hand-made capture): no topology to learn.
+            Err(e) if matches!(e.kind, ErrorKind::Unavailable("EINVAL")) => Vec::new(),
+            Err(e) => {
+                tally.read_failed(Collector::PcieDevice, &e);
+                Vec::new()
+            }
+        };
+        order.push((name, chain));
     }
+    order.sort_by(|a, b| a.1.len().cmp(&b.1.len()).then_with(|| a.0.cmp(&b.0)));
+    let mut devices = BTreeMap::new();
+    let mut asleep: BTreeSet<String> = BTreeSet::new();
     tally.add_time(Collector::PcieDevice, sw.elapsed_us());
-
-    // Pass 2: attributes that may touch hardware, only under awake bridges.
-    let asleep: BTreeSet<String> = devices
-        .values()
-        .filter(|d| d.suspended())
-        .map(|d| d.address.clone())
-        .collect();
-    for d in devices.values_mut() {
-        let dir = base.join(&d.address);
+    for (name, chain) in order {
+        let sw = clock.start();
+        let Some((mut d, dir)) = read_cached(&bus, &name, chain, tally) else {
+            continue;
+        };
         let present = std::mem::take(&mut d.entries);
         d.link_skipped = d.suspended() || d.ancestors.iter().any(|a| asleep.contains(a));
+        if d.suspended() {
+            asleep.insert(d.address.clone());
+        }
         if !d.link_skipped {
-            let sw = clock.start();
-            read_config(d, &dir, &present, sel, tally);
-            tally.add_time(Collector::PcieDevice, sw.elapsed_us());
+            read_config(&mut d, &dir, &present, sel, tally);
+        }
+        tally.add_time(Collector::PcieDevice, sw.elapsed_us());
+        if !d.link_skipped {
             // With the full config space in hand, the four link files would only
             // repeat LNKSTA/LNKCAP/LNKCAP2 (the kernel derives them from those
             // registers): four opens per function saved.
@@ -301,23 +319,24 @@ pub fn collect(
             });
             if sel.has(Collector::PcieLink) && !regs {
                 let sw = clock.start();
-                read_link(d, &dir, &present, tally);
+                read_link(&mut d, &dir, &present, tally);
                 tally.add_time(Collector::PcieLink, sw.elapsed_us());
             }
         }
         if sel.has(Collector::PcieAspm) && present.contains("link") {
             let sw = clock.start();
-            d.aspm = read_aspm(&dir.join("link"), tally);
+            d.aspm = read_aspm(&dir, tally);
             tally.add_time(Collector::PcieAspm, sw.elapsed_us());
         }
         if sel.has(Collector::PcieAer) {
             let sw = clock.start();
-            read_aer(d, &dir, &present, tally);
+            read_aer(&mut d, &dir, &present, tally);
             tally.add_time(Collector::PcieAer, sw.elapsed_us());
         }
         d.pcie = present.contains("max_link_speed")
             || present.contains("current_link_width")
             || d.config.as_ref().is_some_and(|c| c.express.is_some());
+        devices.insert(name, d);
     }
     let sw = clock.start();
     derive_link_states(&mut devices);
@@ -335,12 +354,18 @@ fn pci_collectors() -> [Collector; 5] {
     ]
 }
 
-/// Pass 1: attributes the kernel serves from memory. Never wakes anything.
-fn read_cached(base: &Path, name: &str, tally: &mut Tally) -> Option<PciDevice> {
+/// The attributes the kernel serves from memory (never wakes anything), and
+/// the open device directory for the rest.
+fn read_cached(
+    bus: &DirHandle,
+    name: &str,
+    chain: Vec<String>,
+    tally: &mut Tally,
+) -> Option<(PciDevice, DirHandle)> {
     let c = Collector::PcieDevice;
-    let dir = base.join(name);
-    let present: BTreeSet<String> = match read::list_dir(&dir) {
-        Ok(p) => p.into_iter().collect(),
+    let opened = DirHandle::open(&bus.path().join(name)).and_then(|mut h| h.list().map(|p| (h, p)));
+    let (dir, present) = match opened {
+        Ok((h, p)) => (h, p.into_iter().collect::<BTreeSet<String>>()),
         Err(e) => {
             // Gone mid-walk (hot-unplug, rebind) is normal; anything else is worth a note.
             if e.kind != ErrorKind::Absent {
@@ -351,27 +376,11 @@ fn read_cached(base: &Path, name: &str, tally: &mut Tally) -> Option<PciDevice> 
     };
     let mut d = PciDevice {
         address: name.to_string(),
+        upstream_port: chain.last().cloned(),
+        ancestors: chain,
         ..PciDevice::default()
     };
     let present = &present;
-    // The bus entry links to the real path: its BDF components are the bridges above.
-    match read::read_link(&base.join(name)) {
-        Ok(target) => {
-            let mut chain: Vec<String> = target
-                .components()
-                .filter_map(|c| c.as_os_str().to_str())
-                .filter(|c| parse::is_bdf(c))
-                .map(str::to_string)
-                .collect();
-            if chain.last().map(String::as_str) == Some(name) {
-                chain.pop();
-            }
-            d.upstream_port = chain.last().cloned();
-            d.ancestors = chain;
-        }
-        Err(e) if matches!(e.kind, ErrorKind::Unavailable("EINVAL")) => {} // a plain directory: no topology
-        Err(e) => tally.read_failed(c, &e),
-    }
     d.vendor_id = get(tally, c, &dir, "vendor", present, parse::hex_u16);
     d.device_id = get(tally, c, &dir, "device", present, parse::hex_u16);
     d.class = get(tally, c, &dir, "class", present, parse::class_code);
@@ -380,14 +389,14 @@ fn read_cached(base: &Path, name: &str, tally: &mut Tally) -> Option<PciDevice> 
     } else {
         // `driver` links to `.../bus/pci/drivers/<name>`; any other target
         // (a loop, junk) is not a driver name.
-        match read::read_link(&dir.join("driver")) {
+        match dir.read_link("driver") {
             Ok(target) => match driver_name(&target) {
                 Some(n) => d.driver = Some(Some(n)),
                 None => tally.error(
                     c,
                     format!(
                         "{}/driver: link to {} is not a driver",
-                        dir.display(),
+                        dir.path().display(),
                         target.display()
                     ),
                 ),
@@ -409,14 +418,19 @@ fn read_cached(base: &Path, name: &str, tally: &mut Tally) -> Option<PciDevice> 
     d.enabled = get(tally, c, &dir, "enable", present, parse::flag);
     d.numa_node = get(tally, c, &dir, "numa_node", present, parse::numa_node).flatten();
     if present.contains("iommu_group") {
-        match read::read_link_name(&dir.join("iommu_group")) {
+        match dir.read_link("iommu_group").map(|t| {
+            t.file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("")
+                .to_string()
+        }) {
             Ok(n) => match n.parse::<u32>() {
                 Ok(g) => d.iommu_group = Some(g),
                 Err(_) => tally.error(
                     c,
                     format!(
                         "{}/iommu_group: link to {n:?}, not a group number",
-                        dir.display()
+                        dir.path().display()
                     ),
                 ),
             },
@@ -424,7 +438,7 @@ fn read_cached(base: &Path, name: &str, tally: &mut Tally) -> Option<PciDevice> 
         }
     }
     d.entries = present.clone();
-    Some(d)
+    Some((d, dir))
 }
 
 fn driver_name(target: &Path) -> Option<String> {
@@ -435,7 +449,7 @@ fn driver_name(target: &Path) -> Option<String> {
 
 fn read_config(
     d: &mut PciDevice,
-    dir: &Path,
+    dir: &DirHandle,
     present: &BTreeSet<String>,
     sel: &Selection,
     tally: &mut Tally,
@@ -452,9 +466,9 @@ fn read_config(
     if !wanted || !present.contains("config") {
         return;
     }
-    let path = dir.join("config");
+    let path = dir.path().join("config");
     // One read of up to 4096 bytes: the kernel returns 64 to unprivileged openers.
-    let bytes = match read::read_sysfs(&path, 4097) {
+    let bytes = match dir.read_sysfs("config", 4097) {
         Ok(b) => b,
         Err(e) => {
             tally.read_failed(Collector::PcieDevice, &e);
@@ -499,7 +513,7 @@ fn read_config(
     d.config = Some(cs);
 }
 
-fn read_link(d: &mut PciDevice, dir: &Path, present: &BTreeSet<String>, tally: &mut Tally) {
+fn read_link(d: &mut PciDevice, dir: &DirHandle, present: &BTreeSet<String>, tally: &mut Tally) {
     let c = Collector::PcieLink;
     let names = [
         "current_link_speed",
@@ -534,15 +548,19 @@ fn read_link(d: &mut PciDevice, dir: &Path, present: &BTreeSet<String>, tally: &
     d.link = Some(link);
 }
 
-fn read_aspm(link_dir: &Path, tally: &mut Tally) -> Option<AspmSysfs> {
+fn read_aspm(dev: &DirHandle, tally: &mut Tally) -> Option<AspmSysfs> {
     let c = Collector::PcieAspm;
-    let present: BTreeSet<String> = match read::list_dir(link_dir) {
-        Ok(p) => p.into_iter().collect(),
+    let opened = dev
+        .open_dir("link")
+        .and_then(|mut h| h.list().map(|p| (h, p)));
+    let (link_dir, present): (DirHandle, BTreeSet<String>) = match opened {
+        Ok((h, p)) => (h, p.into_iter().collect()),
         Err(e) => {
             tally.read_failed(c, &e);
             return None;
         }
     };
+    let link_dir = &link_dir;
     let mut a = AspmSysfs::default();
     for (file, slot) in [
         ("l0s_aspm", &mut a.l0s),
@@ -558,17 +576,17 @@ fn read_aspm(link_dir: &Path, tally: &mut Tally) -> Option<AspmSysfs> {
     Some(a)
 }
 
-fn read_aer(d: &mut PciDevice, dir: &Path, present: &BTreeSet<String>, tally: &mut Tally) {
+fn read_aer(d: &mut PciDevice, dir: &DirHandle, present: &BTreeSet<String>, tally: &mut Tally) {
     let c = Collector::PcieAer;
     for sev in Severity::ALL {
         if present.contains(sev.dev_file()) {
-            match read::read_sysfs_text(&dir.join(sev.dev_file())) {
+            match dir.read_sysfs_text(sev.dev_file()) {
                 Ok(s) => {
                     let (counters, errs) = parse::aer_file(&s);
                     for e in errs {
                         tally.error(
                             c,
-                            format!("{}: {}", dir.join(sev.dev_file()).display(), e.0),
+                            format!("{}: {}", dir.path().join(sev.dev_file()).display(), e.0),
                         );
                     }
                     d.aer.insert(sev, counters);

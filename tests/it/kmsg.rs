@@ -176,33 +176,11 @@ fn once_prints_the_ring_and_unprivileged_gets_a_reason() {
     // kernel time: btime + usec (86391 s after boot)
     assert_eq!(xid.ts, Some(1_699_913_600_000_000_000 + 86_391_000_000_000));
 
-    let is_root = Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| o.stdout == b"0\n")
-        .unwrap_or(false);
-    if !is_root {
+    let Some((_tmp, root)) = unprivileged_copy("device-fell-off-bus", "dev/kmsg", 0o600) else {
         return;
-    }
-    let tmp = scratch_copy("device-fell-off-bus");
-    let root = tmp.path().join("root");
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    std::fs::set_permissions(
-        root.join("dev/kmsg"),
-        std::fs::Permissions::from_mode(0o600),
-    )
-    .expect("chmod");
-    let out = Command::new("setpriv")
-        .args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            bin(),
-            "--fake-time",
-            FAKE_TIME,
-            "--root",
-        ])
+    };
+    let out = as_nobody()
+        .args(["--fake-time", FAKE_TIME, "--root"])
         .arg(&root)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

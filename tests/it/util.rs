@@ -178,3 +178,47 @@ pub fn string(p: &Point, f: &str) -> Option<String> {
         other => panic!("{f} is not a string: {other:?}"),
     }
 }
+
+/// A scratch copy of fixture `name` that user `nobody` can read, with `restrict`
+/// (relative to the root) set to `mode`, as the kernel has another user's file.
+/// `None` where the test cannot drop privileges (not root, no setpriv).
+pub fn unprivileged_copy(
+    name: &str,
+    restrict: &str,
+    mode: u32,
+) -> Option<(tempfile::TempDir, PathBuf)> {
+    use std::os::unix::fs::PermissionsExt;
+    let is_root = Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout == b"0\n")
+        .unwrap_or(false);
+    let has_setpriv = Command::new("setpriv")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !is_root || !has_setpriv {
+        eprintln!("skipping the unprivileged part: needs root and setpriv to drop to nobody");
+        return None;
+    }
+    let tmp = tempfile::tempdir().expect("tmp");
+    let root = tmp.path().join("root");
+    let st = Command::new("cp")
+        .arg("-a")
+        .arg(fixture(name))
+        .arg(&root)
+        .status()
+        .expect("cp");
+    assert!(st.success());
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    std::fs::set_permissions(root.join(restrict), std::fs::Permissions::from_mode(mode))
+        .expect("chmod");
+    Some((tmp, root))
+}
+
+/// vigil run as user `nobody` (uid 65534, no groups), as Telegraf runs it.
+pub fn as_nobody() -> Command {
+    let mut c = Command::new("setpriv");
+    c.args(["--reuid=65534", "--regid=65534", "--clear-groups", bin()]);
+    c
+}

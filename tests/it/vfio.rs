@@ -2,7 +2,6 @@
 //! expectations table, and an unprivileged run.
 
 use std::collections::BTreeSet;
-use std::process::Command;
 
 use vigil_collector::vfio::hostpci::{mapping_paths, parse_vm_config, resolve, HostPci};
 
@@ -241,47 +240,13 @@ fn hostpci_parser_matches_qemu_server_expectations() {
 /// cannot be listed. Then no holder fields, `unavailable=permission`, no error storm.
 #[test]
 fn unprivileged_run_reports_holders_unavailable() {
-    let is_root = Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| o.stdout == b"0\n")
-        .unwrap_or(false);
-    let has_setpriv = Command::new("setpriv")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !is_root || !has_setpriv {
-        eprintln!("skipping: needs root and setpriv to drop to nobody");
-        return;
-    }
-    let tmp = tempfile::tempdir().expect("tmp");
-    let root = tmp.path().join("root");
-    let status = Command::new("cp")
-        .arg("-a")
-        .arg(fixture("passthrough-gpu-vfio"))
-        .arg(&root)
-        .status()
-        .expect("cp");
-    assert!(status.success());
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
     // As the kernel has it: another user's fd directory is 0500, owned by that user (root here).
-    std::fs::set_permissions(
-        root.join("proc/4242/fd"),
-        std::fs::Permissions::from_mode(0o500),
-    )
-    .expect("chmod");
-    let out = Command::new("setpriv")
-        .args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            bin(),
-            "--once",
-            "--fake-time",
-            FAKE_TIME,
-            "--root",
-        ])
+    let Some((_tmp, root)) = unprivileged_copy("passthrough-gpu-vfio", "proc/4242/fd", 0o500)
+    else {
+        return;
+    };
+    let out = as_nobody()
+        .args(["--once", "--fake-time", FAKE_TIME, "--root"])
         .arg(&root)
         .output()
         .expect("run as nobody");

@@ -21,14 +21,34 @@ type NamePair = (Option<&'static str>, Option<&'static str>);
 pub struct Names {
     enabled: bool,
     cache: HashMap<(u16, u16), NamePair>,
+    /// Kernel AER counter name -> field name. The kernel's names are a small
+    /// closed set; past AER_NAMES_MAX distinct names (garbage) nothing more is kept.
+    aer: HashMap<String, &'static str>,
 }
+
+const AER_NAMES_MAX: usize = 256;
 
 impl Names {
     pub fn new(enabled: bool) -> Names {
         Names {
             enabled,
             cache: HashMap::new(),
+            aer: HashMap::new(),
         }
+    }
+
+    fn aer_field(&mut self, kernel_name: &str) -> std::borrow::Cow<'static, str> {
+        if let Some(n) = self.aer.get(kernel_name) {
+            return std::borrow::Cow::Borrowed(n);
+        }
+        let name = aer_field_name(kernel_name);
+        if self.aer.len() >= AER_NAMES_MAX {
+            return std::borrow::Cow::Owned(name);
+        }
+        // Bounded above: at most AER_NAMES_MAX short names live for the process.
+        let leaked: &'static str = Box::leak(name.into_boxed_str());
+        self.aer.insert(kernel_name.to_string(), leaked);
+        std::borrow::Cow::Borrowed(leaked)
     }
 
     fn lookup(&mut self, vid: u16, did: u16) -> NamePair {
@@ -464,10 +484,10 @@ impl Converter<'_> {
             m.tag("severity", sev.name());
             if let Some(c) = counters {
                 for (name, v) in &c.counters {
-                    let key = aer_field_name(name);
+                    let key = self.names.aer_field(name);
                     // `total` and `rootport_total` are ours; a kernel name colliding keeps its own spelling.
                     let key = if key == "total" || key == "rootport_total" {
-                        format!("{key}_counter")
+                        std::borrow::Cow::Owned(format!("{key}_counter"))
                     } else {
                         key
                     };

@@ -30,7 +30,7 @@ pub fn write_metric(out: &mut String, m: &Metric) {
                 Field::Str(s) => Value::from(s.as_str()),
             };
             if !v.is_null() {
-                fields.insert(k.clone(), v);
+                fields.insert(k.to_string(), v);
             }
         }
         let tags: Map<String, Value> = m

@@ -1,5 +1,6 @@
 //! One output point: what the encoders write. Naming lives in `convert`.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -23,7 +24,8 @@ impl Field {
 pub struct Metric {
     pub name: &'static str,
     pub tags: BTreeMap<&'static str, String>,
-    pub fields: BTreeMap<String, Field>,
+    /// Keys are static names except the kernel's AER counter names.
+    pub fields: BTreeMap<Cow<'static, str>, Field>,
     pub time_unix_ns: i64,
 }
 
@@ -46,7 +48,7 @@ impl Metric {
         self
     }
 
-    pub fn field(&mut self, k: impl Into<String>, v: Field) -> &mut Self {
+    pub fn field(&mut self, k: impl Into<Cow<'static, str>>, v: Field) -> &mut Self {
         // The contract forbids NaN and Inf: such a value is absent, not written.
         if let Field::Float(f) = v {
             if !f.is_finite() {
@@ -57,7 +59,7 @@ impl Metric {
         self
     }
 
-    pub fn opt(&mut self, k: &str, v: Option<Field>) -> &mut Self {
+    pub fn opt(&mut self, k: &'static str, v: Option<Field>) -> &mut Self {
         if let Some(v) = v {
             self.field(k, v);
         }

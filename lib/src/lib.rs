@@ -129,7 +129,18 @@ pub fn collect(root: &Root, sel: &Selection, clock: Clock) -> Snapshot {
                     tally.unavailable(Collector::KernelEvent, "overrun");
                 }
             }
-            Err(e) => tally.read_failed(Collector::KernelEvent, &e),
+            Err(e) => {
+                if e.kind == read::ErrorKind::Permission {
+                    tally.note(
+                        Collector::KernelEvent,
+                        format!(
+                            "{}: permission denied: no kernel events (set kernel.dmesg_restrict=0 or grant CAP_SYSLOG, see README)",
+                            e.path.display()
+                        ),
+                    );
+                }
+                tally.read_failed(Collector::KernelEvent, &e);
+            }
         }
         tally.add_time(Collector::KernelEvent, sw.elapsed_us());
     }

@@ -172,6 +172,14 @@ impl Tally {
         });
     }
 
+    /// Worth telling a person, but not a bad value (a missing privilege).
+    pub fn note(&mut self, c: Collector, message: String) {
+        self.diagnostics.push(Diagnostic {
+            collector: c,
+            message,
+        });
+    }
+
     pub fn unavailable(&mut self, c: Collector, why: &str) {
         self.entry(c).unavailable.insert(why.to_string());
     }

@@ -211,4 +211,24 @@ fn once_prints_the_ring_and_unprivileged_gets_a_reason() {
         .expect("status");
     assert_eq!(string(st, "unavailable").as_deref(), Some("permission"));
     assert!(points(&ps, "pcie_device").count() > 0, "metrics go on");
+    // --once reads the ring itself: the same single warning and reason.
+    let once = as_nobody()
+        .args(["--once", "--fake-time", FAKE_TIME, "--root"])
+        .arg(&root)
+        .output()
+        .expect("once as nobody");
+    assert_eq!(once.status.code(), Some(0));
+    let err = String::from_utf8_lossy(&once.stderr);
+    assert_eq!(
+        err.lines()
+            .filter(|l| l.starts_with("W! ") && l.contains("permission denied"))
+            .count(),
+        1,
+        "{err}"
+    );
+    let ps = parse_lp(&String::from_utf8(once.stdout).expect("utf8"));
+    let st = points(&ps, "vigil_collector")
+        .find(|p| p.tags["collector"] == "kernel_event")
+        .expect("status");
+    assert_eq!(string(st, "unavailable").as_deref(), Some("permission"));
 }

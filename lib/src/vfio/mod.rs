@@ -113,15 +113,14 @@ pub fn collect(
                     Ok(_) => tally.error(cg, format!("{}/type: empty", dir.display())),
                     Err(e) => tally.read_failed(cg, &e),
                 }
-                match read::list_dir(&dir.join("devices")) {
-                    Ok(m) => {
-                        g.members = m
-                            .into_iter()
-                            .filter(|a| crate::pci::parse::is_bdf(a))
-                            .collect()
-                    }
-                    Err(e) => tally.read_failed(cg, &e),
-                }
+                // Members are PCI addresses: every PCI function names its group
+                // in its own `iommu_group` link, already read, so the group's
+                // `devices/` directory is not listed again.
+                g.members = devices
+                    .values()
+                    .filter(|d| d.iommu_group == Some(id))
+                    .map(|d| d.address.clone())
+                    .collect();
                 let mut viable = true;
                 for m in &g.members {
                     let dev = devices.get(m);

@@ -98,6 +98,13 @@ pub fn collect(
         Err(e) if e.kind == ErrorKind::Absent => s.iommu_enabled = Some(false),
         Err(e) => tally.read_failed(cg, &e),
     }
+    // Group -> member addresses, in one pass (devices are in address order).
+    let mut members: BTreeMap<u32, Vec<String>> = BTreeMap::new();
+    for d in devices.values() {
+        if let Some(g) = d.iommu_group {
+            members.entry(g).or_default().push(d.address.clone());
+        }
+    }
     let groups_dir = root.path("/sys/kernel/iommu_groups");
     match read::list_dir(&groups_dir) {
         Ok(names) => {
@@ -116,11 +123,7 @@ pub fn collect(
                 // Members are PCI addresses: every PCI function names its group
                 // in its own `iommu_group` link, already read, so the group's
                 // `devices/` directory is not listed again.
-                g.members = devices
-                    .values()
-                    .filter(|d| d.iommu_group == Some(id))
-                    .map(|d| d.address.clone())
-                    .collect();
+                g.members = members.remove(&id).unwrap_or_default();
                 let mut viable = true;
                 for m in &g.members {
                     let dev = devices.get(m);

@@ -2,6 +2,7 @@
 
 use std::os::unix::fs::symlink;
 use std::path::Path;
+use std::process::Command;
 
 use crate::util::*;
 
@@ -101,4 +102,41 @@ fn committed_corrupt_fixture_counts_every_bad_value() {
     // The vanished device is skipped without an error; the empty one still reports.
     assert!(points(&ps, "pcie_device").all(|p| p.tags["address"] != "0000:03:00.0"));
     one(&ps, "pcie_device", "0000:04:00.0");
+}
+
+/// A `config` read that never returns (the kernel sleeps while a device is
+/// being reset): a FIFO with no writer blocks the same way. The collection
+/// finishes past the deadline, says why, and reads every other device.
+#[test]
+fn a_config_read_that_blocks_does_not_stall_the_collection() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let root = tmp.path().join("root");
+    let st = Command::new("cp")
+        .arg("-a")
+        .arg(fixture("asus-p6t6-switch"))
+        .arg(&root)
+        .status()
+        .expect("cp");
+    assert!(st.success());
+    let cfg = root.join("sys/devices/pci0000:00/0000:00:07.0/0000:06:00.0/config");
+    std::fs::remove_file(&cfg).expect("rm config");
+    let st = Command::new("mkfifo").arg(&cfg).status().expect("mkfifo");
+    assert!(st.success());
+    let started = std::time::Instant::now();
+    let out = run_once(&root, &[]);
+    let took = started.elapsed();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(took < std::time::Duration::from_secs(5), "took {took:?}");
+    let ps = parse_lp(&String::from_utf8(out.stdout).expect("utf8"));
+    let stuck = one(&ps, "pcie_device", "0000:06:00.0");
+    assert_eq!(int(stuck, "reachable"), None, "config not read");
+    let st = points(&ps, "vigil_collector")
+        .find(|p| p.tags["collector"] == "pcie_device")
+        .expect("status");
+    assert_eq!(string(st, "unavailable").as_deref(), Some("ETIMEDOUT"));
+    // The device after it (its audio function) was read through a fresh worker.
+    assert_eq!(
+        int(one(&ps, "pcie_device", "0000:06:00.1"), "reachable"),
+        Some(1)
+    );
 }

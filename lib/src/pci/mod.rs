@@ -14,12 +14,16 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use crate::config::{self, ConfigSpace, PortType};
-use crate::read::{DirHandle, ErrorKind};
+use crate::read::{self, DirHandle, ErrorKind};
 use crate::root::Root;
 use crate::status::{Clock, Collector, Selection, Tally};
 pub use parse::{AerCounters, PowerState, RuntimeStatus, Width};
 
 pub const DEVICES_DIR: &str = "/sys/bus/pci/devices";
+
+/// Longest a `config` read may take before it counts as stuck (a device being
+/// reset): a healthy 4096-byte read takes a few milliseconds.
+pub const CONFIG_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -293,10 +297,28 @@ pub fn collect(
     order.sort_by(|a, b| a.1.len().cmp(&b.1.len()).then_with(|| a.0.cmp(&b.0)));
     let mut devices = BTreeMap::new();
     let mut asleep: BTreeSet<String> = BTreeSet::new();
+    let mut config_reader = read::Worker::new(CONFIG_TIMEOUT);
     tally.add_time(Collector::PcieDevice, sw.elapsed_us());
+    let wants_config = config_wanted(sel);
     for (name, chain) in order {
         let sw = clock.start();
-        let Some((mut d, dir)) = read_cached(&bus, &name, chain, tally) else {
+        let mut submitted = false;
+        let cached = read_cached(&bus, &name, chain, tally, &mut |d: &PciDevice,
+                                                                  present: &BTreeSet<
+            String,
+        >| {
+            let awake = !d.suspended() && !d.ancestors.iter().any(|a| asleep.contains(a));
+            if awake && wants_config && present.contains("config") {
+                // One read of up to 4096 bytes: the kernel returns 64 to unprivileged openers.
+                config_reader.submit(&bus.path().join(&d.address).join("config"), 4097);
+                submitted = true;
+            }
+        });
+        let Some((mut d, dir)) = cached else {
+            // Vanished between the power read and the rest: drop its config read too.
+            if submitted {
+                let _ = config_reader.wait();
+            }
             continue;
         };
         let present = std::mem::take(&mut d.entries);
@@ -304,10 +326,24 @@ pub fn collect(
         if d.suspended() {
             asleep.insert(d.address.clone());
         }
-        if !d.link_skipped {
-            read_config(&mut d, &dir, &present, sel, tally);
-        }
         tally.add_time(Collector::PcieDevice, sw.elapsed_us());
+        if sel.has(Collector::PcieAspm) && present.contains("link") {
+            let sw = clock.start();
+            d.aspm = read_aspm(&dir, tally);
+            tally.add_time(Collector::PcieAspm, sw.elapsed_us());
+        }
+        if sel.has(Collector::PcieAer) {
+            let sw = clock.start();
+            read_aer(&mut d, &dir, &present, tally);
+            tally.add_time(Collector::PcieAer, sw.elapsed_us());
+        }
+        if submitted {
+            let sw = clock.start();
+            if let Some(r) = config_reader.wait() {
+                take_config(&mut d, &dir, r, tally);
+            }
+            tally.add_time(Collector::PcieDevice, sw.elapsed_us());
+        }
         if !d.link_skipped {
             // With the full config space in hand, the four link files would only
             // repeat LNKSTA/LNKCAP/LNKCAP2 (the kernel derives them from those
@@ -322,16 +358,6 @@ pub fn collect(
                 read_link(&mut d, &dir, &present, tally);
                 tally.add_time(Collector::PcieLink, sw.elapsed_us());
             }
-        }
-        if sel.has(Collector::PcieAspm) && present.contains("link") {
-            let sw = clock.start();
-            d.aspm = read_aspm(&dir, tally);
-            tally.add_time(Collector::PcieAspm, sw.elapsed_us());
-        }
-        if sel.has(Collector::PcieAer) {
-            let sw = clock.start();
-            read_aer(&mut d, &dir, &present, tally);
-            tally.add_time(Collector::PcieAer, sw.elapsed_us());
         }
         d.pcie = present.contains("max_link_speed")
             || present.contains("current_link_width")
@@ -361,6 +387,7 @@ fn read_cached(
     name: &str,
     chain: Vec<String>,
     tally: &mut Tally,
+    after_power: &mut dyn FnMut(&PciDevice, &BTreeSet<String>),
 ) -> Option<(PciDevice, DirHandle)> {
     let c = Collector::PcieDevice;
     let opened = DirHandle::open(&bus.path().join(name)).and_then(|mut h| h.list().map(|p| (h, p)));
@@ -381,6 +408,15 @@ fn read_cached(
         ..PciDevice::default()
     };
     let present = &present;
+    // Power first: whether `config` may be read is known now, so its read can
+    // start on the worker while the cached attributes below are read.
+    d.power_state = get(tally, c, &dir, "power_state", present, |s| {
+        Ok(PowerState::parse(s))
+    });
+    d.runtime_status = get(tally, c, &dir, "power/runtime_status", present, |s| {
+        Ok(RuntimeStatus::parse(s))
+    });
+    after_power(&d, present);
     d.vendor_id = get(tally, c, &dir, "vendor", present, parse::hex_u16);
     d.device_id = get(tally, c, &dir, "device", present, parse::hex_u16);
     d.class = get(tally, c, &dir, "class", present, parse::class_code);
@@ -408,12 +444,6 @@ fn read_cached(
         Ok(parse::driver_override(s))
     })
     .flatten();
-    d.power_state = get(tally, c, &dir, "power_state", present, |s| {
-        Ok(PowerState::parse(s))
-    });
-    d.runtime_status = get(tally, c, &dir, "power/runtime_status", present, |s| {
-        Ok(RuntimeStatus::parse(s))
-    });
     d.d3cold_allowed = get(tally, c, &dir, "d3cold_allowed", present, parse::flag);
     d.enabled = get(tally, c, &dir, "enable", present, parse::flag);
     d.numa_node = get(tally, c, &dir, "numa_node", present, parse::numa_node).flatten();
@@ -447,14 +477,9 @@ fn driver_name(target: &Path) -> Option<String> {
     (parent == "drivers" && !name.is_empty()).then(|| name.to_string())
 }
 
-fn read_config(
-    d: &mut PciDevice,
-    dir: &DirHandle,
-    present: &BTreeSet<String>,
-    sel: &Selection,
-    tally: &mut Tally,
-) {
-    let wanted = [
+/// Whether any selected collector uses config space.
+fn config_wanted(sel: &Selection) -> bool {
+    [
         Collector::PcieDevice,
         Collector::PcieLink,
         Collector::PcieAspm,
@@ -462,13 +487,13 @@ fn read_config(
         Collector::CrashForensics,
     ]
     .into_iter()
-    .any(|c| sel.has(c));
-    if !wanted || !present.contains("config") {
-        return;
-    }
+    .any(|c| sel.has(c))
+}
+
+/// Decode and check a `config` read.
+fn take_config(d: &mut PciDevice, dir: &DirHandle, read: read::Result<Vec<u8>>, tally: &mut Tally) {
     let path = dir.path().join("config");
-    // One read of up to 4096 bytes: the kernel returns 64 to unprivileged openers.
-    let bytes = match dir.read_sysfs("config", 4097) {
+    let bytes = match read {
         Ok(b) => b,
         Err(e) => {
             tally.read_failed(Collector::PcieDevice, &e);

@@ -390,7 +390,9 @@ fn read_cached(
     after_power: &mut dyn FnMut(&PciDevice, &BTreeSet<String>),
 ) -> Option<(PciDevice, DirHandle)> {
     let c = Collector::PcieDevice;
-    let opened = DirHandle::open(&bus.path().join(name)).and_then(|mut h| h.list().map(|p| (h, p)));
+    let opened = bus
+        .open_dir(name)
+        .and_then(|mut h| h.list().map(|p| (h, p)));
     let (dir, present) = match opened {
         Ok((h, p)) => (h, p.into_iter().collect::<BTreeSet<String>>()),
         Err(e) => {

@@ -31,10 +31,6 @@ impl Root {
     pub fn path(&self, os_path: &str) -> PathBuf {
         self.base.join(os_path.trim_start_matches('/'))
     }
-
-    pub fn is_host(&self) -> bool {
-        self.base == Path::new("/")
-    }
 }
 
 #[cfg(test)]

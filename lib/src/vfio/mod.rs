@@ -13,7 +13,7 @@ pub mod modprobe;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::pci::{PciDevice, PciSnapshot, PowerState};
+use crate::pci::{PciDevice, PciSnapshot};
 use crate::platform::cmdline;
 use crate::read::{self, ErrorKind};
 use crate::root::Root;
@@ -456,11 +456,6 @@ fn scan_holders(
         tally.unavailable(Collector::VfioDevice, "permission");
     }
     (found, complete)
-}
-
-/// For the `vfio_device` line: the device's power state, as `pcie_device` has it.
-pub fn power_state_of(d: &PciDevice) -> Option<&PowerState> {
-    d.power_state.as_ref()
 }
 
 #[cfg(test)]

@@ -64,7 +64,13 @@ pub enum Access {
     List,
 }
 
+/// Bytes of the per-thread buffer attribute reads go through: two pages, so
+/// any sysfs attribute (at most one page) arrives in one `read()` that is
+/// short, hence known complete.
+const SCRATCH_LEN: usize = 8192;
+
 thread_local! {
+    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
     static RECORDER: RefCell<Option<BTreeMap<PathBuf, Access>>> = const { RefCell::new(None) };
 }
 
@@ -74,6 +80,12 @@ pub fn record<T>(f: impl FnOnce() -> T) -> (T, BTreeMap<PathBuf, Access>) {
     let out = f();
     let seen = RECORDER.with(|r| r.borrow_mut().take()).unwrap_or_default();
     (out, seen)
+}
+
+/// Whether this thread is recording: callers that would build a path only
+/// for [`note`] ask first.
+fn recording() -> bool {
+    RECORDER.with(|r| r.borrow().is_some())
 }
 
 fn note(path: &Path, a: impl FnOnce() -> Access) {
@@ -151,9 +163,19 @@ fn read_file(f: File, path: &Path, max: usize, short_is_eof: bool) -> Result<Vec
     Ok(buf)
 }
 
-fn read_loop(mut f: File, path: &Path, max: usize, short_is_eof: bool) -> Result<Vec<u8>> {
-    let mut buf = vec![0u8; max.min(8192)];
-    let mut len = 0;
+fn read_loop(f: File, path: &Path, max: usize, short_is_eof: bool) -> Result<Vec<u8>> {
+    read_on(f, path, max, short_is_eof, vec![0u8; max.min(8192)], 0)
+}
+
+/// Go on reading into `buf`, whose first `len` bytes are already read.
+fn read_on(
+    mut f: File,
+    path: &Path,
+    max: usize,
+    short_is_eof: bool,
+    mut buf: Vec<u8>,
+    mut len: usize,
+) -> Result<Vec<u8>> {
     loop {
         if len == buf.len() {
             if buf.len() >= max {
@@ -369,32 +391,87 @@ impl DirHandle {
 
     fn open_file(&self, name: &str) -> Result<File> {
         use rustix::fs::{Mode, OFlags};
-        let path = self.path.join(name);
-        let fd = self.dir.fd().map_err(|e| errno(&path, e))?;
+        let fd = self.dir.fd().map_err(|e| errno(&self.path.join(name), e))?;
         let owned = rustix::fs::openat(fd, name, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
-            .map_err(|e| errno(&path, e))?;
+            .map_err(|e| errno(&self.path.join(name), e))?;
         Ok(File::from(owned))
     }
 
-    /// See [`read_sysfs`].
-    pub fn read_sysfs(&self, name: &str, max: usize) -> Result<Vec<u8>> {
-        let f = self.open_file(name)?;
-        read_file(f, &self.path.join(name), max, true)
+    /// See [`read_sysfs_text`]; the text is lent to `f` from a buffer this
+    /// thread reuses, so a read allocates nothing (the path is built only for
+    /// an error or a capture).
+    pub fn with_text<T>(&self, name: &str, f: impl FnOnce(&str) -> T) -> Result<T> {
+        let file = self.open_file(name)?;
+        SCRATCH.with(|cell| {
+            let mut own = Vec::new();
+            let mut borrowed = cell.try_borrow_mut();
+            let buf = match borrowed.as_deref_mut() {
+                Ok(b) => b,
+                Err(_) => &mut own,
+            };
+            buf.resize(SCRATCH_LEN, 0);
+            let mut file = file;
+            let n = loop {
+                match file.read(&mut buf[..]) {
+                    Ok(n) => break n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(err(&self.path.join(name), &e)),
+                }
+            };
+            let long;
+            let bytes: &[u8] = if n < buf.len() {
+                &buf[..n]
+            } else {
+                // More than a page: not a plain attribute; the general path caps it.
+                long = read_on(
+                    file,
+                    &self.path.join(name),
+                    MAX_TEXT + 1,
+                    true,
+                    buf.clone(),
+                    n,
+                )?;
+                &long
+            };
+            if recording() {
+                note(&self.path.join(name), || Access::Read(bytes.to_vec()));
+            }
+            if bytes.len() > MAX_TEXT {
+                return Err(invalid(
+                    &self.path.join(name),
+                    format!("larger than {MAX_TEXT} bytes"),
+                ));
+            }
+            let text = std::str::from_utf8(bytes)
+                .map_err(|_| invalid(&self.path.join(name), "not UTF-8"))?;
+            Ok(f(text))
+        })
     }
 
-    /// See [`read_sysfs_text`].
-    pub fn read_sysfs_text(&self, name: &str) -> Result<String> {
-        let path = self.path.join(name);
-        utf8(&path, self.read_sysfs(name, MAX_TEXT + 1)?)
+    /// See [`read_attr`]: [`DirHandle::with_text`] less one trailing newline.
+    pub fn with_attr<T>(&self, name: &str, f: impl FnOnce(&str) -> T) -> Result<T> {
+        self.with_text(name, |s| f(s.strip_suffix('\n').unwrap_or(s)))
     }
 
-    /// See [`read_attr`].
-    pub fn read_attr(&self, name: &str) -> Result<String> {
-        let mut s = self.read_sysfs_text(name)?;
-        if s.ends_with('\n') {
-            s.pop();
+    /// Whether `name` exists here, from one `fstatat` that does not follow a
+    /// final link: a stat never runs a sysfs attribute's show(), so it wakes
+    /// nothing. Recorded as a stat for `vigil capture`.
+    pub fn has(&self, name: &str) -> bool {
+        use rustix::fs::AtFlags;
+        let Ok(fd) = self.dir.fd() else {
+            return false;
+        };
+        match rustix::fs::statat(fd, name, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) => {
+                let dir = st.st_mode & libc::S_IFMT == libc::S_IFDIR;
+                note(&self.path.join(name), || Access::Stat {
+                    mtime: st.st_mtime,
+                    dir,
+                });
+                true
+            }
+            Err(_) => false,
         }
-        Ok(s)
     }
 
     /// See [`read_link`].

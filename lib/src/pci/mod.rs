@@ -126,9 +126,6 @@ pub struct PciDevice {
     /// Bridges above, nearest last.
     #[serde(skip)]
     pub ancestors: Vec<String>,
-    /// Entries of the device directory, listed once per collection.
-    #[serde(skip)]
-    entries: BTreeSet<String>,
     /// The device has a PCI Express capability (sysfs link files or config).
     pub pcie: bool,
     pub link_skipped: bool,
@@ -213,30 +210,39 @@ impl PciSnapshot {
     }
 }
 
-/// Read one attribute into `T`; failures are tallied against `c` and give `None`.
+/// Read one attribute into `T`; failures are tallied against `c` and give
+/// `None`. An absent file is silent: device directories are not listed (a
+/// listing costs more than the few failed opens it would save), so absence
+/// is learnt from the open.
 fn get<T>(
     tally: &mut Tally,
     c: Collector,
     dir: &DirHandle,
     name: &str,
-    present: &BTreeSet<String>,
     parse: impl FnOnce(&str) -> Result<T, parse::ParseError>,
 ) -> Option<T> {
-    let top = name.split('/').next().unwrap_or(name);
-    if !present.contains(top) {
-        return None;
-    }
-    match dir.read_attr(name) {
-        Ok(s) => match parse(&s) {
-            Ok(v) => Some(v),
+    get_seen(tally, c, dir, name, parse).1
+}
+
+/// [`get`], also saying whether the file exists (even with a bad value).
+fn get_seen<T>(
+    tally: &mut Tally,
+    c: Collector,
+    dir: &DirHandle,
+    name: &str,
+    parse: impl FnOnce(&str) -> Result<T, parse::ParseError>,
+) -> (bool, Option<T>) {
+    match dir.with_attr(name, parse) {
+        Ok(r) => match r {
+            Ok(v) => (true, Some(v)),
             Err(e) => {
                 tally.error(c, format!("{}: {}", dir.path().join(name).display(), e.0));
-                None
+                (true, None)
             }
         },
         Err(e) => {
             tally.read_failed(c, &e);
-            None
+            (e.kind != ErrorKind::Absent, None)
         }
     }
 }
@@ -303,12 +309,9 @@ pub fn collect(
     for (name, chain) in order {
         let sw = clock.start();
         let mut submitted = false;
-        let cached = read_cached(&bus, &name, chain, tally, &mut |d: &PciDevice,
-                                                                  present: &BTreeSet<
-            String,
-        >| {
+        let cached = read_cached(&bus, &name, chain, tally, &mut |d: &PciDevice| {
             let awake = !d.suspended() && !d.ancestors.iter().any(|a| asleep.contains(a));
-            if awake && wants_config && present.contains("config") {
+            if awake && wants_config {
                 // One read of up to 4096 bytes: the kernel returns 64 to unprivileged openers.
                 config_reader.submit(&bus.path().join(&d.address).join("config"), 4097);
                 submitted = true;
@@ -321,20 +324,19 @@ pub fn collect(
             }
             continue;
         };
-        let present = std::mem::take(&mut d.entries);
         d.link_skipped = d.suspended() || d.ancestors.iter().any(|a| asleep.contains(a));
         if d.suspended() {
             asleep.insert(d.address.clone());
         }
         tally.add_time(Collector::PcieDevice, sw.elapsed_us());
-        if sel.has(Collector::PcieAspm) && present.contains("link") {
+        if sel.has(Collector::PcieAspm) {
             let sw = clock.start();
             d.aspm = read_aspm(&dir, tally);
             tally.add_time(Collector::PcieAspm, sw.elapsed_us());
         }
         if sel.has(Collector::PcieAer) {
             let sw = clock.start();
-            read_aer(&mut d, &dir, &present, tally);
+            read_aer(&mut d, &dir, tally);
             tally.add_time(Collector::PcieAer, sw.elapsed_us());
         }
         if submitted {
@@ -344,6 +346,7 @@ pub fn collect(
             }
             tally.add_time(Collector::PcieDevice, sw.elapsed_us());
         }
+        let mut link_files = None;
         if !d.link_skipped {
             // With the full config space in hand, the four link files would only
             // repeat LNKSTA/LNKCAP/LNKCAP2 (the kernel derives them from those
@@ -355,13 +358,16 @@ pub fn collect(
             });
             if sel.has(Collector::PcieLink) && !regs {
                 let sw = clock.start();
-                read_link(&mut d, &dir, &present, tally);
+                link_files = Some(read_link(&mut d, &dir, tally));
                 tally.add_time(Collector::PcieLink, sw.elapsed_us());
             }
         }
-        d.pcie = present.contains("max_link_speed")
-            || present.contains("current_link_width")
-            || d.config.as_ref().is_some_and(|c| c.express.is_some());
+        // Where the link files were not read (a sleeping device, or not
+        // selected), their presence says PCIe: a stat does not run the
+        // attribute's show(), so it wakes nothing.
+        d.pcie = d.config.as_ref().is_some_and(|c| c.express.is_some())
+            || link_files
+                .unwrap_or_else(|| dir.has("max_link_speed") || dir.has("current_link_width"));
         devices.insert(name, d);
     }
     let sw = clock.start();
@@ -387,14 +393,11 @@ fn read_cached(
     name: &str,
     chain: Vec<String>,
     tally: &mut Tally,
-    after_power: &mut dyn FnMut(&PciDevice, &BTreeSet<String>),
+    after_power: &mut dyn FnMut(&PciDevice),
 ) -> Option<(PciDevice, DirHandle)> {
     let c = Collector::PcieDevice;
-    let opened = bus
-        .open_dir(name)
-        .and_then(|mut h| h.list().map(|p| (h, p)));
-    let (dir, present) = match opened {
-        Ok((h, p)) => (h, p.into_iter().collect::<BTreeSet<String>>()),
+    let dir = match bus.open_dir(name) {
+        Ok(h) => h,
         Err(e) => {
             // Gone mid-walk (hot-unplug, rebind) is normal; anything else is worth a note.
             if e.kind != ErrorKind::Absent {
@@ -409,22 +412,17 @@ fn read_cached(
         ancestors: chain,
         ..PciDevice::default()
     };
-    let present = &present;
     // Power first: whether `config` may be read is known now, so its read can
     // start on the worker while the cached attributes below are read.
-    d.power_state = get(tally, c, &dir, "power_state", present, |s| {
-        Ok(PowerState::parse(s))
-    });
-    d.runtime_status = get(tally, c, &dir, "power/runtime_status", present, |s| {
+    d.power_state = get(tally, c, &dir, "power_state", |s| Ok(PowerState::parse(s)));
+    d.runtime_status = get(tally, c, &dir, "power/runtime_status", |s| {
         Ok(RuntimeStatus::parse(s))
     });
-    after_power(&d, present);
-    d.vendor_id = get(tally, c, &dir, "vendor", present, parse::hex_u16);
-    d.device_id = get(tally, c, &dir, "device", present, parse::hex_u16);
-    d.class = get(tally, c, &dir, "class", present, parse::class_code);
-    if !present.contains("driver") {
-        d.driver = Some(None);
-    } else {
+    after_power(&d);
+    d.vendor_id = get(tally, c, &dir, "vendor", parse::hex_u16);
+    d.device_id = get(tally, c, &dir, "device", parse::hex_u16);
+    d.class = get(tally, c, &dir, "class", parse::class_code);
+    {
         // `driver` links to `.../bus/pci/drivers/<name>`; any other target
         // (a loop, junk) is not a driver name.
         match dir.read_link("driver") {
@@ -439,17 +437,18 @@ fn read_cached(
                     ),
                 ),
             },
+            Err(e) if e.kind == ErrorKind::Absent => d.driver = Some(None),
             Err(e) => tally.read_failed(c, &e),
         }
     }
-    d.driver_override = get(tally, c, &dir, "driver_override", present, |s| {
+    d.driver_override = get(tally, c, &dir, "driver_override", |s| {
         Ok(parse::driver_override(s))
     })
     .flatten();
-    d.d3cold_allowed = get(tally, c, &dir, "d3cold_allowed", present, parse::flag);
-    d.enabled = get(tally, c, &dir, "enable", present, parse::flag);
-    d.numa_node = get(tally, c, &dir, "numa_node", present, parse::numa_node).flatten();
-    if present.contains("iommu_group") {
+    d.d3cold_allowed = get(tally, c, &dir, "d3cold_allowed", parse::flag);
+    d.enabled = get(tally, c, &dir, "enable", parse::flag);
+    d.numa_node = get(tally, c, &dir, "numa_node", parse::numa_node).flatten();
+    {
         match dir.read_link("iommu_group").map(|t| {
             t.file_name()
                 .and_then(|n| n.to_str())
@@ -469,7 +468,6 @@ fn read_cached(
             Err(e) => tally.read_failed(c, &e),
         }
     }
-    d.entries = present.clone();
     Some((d, dir))
 }
 
@@ -540,48 +538,30 @@ fn take_config(d: &mut PciDevice, dir: &DirHandle, read: read::Result<Vec<u8>>, 
     d.config = Some(cs);
 }
 
-fn read_link(d: &mut PciDevice, dir: &DirHandle, present: &BTreeSet<String>, tally: &mut Tally) {
+/// The four link files; whether any of them exists (the kernel shows them
+/// only on PCI Express functions).
+fn read_link(d: &mut PciDevice, dir: &DirHandle, tally: &mut Tally) -> bool {
     let c = Collector::PcieLink;
-    let names = [
-        "current_link_speed",
-        "current_link_width",
-        "max_link_speed",
-        "max_link_width",
-    ];
-    if !names.iter().any(|n| present.contains(*n)) {
-        return;
+    let (s1, speed) = get_seen(tally, c, dir, "current_link_speed", parse::link_speed);
+    let (s2, width) = get_seen(tally, c, dir, "current_link_width", parse::link_width);
+    let (s3, max_speed) = get_seen(tally, c, dir, "max_link_speed", parse::link_speed);
+    let (s4, max_width) = get_seen(tally, c, dir, "max_link_width", parse::link_width);
+    let seen = s1 || s2 || s3 || s4;
+    if seen {
+        d.link = Some(LinkAttrs {
+            speed_gts: speed.flatten(),
+            width,
+            max_speed_gts: max_speed.flatten(),
+            max_width,
+        });
     }
-    let link = LinkAttrs {
-        speed_gts: get(
-            tally,
-            c,
-            dir,
-            "current_link_speed",
-            present,
-            parse::link_speed,
-        )
-        .flatten(),
-        width: get(
-            tally,
-            c,
-            dir,
-            "current_link_width",
-            present,
-            parse::link_width,
-        ),
-        max_speed_gts: get(tally, c, dir, "max_link_speed", present, parse::link_speed).flatten(),
-        max_width: get(tally, c, dir, "max_link_width", present, parse::link_width),
-    };
-    d.link = Some(link);
+    seen
 }
 
 fn read_aspm(dev: &DirHandle, tally: &mut Tally) -> Option<AspmSysfs> {
     let c = Collector::PcieAspm;
-    let opened = dev
-        .open_dir("link")
-        .and_then(|mut h| h.list().map(|p| (h, p)));
-    let (link_dir, present): (DirHandle, BTreeSet<String>) = match opened {
-        Ok((h, p)) => (h, p.into_iter().collect()),
+    let link_dir = match dev.open_dir("link") {
+        Ok(h) => h,
         Err(e) => {
             tally.read_failed(c, &e);
             return None;
@@ -598,30 +578,27 @@ fn read_aspm(dev: &DirHandle, tally: &mut Tally) -> Option<AspmSysfs> {
         ("l1_2_pcipm", &mut a.l1_2_pcipm),
         ("clkpm", &mut a.clkpm),
     ] {
-        *slot = get(tally, c, link_dir, file, &present, parse::flag);
+        *slot = get(tally, c, link_dir, file, parse::flag);
     }
     Some(a)
 }
 
-fn read_aer(d: &mut PciDevice, dir: &DirHandle, present: &BTreeSet<String>, tally: &mut Tally) {
+fn read_aer(d: &mut PciDevice, dir: &DirHandle, tally: &mut Tally) {
     let c = Collector::PcieAer;
     for sev in Severity::ALL {
-        if present.contains(sev.dev_file()) {
-            match dir.read_sysfs_text(sev.dev_file()) {
-                Ok(s) => {
-                    let (counters, errs) = parse::aer_file(&s);
-                    for e in errs {
-                        tally.error(
-                            c,
-                            format!("{}: {}", dir.path().join(sev.dev_file()).display(), e.0),
-                        );
-                    }
-                    d.aer.insert(sev, counters);
+        match dir.with_text(sev.dev_file(), parse::aer_file) {
+            Ok((counters, errs)) => {
+                for e in errs {
+                    tally.error(
+                        c,
+                        format!("{}: {}", dir.path().join(sev.dev_file()).display(), e.0),
+                    );
                 }
-                Err(e) => tally.read_failed(c, &e),
+                d.aer.insert(sev, counters);
             }
+            Err(e) => tally.read_failed(c, &e),
         }
-        if let Some(v) = get(tally, c, dir, sev.rootport_file(), present, parse::counter) {
+        if let Some(v) = get(tally, c, dir, sev.rootport_file(), parse::counter) {
             d.rootport_total.insert(sev, v);
         }
     }

@@ -1,7 +1,7 @@
 //! Large, valid fixture roots for benchmarks: `n` PCI functions as slots of a
 //! root port with a GPU and its HDA function (3 functions per slot), each with a
-//! captured 4096-byte config space (ASUS P6T6 pciutils dump), link, `link/`,
-//! power and AER attributes, its IOMMU group, plus the platform files of the
+//! captured 4096-byte config space (ASUS P6T6 pciutils dump), link, `link/`
+//! (endpoints), power and AER attributes (root port totals on root ports), its IOMMU group, plus the platform files of the
 //! passthrough fixture. Shared by `examples/genroot.rs` and `benches/collect.rs`.
 
 use std::os::unix::fs::symlink;
@@ -105,7 +105,15 @@ pub fn generate(repo: &Path, out: &Path, functions: usize) -> std::io::Result<()
                 write(&d.join(k), v)?;
             }
             write(&d.join("config"), cfg)?;
-            if drv != "pcieport" {
+            if drv == "pcieport" {
+                for k in [
+                    "aer_rootport_total_err_cor",
+                    "aer_rootport_total_err_fatal",
+                    "aer_rootport_total_err_nonfatal",
+                ] {
+                    write(&d.join(k), "0\n")?;
+                }
+            } else {
                 write(&d.join("link/l0s_aspm"), "0\n")?;
                 write(&d.join("link/l1_aspm"), "1\n")?;
             }

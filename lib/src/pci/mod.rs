@@ -585,6 +585,11 @@ fn read_aspm(dev: &DirHandle, tally: &mut Tally) -> Option<AspmSysfs> {
 
 fn read_aer(d: &mut PciDevice, dir: &DirHandle, tally: &mut Tally) {
     let c = Collector::PcieAer;
+    // The kernel shows `aer_rootport_total_*` only on Root Ports and Root
+    // Complex Event Collectors (kernel-abi.md §2.1): bridges (class 0604) and
+    // event collectors (0807). Other functions are not asked, which saves
+    // three failed opens per endpoint.
+    let may_be_root_port = d.class.is_none_or(|c| matches!(c >> 8, 0x0604 | 0x0807));
     for sev in Severity::ALL {
         match dir.with_text(sev.dev_file(), parse::aer_file) {
             Ok((counters, errs)) => {
@@ -597,6 +602,9 @@ fn read_aer(d: &mut PciDevice, dir: &DirHandle, tally: &mut Tally) {
                 d.aer.insert(sev, counters);
             }
             Err(e) => tally.read_failed(c, &e),
+        }
+        if !may_be_root_port {
+            continue;
         }
         if let Some(v) = get(tally, c, dir, sev.rootport_file(), parse::counter) {
             d.rootport_total.insert(sev, v);

@@ -88,6 +88,14 @@ fn recording() -> bool {
     RECORDER.with(|r| r.borrow().is_some())
 }
 
+/// Record, for `vigil capture`, bytes another thread read (the recorder
+/// belongs to the thread that runs the collection).
+pub fn recorded(path: impl FnOnce() -> PathBuf, bytes: &[u8]) {
+    if recording() {
+        note(&path(), || Access::Read(bytes.to_vec()));
+    }
+}
+
 fn note(path: &Path, a: impl FnOnce() -> Access) {
     RECORDER.with(|r| {
         if let Some(map) = r.borrow_mut().as_mut() {
@@ -397,6 +405,12 @@ impl DirHandle {
         Ok(File::from(owned))
     }
 
+    /// See [`read_sysfs`]: up to `max` bytes of a binary attribute.
+    pub fn read_bytes(&self, name: &str, max: usize) -> Result<Vec<u8>> {
+        let f = self.open_file(name)?;
+        read_file(f, &self.path.join(name), max, true)
+    }
+
     /// See [`read_sysfs_text`]; the text is lent to `f` from a buffer this
     /// thread reuses, so a read allocates nothing (the path is built only for
     /// an error or a capture).
@@ -483,90 +497,6 @@ impl DirHandle {
         let t = PathBuf::from(std::ffi::OsString::from_vec(target.into_bytes()));
         note(&path, || Access::Link(t.clone()));
         Ok(t)
-    }
-}
-
-/// Reads that may block in the kernel, with a deadline. A `config` read
-/// sleeps while the device is being reset (FLR, a VFIO reset at VM start; the
-/// kernel may wait up to a minute for a device that is "not ready after FLR",
-/// kernel-abi.md §4.2): one such device must not stall the collection. Each
-/// read runs on a worker thread; past the deadline the read is reported as
-/// `ETIMEDOUT`, the stuck worker is abandoned (it ends when the kernel returns)
-/// and a fresh one serves the next read.
-pub struct Worker {
-    tx: Option<std::sync::mpsc::Sender<(PathBuf, usize)>>,
-    rx: Option<std::sync::mpsc::Receiver<Result<Vec<u8>>>>,
-    pending: Option<(PathBuf, std::time::Instant, bool)>,
-    pub timeout: std::time::Duration,
-}
-
-impl Worker {
-    pub fn new(timeout: std::time::Duration) -> Worker {
-        Worker {
-            tx: None,
-            rx: None,
-            pending: None,
-            timeout,
-        }
-    }
-
-    fn start(&mut self) {
-        let (req_tx, req_rx) = std::sync::mpsc::channel::<(PathBuf, usize)>();
-        let (res_tx, res_rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for (path, max) in req_rx {
-                let f = File::open(&path).map_err(|e| err(&path, &e));
-                // No recording here: the recorder is per thread; the caller records.
-                let r = f.and_then(|f| read_loop(f, &path, max, true));
-                if res_tx.send(r).is_err() {
-                    return;
-                }
-            }
-        });
-        self.tx = Some(req_tx);
-        self.rx = Some(res_rx);
-    }
-
-    /// Start reading `path` on the worker; collect it with [`Worker::wait`].
-    /// The caller does other reads meanwhile, so the hand-off costs no time.
-    pub fn submit(&mut self, path: &Path, max: usize) {
-        if self.tx.is_none() {
-            self.start();
-        }
-        let sent = self
-            .tx
-            .as_ref()
-            .is_some_and(|tx| tx.send((path.to_path_buf(), max)).is_ok());
-        self.pending = Some((path.to_path_buf(), std::time::Instant::now(), sent));
-    }
-
-    /// The result of the last [`Worker::submit`], waiting at most the timeout
-    /// from submission; recorded for `vigil capture` on the calling thread.
-    pub fn wait(&mut self) -> Option<Result<Vec<u8>>> {
-        let (path, since, sent) = self.pending.take()?;
-        let left = self.timeout.saturating_sub(since.elapsed());
-        let got = if sent {
-            self.rx.as_ref().map(|rx| rx.recv_timeout(left))
-        } else {
-            None
-        };
-        Some(match got {
-            Some(Ok(r)) => {
-                if let Ok(bytes) = &r {
-                    note(&path, || Access::Read(bytes.clone()));
-                }
-                r
-            }
-            _ => {
-                // Stuck (or gone): abandon this worker, the next read gets a new one.
-                self.tx = None;
-                self.rx = None;
-                Err(ReadError {
-                    path,
-                    kind: ErrorKind::Unavailable("ETIMEDOUT"),
-                })
-            }
-        })
     }
 }
 

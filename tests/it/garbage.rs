@@ -104,13 +104,10 @@ fn committed_corrupt_fixture_counts_every_bad_value() {
     one(&ps, "pcie_device", "0000:04:00.0");
 }
 
-/// A `config` read that never returns (the kernel sleeps while a device is
-/// being reset): a FIFO with no writer blocks the same way. The collection
-/// finishes past the deadline, says why, and reads every other device.
-#[test]
-fn a_config_read_that_blocks_does_not_stall_the_collection() {
-    let tmp = tempfile::tempdir().expect("tmp");
-    let root = tmp.path().join("root");
+/// A copy of the ASUS P6T6 tree whose `config` at `rel` is a FIFO with no
+/// writer: reading it blocks like a config read during a device reset.
+fn tree_with_blocking_config(tmp: &std::path::Path, rel: &str) -> std::path::PathBuf {
+    let root = tmp.join("root");
     let st = Command::new("cp")
         .arg("-a")
         .arg(fixture("asus-p6t6-switch"))
@@ -118,10 +115,60 @@ fn a_config_read_that_blocks_does_not_stall_the_collection() {
         .status()
         .expect("cp");
     assert!(st.success());
-    let cfg = root.join("sys/devices/pci0000:00/0000:00:07.0/0000:06:00.0/config");
+    let cfg = root.join(rel);
     std::fs::remove_file(&cfg).expect("rm config");
     let st = Command::new("mkfifo").arg(&cfg).status().expect("mkfifo");
     assert!(st.success());
+    root
+}
+
+/// A bridge stuck in reset blocks its whole subtree. vigil waits for it once,
+/// then reads nothing below it (those reads would block too, one deadline
+/// each), and reads every other device.
+#[test]
+fn a_stuck_bridge_costs_one_deadline_and_its_subtree_is_not_read() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let root = tree_with_blocking_config(tmp.path(), "sys/devices/pci0000:00/0000:00:07.0/config");
+    let started = std::time::Instant::now();
+    let out = run_once(&root, &[]);
+    let took = started.elapsed();
+    assert_eq!(out.status.code(), Some(0));
+    // One deadline (1 s), not one per device below the bridge (three).
+    assert!(
+        took < std::time::Duration::from_millis(2500),
+        "took {took:?}"
+    );
+    let ps = parse_lp(&String::from_utf8(out.stdout).expect("utf8"));
+    let bridge = one(&ps, "pcie_device", "0000:00:07.0");
+    assert_eq!(int(bridge, "reachable"), None);
+    assert_eq!(int(bridge, "link_skipped"), Some(1));
+    for below in ["0000:06:00.0", "0000:06:00.1"] {
+        let d = one(&ps, "pcie_device", below);
+        assert_eq!(int(d, "link_skipped"), Some(1), "{below}");
+        assert_eq!(int(d, "reachable"), None, "{below}");
+        // Cached attributes are still read.
+        assert_eq!(string(d, "power_state").as_deref(), Some("D0"), "{below}");
+    }
+    // A device beside the bridge, read by the thread that took over.
+    for beside in ["0000:02:00.0", "0000:04:00.0"] {
+        assert_eq!(int(one(&ps, "pcie_device", beside), "reachable"), Some(1));
+    }
+    let st = points(&ps, "vigil_collector")
+        .find(|p| p.tags["collector"] == "pcie_device")
+        .expect("status");
+    assert_eq!(string(st, "unavailable").as_deref(), Some("ETIMEDOUT"));
+}
+
+/// A `config` read that never returns (the kernel sleeps while a device is
+/// being reset): a FIFO with no writer blocks the same way. The collection
+/// finishes past the deadline, says why, and reads every other device.
+#[test]
+fn a_config_read_that_blocks_does_not_stall_the_collection() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let root = tree_with_blocking_config(
+        tmp.path(),
+        "sys/devices/pci0000:00/0000:00:07.0/0000:06:00.0/config",
+    );
     let started = std::time::Instant::now();
     let out = run_once(&root, &[]);
     let took = started.elapsed();

@@ -7,16 +7,18 @@
 //! parent bridge on current kernels, are read only when the device and every
 //! bridge above it are awake. Otherwise `link_skipped` is set.
 
+mod observer;
 pub mod parse;
 
 use serde::Serialize;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use crate::config::{self, ConfigSpace, PortType};
 use crate::read::{self, DirHandle, ErrorKind};
 use crate::root::Root;
 use crate::status::{Clock, Collector, Selection, Tally};
+use observer::{Observed, Observer, Plan};
 pub use parse::{AerCounters, PowerState, RuntimeStatus, Width};
 
 pub const DEVICES_DIR: &str = "/sys/bus/pci/devices";
@@ -142,21 +144,9 @@ impl PciDevice {
         self.class.is_some_and(|c| c >> 8 == 0x0604)
     }
 
-    /// Safe to read attributes that resume a sleeping device.
-    fn awake(&self) -> bool {
-        let power_ok = match &self.power_state {
-            Some(p) => *p == PowerState::D0,
-            None => true,
-        };
-        let rt_ok = !matches!(
-            self.runtime_status,
-            Some(RuntimeStatus::Suspended | RuntimeStatus::Suspending | RuntimeStatus::Resuming)
-        );
-        power_ok && rt_ok
-    }
-
+    /// Not safe to read attributes that resume a sleeping device.
     pub fn suspended(&self) -> bool {
-        !self.awake()
+        !observer::awake(self.power_state.as_ref(), self.runtime_status.as_ref())
     }
 
     /// Port type from config space when readable, else from the topology.
@@ -301,33 +291,47 @@ pub fn collect(
         order.push((name, chain));
     }
     order.sort_by(|a, b| a.1.len().cmp(&b.1.len()).then_with(|| a.0.cmp(&b.0)));
-    let mut devices = BTreeMap::new();
-    let mut asleep: BTreeSet<String> = BTreeSet::new();
-    let mut config_reader = read::Worker::new(CONFIG_TIMEOUT);
-    tally.add_time(Collector::PcieDevice, sw.elapsed_us());
     let wants_config = config_wanted(sel);
-    for (name, chain) in order {
+    let mut observer = Observer::start(
+        Plan {
+            bus: base.clone(),
+            order: order.clone(),
+            config: wants_config,
+            link: sel.has(Collector::PcieLink),
+        },
+        CONFIG_TIMEOUT,
+    );
+    let mut devices = BTreeMap::new();
+    tally.add_time(Collector::PcieDevice, sw.elapsed_us());
+    for (i, (name, chain)) in order.into_iter().enumerate() {
         let sw = clock.start();
-        let mut submitted = false;
-        let cached = read_cached(&bus, &name, chain, tally, &mut |d: &PciDevice| {
-            let awake = !d.suspended() && !d.ancestors.iter().any(|a| asleep.contains(a));
-            if awake && wants_config {
-                // One read of up to 4096 bytes: the kernel returns 64 to unprivileged openers.
-                config_reader.submit(&bus.path().join(&d.address).join("config"), 4097);
-                submitted = true;
-            }
-        });
-        let Some((mut d, dir)) = cached else {
-            // Vanished between the power read and the rest: drop its config read too.
-            if submitted {
-                let _ = config_reader.wait();
-            }
+        let observed = observer.take(i);
+        if let Some(Some(e)) = observed.as_ref().map(|o| &o.gone) {
+            // Gone mid-walk (hot-unplug, rebind) is normal; anything else is worth a note.
+            tally.read_failed(Collector::PcieDevice, e);
             continue;
-        };
-        d.link_skipped = d.suspended() || d.ancestors.iter().any(|a| asleep.contains(a));
-        if d.suspended() {
-            asleep.insert(d.address.clone());
         }
+        let dir = match bus.open_dir(&name) {
+            Ok(h) => h,
+            Err(e) => {
+                tally.read_failed(Collector::PcieDevice, &e);
+                continue;
+            }
+        };
+        let mut d = PciDevice {
+            address: name,
+            upstream_port: chain.last().cloned(),
+            ancestors: chain,
+            ..PciDevice::default()
+        };
+        let link_seen = match observed {
+            Some(o) => take_observed(&mut d, &dir, o, tally),
+            None => {
+                take_stuck(&mut d, &dir, tally);
+                None
+            }
+        };
+        read_cached(&mut d, &dir, tally);
         tally.add_time(Collector::PcieDevice, sw.elapsed_us());
         if sel.has(Collector::PcieAspm) {
             let sw = clock.start();
@@ -339,36 +343,13 @@ pub fn collect(
             read_aer(&mut d, &dir, tally);
             tally.add_time(Collector::PcieAer, sw.elapsed_us());
         }
-        if submitted {
-            let sw = clock.start();
-            if let Some(r) = config_reader.wait() {
-                take_config(&mut d, &dir, r, tally);
-            }
-            tally.add_time(Collector::PcieDevice, sw.elapsed_us());
-        }
-        let mut link_files = None;
-        if !d.link_skipped {
-            // With the full config space in hand, the four link files would only
-            // repeat LNKSTA/LNKCAP/LNKCAP2 (the kernel derives them from those
-            // registers): four opens per function saved.
-            let regs = d.config.as_ref().is_some_and(|c| {
-                c.privileged()
-                    && c.reachable
-                    && c.express.as_ref().is_some_and(|e| e.port_type.has_link())
-            });
-            if sel.has(Collector::PcieLink) && !regs {
-                let sw = clock.start();
-                link_files = Some(read_link(&mut d, &dir, tally));
-                tally.add_time(Collector::PcieLink, sw.elapsed_us());
-            }
-        }
         // Where the link files were not read (a sleeping device, or not
         // selected), their presence says PCIe: a stat does not run the
         // attribute's show(), so it wakes nothing.
         d.pcie = d.config.as_ref().is_some_and(|c| c.express.is_some())
-            || link_files
+            || link_seen
                 .unwrap_or_else(|| dir.has("max_link_speed") || dir.has("current_link_width"));
-        devices.insert(name, d);
+        devices.insert(d.address.clone(), d);
     }
     let sw = clock.start();
     derive_link_states(&mut devices);
@@ -386,42 +367,111 @@ fn pci_collectors() -> [Collector; 5] {
     ]
 }
 
-/// The attributes the kernel serves from memory (never wakes anything), and
-/// the open device directory for the rest.
-fn read_cached(
-    bus: &DirHandle,
-    name: &str,
-    chain: Vec<String>,
+/// Judge one value the observer read: a capture records it here (the
+/// recorder belongs to this thread), a bad value is tallied against `c`.
+/// Returns whether the file exists, and the value.
+fn settle<T>(
     tally: &mut Tally,
-    after_power: &mut dyn FnMut(&PciDevice),
-) -> Option<(PciDevice, DirHandle)> {
-    let c = Collector::PcieDevice;
-    let dir = match bus.open_dir(name) {
-        Ok(h) => h,
-        Err(e) => {
-            // Gone mid-walk (hot-unplug, rebind) is normal; anything else is worth a note.
-            if e.kind != ErrorKind::Absent {
-                tally.read_failed(c, &e);
+    c: Collector,
+    dir: &DirHandle,
+    name: &str,
+    read: read::Result<String>,
+    parse: impl FnOnce(&str) -> Result<T, parse::ParseError>,
+) -> (bool, Option<T>) {
+    match read {
+        Ok(text) => {
+            read::recorded(|| dir.path().join(name), text.as_bytes());
+            match parse(text.strip_suffix('\n').unwrap_or(&text)) {
+                Ok(v) => (true, Some(v)),
+                Err(e) => {
+                    tally.error(c, format!("{}: {}", dir.path().join(name).display(), e.0));
+                    (true, None)
+                }
             }
-            return None;
         }
-    };
-    let mut d = PciDevice {
-        address: name.to_string(),
-        upstream_port: chain.last().cloned(),
-        ancestors: chain,
-        ..PciDevice::default()
-    };
-    // Power first: whether `config` may be read is known now, so its read can
-    // start on the worker while the cached attributes below are read.
-    d.power_state = get(tally, c, &dir, "power_state", |s| Ok(PowerState::parse(s)));
-    d.runtime_status = get(tally, c, &dir, "power/runtime_status", |s| {
+        Err(e) => {
+            tally.read_failed(c, &e);
+            (e.kind != ErrorKind::Absent, None)
+        }
+    }
+}
+
+/// The observer's reads for this device; whether any link file exists, where
+/// the link files were read.
+fn take_observed(
+    d: &mut PciDevice,
+    dir: &DirHandle,
+    o: Observed,
+    tally: &mut Tally,
+) -> Option<bool> {
+    let c = Collector::PcieDevice;
+    d.power_state = settle(tally, c, dir, "power_state", o.power_state, |s| {
+        Ok(PowerState::parse(s))
+    })
+    .1;
+    d.runtime_status = settle(
+        tally,
+        c,
+        dir,
+        "power/runtime_status",
+        o.runtime_status,
+        |s| Ok(RuntimeStatus::parse(s)),
+    )
+    .1;
+    d.vendor_id = settle(tally, c, dir, "vendor", o.vendor, parse::hex_u16).1;
+    d.device_id = settle(tally, c, dir, "device", o.device, parse::hex_u16).1;
+    d.link_skipped = o.skipped;
+    if let Some(r) = o.config {
+        if let Ok(bytes) = &r {
+            read::recorded(|| dir.path().join("config"), bytes);
+        }
+        take_config(d, dir, r, tally);
+    }
+    let files = o.link?;
+    let c = Collector::PcieLink;
+    let [speed, width, max_speed, max_width] = files;
+    let [n1, n2, n3, n4] = observer::LINK_FILES;
+    let (s1, speed) = settle(tally, c, dir, n1, speed, parse::link_speed);
+    let (s2, width) = settle(tally, c, dir, n2, width, parse::link_width);
+    let (s3, max_speed) = settle(tally, c, dir, n3, max_speed, parse::link_speed);
+    let (s4, max_width) = settle(tally, c, dir, n4, max_width, parse::link_width);
+    let seen = s1 || s2 || s3 || s4;
+    if seen {
+        d.link = Some(LinkAttrs {
+            speed_gts: speed.flatten(),
+            width,
+            max_speed_gts: max_speed.flatten(),
+            max_width,
+        });
+    }
+    Some(seen)
+}
+
+/// A device whose guarded reads did not come back in time (being reset, most
+/// likely): its cached attributes are read here, nothing that would block.
+fn take_stuck(d: &mut PciDevice, dir: &DirHandle, tally: &mut Tally) {
+    let c = Collector::PcieDevice;
+    tally.read_failed(
+        c,
+        &read::ReadError {
+            path: dir.path().join("config"),
+            kind: ErrorKind::Unavailable("ETIMEDOUT"),
+        },
+    );
+    d.power_state = get(tally, c, dir, "power_state", |s| Ok(PowerState::parse(s)));
+    d.runtime_status = get(tally, c, dir, "power/runtime_status", |s| {
         Ok(RuntimeStatus::parse(s))
     });
-    after_power(&d);
-    d.vendor_id = get(tally, c, &dir, "vendor", parse::hex_u16);
-    d.device_id = get(tally, c, &dir, "device", parse::hex_u16);
-    d.class = get(tally, c, &dir, "class", parse::class_code);
+    d.vendor_id = get(tally, c, dir, "vendor", parse::hex_u16);
+    d.device_id = get(tally, c, dir, "device", parse::hex_u16);
+    d.link_skipped = true;
+}
+
+/// The attributes the kernel serves from memory (never wakes anything) that
+/// the observer does not read.
+fn read_cached(d: &mut PciDevice, dir: &DirHandle, tally: &mut Tally) {
+    let c = Collector::PcieDevice;
+    d.class = get(tally, c, dir, "class", parse::class_code);
     {
         // `driver` links to `.../bus/pci/drivers/<name>`; any other target
         // (a loop, junk) is not a driver name.
@@ -441,34 +491,31 @@ fn read_cached(
             Err(e) => tally.read_failed(c, &e),
         }
     }
-    d.driver_override = get(tally, c, &dir, "driver_override", |s| {
+    d.driver_override = get(tally, c, dir, "driver_override", |s| {
         Ok(parse::driver_override(s))
     })
     .flatten();
-    d.d3cold_allowed = get(tally, c, &dir, "d3cold_allowed", parse::flag);
-    d.enabled = get(tally, c, &dir, "enable", parse::flag);
-    d.numa_node = get(tally, c, &dir, "numa_node", parse::numa_node).flatten();
-    {
-        match dir.read_link("iommu_group").map(|t| {
-            t.file_name()
-                .and_then(|n| n.to_str())
-                .unwrap_or("")
-                .to_string()
-        }) {
-            Ok(n) => match n.parse::<u32>() {
-                Ok(g) => d.iommu_group = Some(g),
-                Err(_) => tally.error(
-                    c,
-                    format!(
-                        "{}/iommu_group: link to {n:?}, not a group number",
-                        dir.path().display()
-                    ),
+    d.d3cold_allowed = get(tally, c, dir, "d3cold_allowed", parse::flag);
+    d.enabled = get(tally, c, dir, "enable", parse::flag);
+    d.numa_node = get(tally, c, dir, "numa_node", parse::numa_node).flatten();
+    match dir.read_link("iommu_group").map(|t| {
+        t.file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("")
+            .to_string()
+    }) {
+        Ok(n) => match n.parse::<u32>() {
+            Ok(g) => d.iommu_group = Some(g),
+            Err(_) => tally.error(
+                c,
+                format!(
+                    "{}/iommu_group: link to {n:?}, not a group number",
+                    dir.path().display()
                 ),
-            },
-            Err(e) => tally.read_failed(c, &e),
-        }
+            ),
+        },
+        Err(e) => tally.read_failed(c, &e),
     }
-    Some((d, dir))
 }
 
 fn driver_name(target: &Path) -> Option<String> {
@@ -536,26 +583,6 @@ fn take_config(d: &mut PciDevice, dir: &DirHandle, read: read::Result<Vec<u8>>, 
         tally.unavailable(Collector::PcieAerStatus, "permission");
     }
     d.config = Some(cs);
-}
-
-/// The four link files; whether any of them exists (the kernel shows them
-/// only on PCI Express functions).
-fn read_link(d: &mut PciDevice, dir: &DirHandle, tally: &mut Tally) -> bool {
-    let c = Collector::PcieLink;
-    let (s1, speed) = get_seen(tally, c, dir, "current_link_speed", parse::link_speed);
-    let (s2, width) = get_seen(tally, c, dir, "current_link_width", parse::link_width);
-    let (s3, max_speed) = get_seen(tally, c, dir, "max_link_speed", parse::link_speed);
-    let (s4, max_width) = get_seen(tally, c, dir, "max_link_width", parse::link_width);
-    let seen = s1 || s2 || s3 || s4;
-    if seen {
-        d.link = Some(LinkAttrs {
-            speed_gts: speed.flatten(),
-            width,
-            max_speed_gts: max_speed.flatten(),
-            max_width,
-        });
-    }
-    seen
 }
 
 fn read_aspm(dev: &DirHandle, tally: &mut Tally) -> Option<AspmSysfs> {

@@ -1,0 +1,237 @@
+//! The reads the observer rule governs, on a thread of their own.
+//!
+//! For each device, in topological order: `power_state` and
+//! `power/runtime_status` first, then, only if the device and every bridge
+//! above it are awake, `config` and the four link files (whose reads resume a
+//! sleeping device or its parent, kernel-abi.md §1.4). `vendor` and `device`
+//! come along because they decide whether the config space read is this
+//! device's, hence whether the link files are needed at all.
+//!
+//! Why a thread: a `config` read sleeps in the kernel while the device is
+//! being reset (FLR, a VFIO reset at VM start; up to a minute for a device
+//! "not ready after FLR", kernel-abi.md §4.2), and one such device must not
+//! stall the collection. Why one thread for the whole pass rather than a
+//! hand-off per device: the thread runs ahead of the main pass, which finds
+//! each device's result already waiting, so the two never wake each other
+//! (a hand-off per device cost two futex calls and two context switches per
+//! function). Checking the power state and reading what it guards stay side
+//! by side on the same thread, so the check is never stale.
+//!
+//! The main pass takes results in order ([`Observer::take`]), waiting at most
+//! [`super::CONFIG_TIMEOUT`] for each. A device whose result does not come is
+//! stuck: it is reported as `ETIMEDOUT`, the stuck thread is abandoned (it
+//! ends when the kernel returns, and its result goes nowhere), and a fresh
+//! thread takes over from the next device, treating the stuck one as asleep
+//! so that nothing below it is read either (a bridge in reset blocks its
+//! whole subtree).
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::parse::{PowerState, RuntimeStatus};
+use crate::config;
+use crate::read::{self, DirHandle, ReadError};
+
+/// The link attributes, in the order [`Observed::link`] holds them.
+pub const LINK_FILES: [&str; 4] = [
+    "current_link_speed",
+    "current_link_width",
+    "max_link_speed",
+    "max_link_width",
+];
+
+/// What one pass is to read; shared by every thread of the pass.
+pub struct Plan {
+    /// The bus directory (`/sys/bus/pci/devices` under the root).
+    pub bus: PathBuf,
+    /// Device names with the bridges above them (nearest last), bridges first.
+    pub order: Vec<(String, Vec<String>)>,
+    /// Read `config` (some selected collector uses it).
+    pub config: bool,
+    /// Read the link files where `config` does not already hold the link registers.
+    pub link: bool,
+}
+
+/// One device's guarded reads, raw: the main pass parses and tallies them.
+pub struct Observed {
+    /// The device directory could not be opened (gone mid-walk, most often).
+    pub gone: Option<ReadError>,
+    pub power_state: read::Result<String>,
+    pub runtime_status: read::Result<String>,
+    pub vendor: read::Result<String>,
+    pub device: read::Result<String>,
+    /// The device itself is not awake.
+    pub suspended: bool,
+    /// It, or a bridge above it, is not awake: nothing that wakes was read.
+    pub skipped: bool,
+    pub config: Option<read::Result<Vec<u8>>>,
+    pub link: Option<[read::Result<String>; 4]>,
+}
+
+/// Awake, by the rule of kernel-abi.md §1.4: in D0 (or no `power_state`, an
+/// old kernel) and not runtime-suspended or on its way in or out.
+pub fn awake(power: Option<&PowerState>, runtime: Option<&RuntimeStatus>) -> bool {
+    let power_ok = power.is_none_or(|p| *p == PowerState::D0);
+    let rt_ok = !matches!(
+        runtime,
+        Some(RuntimeStatus::Suspended | RuntimeStatus::Suspending | RuntimeStatus::Resuming)
+    );
+    power_ok && rt_ok
+}
+
+/// Whether a config space read holds the link registers, so the link files
+/// (which the kernel derives from the same registers) need not be opened:
+/// privileged (past the 64-byte header), readable, the IDs of this device, and
+/// a PCI Express function with a link.
+pub fn holds_link(bytes: &[u8], vendor: Option<u16>, device: Option<u16>) -> bool {
+    if bytes.len() < 4 || bytes.len() > 4096 {
+        return false;
+    }
+    let cs = config::decode(bytes);
+    cs.privileged()
+        && cs.reachable
+        && vendor.is_none_or(|v| v == cs.vendor_id)
+        && device.is_none_or(|v| v == cs.device_id)
+        && cs.express.as_ref().is_some_and(|e| e.port_type.has_link())
+}
+
+fn text(dir: &DirHandle, name: &str) -> read::Result<String> {
+    dir.with_text(name, str::to_owned)
+}
+
+fn attr(r: &read::Result<String>) -> Option<&str> {
+    r.as_deref().ok().map(|s| s.strip_suffix('\n').unwrap_or(s))
+}
+
+fn observe(bus: &DirHandle, plan: &Plan, i: usize, asleep: &BTreeSet<String>) -> Observed {
+    let (name, chain) = &plan.order[i];
+    let dir = match bus.open_dir(name) {
+        Ok(d) => d,
+        Err(e) => return gone(e),
+    };
+    let power_state = text(&dir, "power_state");
+    let runtime_status = text(&dir, "power/runtime_status");
+    let suspended = !awake(
+        attr(&power_state).map(PowerState::parse).as_ref(),
+        attr(&runtime_status).map(RuntimeStatus::parse).as_ref(),
+    );
+    let skipped = suspended || chain.iter().any(|a| asleep.contains(a));
+    let vendor = text(&dir, "vendor");
+    let device = text(&dir, "device");
+    let (mut config, mut link) = (None, None);
+    if !skipped {
+        if plan.config {
+            // One read of up to 4096 bytes: the kernel returns 64 to unprivileged openers.
+            config = Some(dir.read_bytes("config", 4097));
+        }
+        let id = |r: &read::Result<String>| attr(r).and_then(|s| super::parse::hex_u16(s).ok());
+        let regs = config.as_ref().is_some_and(|c| {
+            c.as_ref()
+                .is_ok_and(|b| holds_link(b, id(&vendor), id(&device)))
+        });
+        if plan.link && !regs {
+            link = Some(LINK_FILES.map(|f| text(&dir, f)));
+        }
+    }
+    Observed {
+        gone: None,
+        power_state,
+        runtime_status,
+        vendor,
+        device,
+        suspended,
+        skipped,
+        config,
+        link,
+    }
+}
+
+fn run(plan: Arc<Plan>, from: usize, mut asleep: BTreeSet<String>, tx: mpsc::Sender<Observed>) {
+    let bus = match DirHandle::open(&plan.bus) {
+        Ok(b) => b,
+        Err(e) => {
+            for _ in from..plan.order.len() {
+                if tx.send(gone(e.clone())).is_err() {
+                    return;
+                }
+            }
+            return;
+        }
+    };
+    for i in from..plan.order.len() {
+        let o = observe(&bus, &plan, i, &asleep);
+        if o.suspended || o.gone.is_some() {
+            asleep.insert(plan.order[i].0.clone());
+        }
+        if tx.send(o).is_err() {
+            return;
+        }
+    }
+}
+
+fn gone(e: ReadError) -> Observed {
+    Observed {
+        gone: Some(e.clone()),
+        power_state: Err(e.clone()),
+        runtime_status: Err(e.clone()),
+        vendor: Err(e.clone()),
+        device: Err(e),
+        suspended: false,
+        skipped: true,
+        config: None,
+        link: None,
+    }
+}
+
+/// The main pass's end of the observer thread.
+pub struct Observer {
+    plan: Arc<Plan>,
+    rx: Receiver<Observed>,
+    /// Devices seen asleep (or stuck) so far, for a thread that takes over.
+    asleep: BTreeSet<String>,
+    timeout: Duration,
+}
+
+impl Observer {
+    pub fn start(plan: Plan, timeout: Duration) -> Observer {
+        let plan = Arc::new(plan);
+        let rx = spawn(&plan, 0, BTreeSet::new());
+        Observer {
+            plan,
+            rx,
+            asleep: BTreeSet::new(),
+            timeout,
+        }
+    }
+
+    /// The result for device `i`; devices must be taken in order, each once.
+    /// `None`: the device is stuck (see the module documentation).
+    pub fn take(&mut self, i: usize) -> Option<Observed> {
+        match self.rx.recv_timeout(self.timeout) {
+            Ok(o) => {
+                if o.suspended || o.gone.is_some() {
+                    self.asleep.insert(self.plan.order[i].0.clone());
+                }
+                Some(o)
+            }
+            Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => {
+                self.asleep.insert(self.plan.order[i].0.clone());
+                self.rx = spawn(&self.plan, i + 1, self.asleep.clone());
+                None
+            }
+        }
+    }
+}
+
+fn spawn(plan: &Arc<Plan>, from: usize, asleep: BTreeSet<String>) -> Receiver<Observed> {
+    let (tx, rx) = mpsc::channel();
+    let plan = Arc::clone(plan);
+    // A failed spawn (no threads left) drops tx: every take() then times out at once.
+    let _ = std::thread::Builder::new()
+        .name("vigil-observer".into())
+        .spawn(move || run(plan, from, asleep, tx));
+    rx
+}

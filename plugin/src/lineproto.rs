@@ -12,7 +12,19 @@ fn clean(s: &str) -> impl Iterator<Item = char> + '_ {
     s.chars().map(|c| if c.is_control() { ' ' } else { c })
 }
 
+/// Nothing to escape or clean for `specials`: printable ASCII only (a
+/// non-ASCII byte may start a C1 control character) and none of `specials`.
+/// Nearly every name and value is plain, and is copied as it is.
+fn plain(s: &str, specials: &[u8]) -> bool {
+    s.bytes()
+        .all(|b| (0x20..0x7f).contains(&b) && !specials.contains(&b))
+}
+
 fn push_key(out: &mut String, s: &str) {
+    if plain(s, b",= \\") {
+        out.push_str(s);
+        return;
+    }
     // A trailing backslash would escape the separator that follows it.
     for c in clean(s.trim_end_matches('\\')) {
         if matches!(c, ',' | '=' | ' ') {
@@ -23,6 +35,10 @@ fn push_key(out: &mut String, s: &str) {
 }
 
 fn push_measurement(out: &mut String, s: &str) {
+    if plain(s, b", ") {
+        out.push_str(s);
+        return;
+    }
     for c in clean(s) {
         if matches!(c, ',' | ' ') {
             out.push('\\');
@@ -33,6 +49,11 @@ fn push_measurement(out: &mut String, s: &str) {
 
 fn push_string(out: &mut String, s: &str) {
     out.push('"');
+    if plain(s, b"\"\\") {
+        out.push_str(s);
+        out.push('"');
+        return;
+    }
     for c in clean(s) {
         if matches!(c, '"' | '\\') {
             out.push('\\');
@@ -64,7 +85,8 @@ pub fn write_metric(out: &mut String, m: &Metric) {
         out.push('=');
         match v {
             Field::Int(i) => {
-                let _ = write!(out, "{i}i");
+                push_int(out, *i);
+                out.push('i');
             }
             Field::Float(f) => {
                 let _ = write!(out, "{f}");
@@ -72,7 +94,28 @@ pub fn write_metric(out: &mut String, m: &Metric) {
             Field::Str(s) => push_string(out, s),
         }
     }
-    let _ = writeln!(out, " {}", m.time_unix_ns);
+    out.push(' ');
+    push_int(out, m.time_unix_ns);
+    out.push('\n');
+}
+
+/// Decimal, without the formatting machinery: most fields are integers.
+fn push_int(out: &mut String, v: i64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    let mut n = v.unsigned_abs();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    if v < 0 {
+        out.push('-');
+    }
+    out.extend(buf[i..].iter().map(|&b| char::from(b)));
 }
 
 pub fn write(metrics: &[Metric]) -> String {
@@ -107,5 +150,34 @@ mod tests {
         let mut m = Metric::new("x", 1);
         m.field("inf", Field::Float(f64::INFINITY));
         assert_eq!(write(&[m]), "");
+    }
+
+    #[test]
+    fn integers_and_plain_text_match_the_general_path() {
+        for v in [
+            0,
+            7,
+            -1,
+            10,
+            -10,
+            1_700_000_000_000_000_000,
+            i64::MAX,
+            i64::MIN,
+        ] {
+            let mut s = String::new();
+            push_int(&mut s, v);
+            assert_eq!(s, v.to_string());
+        }
+        // Only printable ASCII is copied as is; C1 controls (U+0085) and
+        // trailing backslashes still go through cleaning.
+        assert!(plain("0000:01:00.0", b",= \\"));
+        assert!(!plain("a\u{85}b", b",= \\"));
+        assert!(!plain("caf\u{e9}", b",= \\"));
+        let mut s = String::new();
+        push_key(&mut s, "x\\");
+        assert_eq!(s, "x");
+        let mut s = String::new();
+        push_key(&mut s, "caf\u{e9} \u{85}");
+        assert_eq!(s, "caf\u{e9}\\ \\ ");
     }
 }

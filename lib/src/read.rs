@@ -84,7 +84,7 @@ pub fn record<T>(f: impl FnOnce() -> T) -> (T, BTreeMap<PathBuf, Access>) {
 
 /// Whether this thread is recording: callers that would build a path only
 /// for [`note`] ask first.
-fn recording() -> bool {
+pub fn recording() -> bool {
     RECORDER.with(|r| r.borrow().is_some())
 }
 

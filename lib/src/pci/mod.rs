@@ -14,11 +14,11 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use crate::config::{self, ConfigSpace, PortType};
+use crate::config::{ConfigSpace, PortType};
 use crate::read::{self, DirHandle, ErrorKind};
 use crate::root::Root;
 use crate::status::{Clock, Collector, Selection, Tally};
-use observer::{Observed, Observer, Plan};
+use observer::{ConfigRead, Observed, Observer, Plan};
 pub use parse::{AerCounters, PowerState, RuntimeStatus, Width};
 
 pub const DEVICES_DIR: &str = "/sys/bus/pci/devices";
@@ -298,6 +298,7 @@ pub fn collect(
             order: order.clone(),
             config: wants_config,
             link: sel.has(Collector::PcieLink),
+            record: read::recording(),
         },
         CONFIG_TIMEOUT,
     );
@@ -422,9 +423,6 @@ fn take_observed(
     d.device_id = settle(tally, c, dir, "device", o.device, parse::hex_u16).1;
     d.link_skipped = o.skipped;
     if let Some(r) = o.config {
-        if let Ok(bytes) = &r {
-            read::recorded(|| dir.path().join("config"), bytes);
-        }
         take_config(d, dir, r, tally);
     }
     let files = o.link?;
@@ -538,27 +536,35 @@ fn config_wanted(sel: &Selection) -> bool {
 }
 
 /// Decode and check a `config` read.
-fn take_config(d: &mut PciDevice, dir: &DirHandle, read: read::Result<Vec<u8>>, tally: &mut Tally) {
+fn take_config(
+    d: &mut PciDevice,
+    dir: &DirHandle,
+    read: read::Result<ConfigRead>,
+    tally: &mut Tally,
+) {
     let path = dir.path().join("config");
-    let bytes = match read {
+    let got = match read {
         Ok(b) => b,
         Err(e) => {
             tally.read_failed(Collector::PcieDevice, &e);
             return;
         }
     };
-    if bytes.len() > 4096 || bytes.len() < 4 {
+    if let Some(raw) = &got.raw {
+        read::recorded(|| path.clone(), raw);
+    }
+    if !got.is_config_space() {
         tally.error(
             Collector::PcieDevice,
             format!(
                 "{}: {} bytes is not a config space",
                 path.display(),
-                bytes.len()
+                got.len
             ),
         );
         return;
     }
-    let cs = config::decode(&bytes);
+    let cs = got.space;
     // A readable space whose IDs disagree with the cached ones is not this
     // device's config space (corrupted capture, or a different device now).
     if cs.reachable

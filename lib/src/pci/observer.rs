@@ -32,7 +32,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::parse::{PowerState, RuntimeStatus};
-use crate::config;
+use crate::config::{self, ConfigSpace};
 use crate::read::{self, DirHandle, ReadError};
 
 /// The link attributes, in the order [`Observed::link`] holds them.
@@ -53,6 +53,39 @@ pub struct Plan {
     pub config: bool,
     /// Read the link files where `config` does not already hold the link registers.
     pub link: bool,
+    /// Keep raw config bytes for `vigil capture`.
+    pub record: bool,
+}
+
+/// A `config` read, decoded here: results wait in the channel until the main
+/// pass takes them, and a decoded space is a tenth of the 4 KiB it came from.
+pub struct ConfigRead {
+    /// Bytes the read returned.
+    pub len: usize,
+    pub space: ConfigSpace,
+    /// The bytes themselves, kept only when recording a capture.
+    pub raw: Option<Vec<u8>>,
+}
+
+impl ConfigRead {
+    /// At least the IDs, at most the 4096 bytes a config space has.
+    pub fn is_config_space(&self) -> bool {
+        (4..=4096).contains(&self.len)
+    }
+
+    /// Whether this read holds the link registers, so the link files (which
+    /// the kernel derives from the same registers) need not be opened:
+    /// privileged (past the 64-byte header), readable, the IDs of this device,
+    /// and a PCI Express function with a link.
+    pub fn holds_link(&self, vendor: Option<u16>, device: Option<u16>) -> bool {
+        let cs = &self.space;
+        self.is_config_space()
+            && cs.privileged()
+            && cs.reachable
+            && vendor.is_none_or(|v| v == cs.vendor_id)
+            && device.is_none_or(|v| v == cs.device_id)
+            && cs.express.as_ref().is_some_and(|e| e.port_type.has_link())
+    }
 }
 
 /// One device's guarded reads, raw: the main pass parses and tallies them.
@@ -67,7 +100,7 @@ pub struct Observed {
     pub suspended: bool,
     /// It, or a bridge above it, is not awake: nothing that wakes was read.
     pub skipped: bool,
-    pub config: Option<read::Result<Vec<u8>>>,
+    pub config: Option<read::Result<ConfigRead>>,
     pub link: Option<[read::Result<String>; 4]>,
 }
 
@@ -80,22 +113,6 @@ pub fn awake(power: Option<&PowerState>, runtime: Option<&RuntimeStatus>) -> boo
         Some(RuntimeStatus::Suspended | RuntimeStatus::Suspending | RuntimeStatus::Resuming)
     );
     power_ok && rt_ok
-}
-
-/// Whether a config space read holds the link registers, so the link files
-/// (which the kernel derives from the same registers) need not be opened:
-/// privileged (past the 64-byte header), readable, the IDs of this device, and
-/// a PCI Express function with a link.
-pub fn holds_link(bytes: &[u8], vendor: Option<u16>, device: Option<u16>) -> bool {
-    if bytes.len() < 4 || bytes.len() > 4096 {
-        return false;
-    }
-    let cs = config::decode(bytes);
-    cs.privileged()
-        && cs.reachable
-        && vendor.is_none_or(|v| v == cs.vendor_id)
-        && device.is_none_or(|v| v == cs.device_id)
-        && cs.express.as_ref().is_some_and(|e| e.port_type.has_link())
 }
 
 fn text(dir: &DirHandle, name: &str) -> read::Result<String> {
@@ -125,12 +142,16 @@ fn observe(bus: &DirHandle, plan: &Plan, i: usize, asleep: &BTreeSet<String>) ->
     if !skipped {
         if plan.config {
             // One read of up to 4096 bytes: the kernel returns 64 to unprivileged openers.
-            config = Some(dir.read_bytes("config", 4097));
+            config = Some(dir.read_bytes("config", 4097).map(|b| ConfigRead {
+                len: b.len(),
+                space: config::decode(&b),
+                raw: plan.record.then_some(b),
+            }));
         }
         let id = |r: &read::Result<String>| attr(r).and_then(|s| super::parse::hex_u16(s).ok());
         let regs = config.as_ref().is_some_and(|c| {
             c.as_ref()
-                .is_ok_and(|b| holds_link(b, id(&vendor), id(&device)))
+                .is_ok_and(|c| c.holds_link(id(&vendor), id(&device)))
         });
         if plan.link && !regs {
             link = Some(LINK_FILES.map(|f| text(&dir, f)));

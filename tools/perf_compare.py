@@ -2,6 +2,7 @@
 """Timing, memory and determinism for tools/perf-compare.sh."""
 import argparse
 import os
+import re
 import resource
 import statistics
 import subprocess
@@ -10,12 +11,21 @@ import time
 
 
 def run_median(cmd, n=25):
-    times = []
+    """Median wall and CPU (user + system, all threads) milliseconds."""
+    times, cpu = [], []
+    devnull = os.open(os.devnull, os.O_WRONLY)
     for _ in range(n):
         t = time.perf_counter()
-        subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+        pid = os.fork()
+        if pid == 0:
+            os.dup2(devnull, 1)
+            os.dup2(devnull, 2)
+            os.execvp(cmd[0], cmd)
+        _, _, ru = os.wait4(pid, 0)
         times.append(time.perf_counter() - t)
-    return statistics.median(times) * 1000
+        cpu.append(ru.ru_utime + ru.ru_stime)
+    os.close(devnull)
+    return statistics.median(times) * 1000, statistics.median(cpu) * 1000
 
 
 def peak_rss_kib(cmd):
@@ -50,42 +60,77 @@ def execd_growth(vigil, root, collections):
     return samples[1000], samples[collections]
 
 
+def traced_io(prefix, root):
+    """Regular files opened (path -> count) and directories listed to the end
+    (path -> count) in the strace -ff -y files starting with prefix."""
+    opened, listed = {}, {}
+    d = os.path.dirname(prefix)
+    for name in os.listdir(d):
+        if not name.startswith(os.path.basename(prefix) + "."):
+            continue
+        for line in open(os.path.join(d, name)):
+            m = re.match(r'(?:openat|open)\(.*\) = \d+<(.*)>$', line.strip())
+            if m and m.group(1).startswith(root + "/") and os.path.isfile(m.group(1)):
+                opened[m.group(1)] = opened.get(m.group(1), 0) + 1
+            # A listing is complete when getdents64 returns 0.
+            m = re.match(r'getdents64\(\d+<(.*)>, .*\) = 0$', line.strip())
+            if m:
+                listed[m.group(1)] = listed.get(m.group(1), 0) + 1
+    return opened, listed
+
+
 def main():
     ap = argparse.ArgumentParser()
-    for a in ("root", "files", "functions", "vigil", "floor", "small"):
+    for a in ("root", "trace", "functions", "vigil", "floor", "small"):
         ap.add_argument("--" + a, required=True)
     a = ap.parse_args()
     vig = [a.vigil, "--once", "--root", a.root]
     lspci = ["lspci", "-A", "linux-sysfs", "-O", f"sysfs.path={a.root}/sys/bus/pci", "-vvv"]
-    floor = [a.floor, a.files]
-    nfiles = sum(1 for _ in open(a.files))
+    opened, listed = traced_io(a.trace, a.root)
+    files = a.trace + ".files"
+    with open(files, "w") as f:
+        f.writelines(p + "\n" for p in sorted(opened))
+    floor = [a.floor, files]
+    nfiles = len(opened)
+    twice = sorted(p for p, n in opened.items() if n > 1)
+    relisted = sorted(p for p, n in listed.items() if n > 1)
     # Warm the page cache, then alternate to share the machine's noise.
     for c in (vig, lspci, floor):
         subprocess.run(c, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    t_v, t_l, t_f = run_median(vig), run_median(lspci), run_median(floor)
+    (t_v, c_v), (t_l, c_l), (t_f, c_f) = run_median(vig), run_median(lspci), run_median(floor)
     rss = peak_rss_kib(vig)
     out1 = subprocess.run(vig + ["--fake-time", "1"], capture_output=True).stdout
     out2 = subprocess.run(vig + ["--fake-time", "1"], capture_output=True).stdout
     before, after = execd_growth(a.vigil, a.small, 10000)
     failures = []
     print(f"tree: {a.functions} PCI functions; vigil opens {nfiles} files per collection")
-    print(f"{'':28}{'median ms':>10}{'vs floor':>10}")
-    print(f"{'I/O floor (same files)':28}{t_f:10.1f}{1.0:10.2f}")
-    print(f"{'vigil --once':28}{t_v:10.1f}{t_v / t_f:10.2f}")
-    print(f"{'lspci -vvv':28}{t_l:10.1f}{t_l / t_f:10.2f}")
-    print(f"vigil / lspci: {t_v / t_l:.2f}")
+    print(f"{'':28}{'wall ms':>10}{'vs floor':>10}{'CPU ms':>10}{'vs floor':>10}")
+    for label, t, c in (
+        ("I/O floor (same files)", t_f, c_f),
+        ("vigil --once", t_v, c_v),
+        ("lspci -vvv", t_l, c_l),
+    ):
+        print(f"{label:28}{t:10.1f}{t / t_f:10.2f}{c:10.1f}{c / c_f:10.2f}")
+    print(f"vigil / lspci: wall {t_v / t_l:.2f}, CPU {c_v / c_l:.2f} (medians of 25 runs)")
     print(f"peak RSS of vigil --once: {rss / 1024:.1f} MiB (target <= 12)")
     print(f"execd RSS after 1,000 / 10,000 collections: {before} / {after} KiB (growth {after - before} KiB, target < 1024)")
     print(f"output identical between runs: {out1 == out2}")
+    print(f"files opened more than once: {len(twice)}; directories listed more than once: {len(relisted)}")
+    for p in twice[:5] + relisted[:5]:
+        print("   ", p)
     if rss > 12 * 1024:
         failures.append("peak RSS above 12 MiB")
     if after - before >= 1024:
         failures.append("RSS grew by 1 MiB or more over 10,000 collections")
     if out1 != out2:
         failures.append("output differs between runs")
+    if twice:
+        failures.append("a file was opened more than once")
+    if relisted:
+        failures.append("a directory was listed more than once")
     for f in failures:
         print("FAIL", f)
-    print(f"perf-compare: {3 - len(failures)} passed, {len(failures)} failed")
+    print(f"perf-compare: {5 - len(failures)} passed, {len(failures)} failed")
     return 1 if failures else 0
 
 

@@ -2,6 +2,7 @@
 //! Formats and their history are in kernel-abi.md §1.2, §2.2, §3, §5.
 
 use serde::Serialize;
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -199,11 +200,56 @@ pub fn counter(s: &str) -> R<u64> {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct AerCounters {
     /// Counter name as the kernel printed it (`RxErr`, `dev_fatal_errs_bit[27]`,
-    /// legacy `Receiver Error`) -> count. Unknown names are kept, never dropped.
-    pub counters: BTreeMap<String, u64>,
+    /// legacy `Receiver Error`) -> count. Unknown names are kept, never dropped;
+    /// known ones borrow from [`AER_KERNEL_NAMES`] (about 25,000 counters on a
+    /// 460-function host: no allocation each).
+    pub counters: BTreeMap<Cow<'static, str>, u64>,
     /// The `TOTAL_ERR_*` line, as printed; never recomputed (kernel totals
     /// count messages, the per-bit counters count bits).
     pub total: Option<u64>,
+}
+
+/// Every counter name the kernel prints in `aer_dev_*` (kernel-abi.md §2.2,
+/// through 6.18), sorted for binary search.
+pub const AER_KERNEL_NAMES: [&str; 31] = [
+    "ACSViol",
+    "AtomicOpBlocked",
+    "BadDLLP",
+    "BadTLP",
+    "BlockedTLP",
+    "CmpltAbrt",
+    "CmpltTO",
+    "CorrIntErr",
+    "DLP",
+    "DMWrReqBlocked",
+    "ECRC",
+    "FCP",
+    "HeaderOF",
+    "IDECheck",
+    "MalfTLP",
+    "MisIDETLP",
+    "NonFatalErr",
+    "PCRC_CHECK",
+    "PoisonTLPBlocked",
+    "Rollover",
+    "RxErr",
+    "RxOF",
+    "SDES",
+    "TLP",
+    "TLPBlockedErr",
+    "TLPXlatBlocked",
+    "Timeout",
+    "UncorrIntErr",
+    "Undefined",
+    "UnsupReq",
+    "UnxCmplt",
+];
+
+fn aer_name(name: &str) -> Cow<'static, str> {
+    match AER_KERNEL_NAMES.binary_search(&name) {
+        Ok(i) => Cow::Borrowed(AER_KERNEL_NAMES[i]),
+        Err(_) => Cow::Owned(name.to_string()),
+    }
 }
 
 /// Parse an AER counter file. Each line is `NAME COUNT`, split at the last
@@ -231,7 +277,7 @@ pub fn aer_file(s: &str) -> (AerCounters, Vec<ParseError>) {
         } else if name.starts_with("TOTAL_ERR_") {
             out.total = Some(count);
         } else {
-            out.counters.insert(name.to_string(), count);
+            out.counters.insert(aer_name(name), count);
         }
     }
     (out, errs)
@@ -381,6 +427,7 @@ mod tests {
         assert!(e.is_empty());
         assert_eq!(c.counters.get("RxErr"), Some(&2));
         assert_eq!(c.counters.len(), 8);
+        assert!(c.counters.keys().all(|k| matches!(k, Cow::Borrowed(_))));
         assert_eq!(c.total, Some(2));
     }
 
@@ -390,6 +437,12 @@ mod tests {
             aer_file("Receiver Error 3\ndev_fatal_errs_bit[27] 2\nBogus\nDLP x\nTOTAL_ERR_FATAL 7");
         assert_eq!(c.counters.get("Receiver Error"), Some(&3));
         assert_eq!(c.counters.get("dev_fatal_errs_bit[27]"), Some(&2));
+        let mut sorted = AER_KERNEL_NAMES;
+        sorted.sort_unstable();
+        assert_eq!(
+            sorted, AER_KERNEL_NAMES,
+            "binary search needs a sorted table"
+        );
         assert_eq!(c.total, Some(7));
         assert_eq!(e.len(), 2);
     }

@@ -234,10 +234,13 @@ pub fn collect(
         if !bound && by.is_empty() && vmids.is_empty() {
             continue;
         }
+        // The other functions of the slot: adjacent keys of the address-ordered map.
         let slot = &d.address[..10];
         let host_companions = devices
-            .values()
-            .filter(|o| o.address != d.address && o.address.starts_with(slot))
+            .range::<str, _>((std::ops::Bound::Included(slot), std::ops::Bound::Unbounded))
+            .map(|(_, o)| o)
+            .take_while(|o| o.address.starts_with(slot))
+            .filter(|o| o.address != d.address)
             .filter(|o| driver_of(o).is_some_and(|x| !is_vfio_driver(x)))
             .map(|o| o.address.clone())
             .collect();

@@ -3,29 +3,44 @@
 import argparse
 import os
 import re
-import resource
 import statistics
 import subprocess
 import sys
 import time
 
 
-def run_median(cmd, n=25):
-    """Median wall and CPU (user + system, all threads) milliseconds."""
-    times, cpu = [], []
+def run_once(cmd, devnull):
+    """Wall and CPU (user + system, all threads) seconds of one run of cmd."""
+    t = time.perf_counter()
+    pid = os.fork()
+    if pid == 0:
+        os.dup2(devnull, 1)
+        os.dup2(devnull, 2)
+        os.execvp(cmd[0], cmd)
+    _, _, ru = os.wait4(pid, 0)
+    return time.perf_counter() - t, ru.ru_utime + ru.ru_stime
+
+
+def timings(cmds, rounds=25):
+    """Run the commands in turn, `rounds` times, so that they share the
+    machine's drift and noise. Per command: median wall and CPU ms, and the
+    medians of its per-round ratios to the last command (the floor)."""
     devnull = os.open(os.devnull, os.O_WRONLY)
-    for _ in range(n):
-        t = time.perf_counter()
-        pid = os.fork()
-        if pid == 0:
-            os.dup2(devnull, 1)
-            os.dup2(devnull, 2)
-            os.execvp(cmd[0], cmd)
-        _, _, ru = os.wait4(pid, 0)
-        times.append(time.perf_counter() - t)
-        cpu.append(ru.ru_utime + ru.ru_stime)
+    runs = [[] for _ in cmds]
+    for _ in range(rounds):
+        for i, c in enumerate(cmds):
+            runs[i].append(run_once(c, devnull))
     os.close(devnull)
-    return statistics.median(times) * 1000, statistics.median(cpu) * 1000
+    floor = runs[-1]
+    out = []
+    for r in runs:
+        out.append((
+            statistics.median(w for w, _ in r) * 1000,
+            statistics.median(c for _, c in r) * 1000,
+            statistics.median(w / fw for (w, _), (fw, _) in zip(r, floor)),
+            statistics.median(c / fc for (_, c), (_, fc) in zip(r, floor)),
+        ))
+    return out
 
 
 def peak_rss_kib(cmd):
@@ -97,21 +112,22 @@ def main():
     # Warm the page cache, then alternate to share the machine's noise.
     for c in (vig, lspci, floor):
         subprocess.run(c, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    (t_v, c_v), (t_l, c_l), (t_f, c_f) = run_median(vig), run_median(lspci), run_median(floor)
+    (t_v, c_v, rw_v, rc_v), (t_l, c_l, rw_l, rc_l), (t_f, c_f, _, _) = timings([vig, lspci, floor])
     rss = peak_rss_kib(vig)
     out1 = subprocess.run(vig + ["--fake-time", "1"], capture_output=True).stdout
     out2 = subprocess.run(vig + ["--fake-time", "1"], capture_output=True).stdout
     before, after = execd_growth(a.vigil, a.small, 10000)
     failures = []
     print(f"tree: {a.functions} PCI functions; vigil opens {nfiles} files per collection")
+    print("25 rounds, the three commands in turn; medians, and medians of each round's ratio to the floor")
     print(f"{'':28}{'wall ms':>10}{'vs floor':>10}{'CPU ms':>10}{'vs floor':>10}")
-    for label, t, c in (
-        ("I/O floor (same files)", t_f, c_f),
-        ("vigil --once", t_v, c_v),
-        ("lspci -vvv", t_l, c_l),
+    for label, t, c, rw, rc in (
+        ("I/O floor (same files)", t_f, c_f, 1.0, 1.0),
+        ("vigil --once", t_v, c_v, rw_v, rc_v),
+        ("lspci -vvv", t_l, c_l, rw_l, rc_l),
     ):
-        print(f"{label:28}{t:10.1f}{t / t_f:10.2f}{c:10.1f}{c / c_f:10.2f}")
-    print(f"vigil / lspci: wall {t_v / t_l:.2f}, CPU {c_v / c_l:.2f} (medians of 25 runs)")
+        print(f"{label:28}{t:10.1f}{rw:10.2f}{c:10.1f}{rc:10.2f}")
+    print(f"vigil / lspci: wall {t_v / t_l:.2f}, CPU {c_v / c_l:.2f}")
     print(f"peak RSS of vigil --once: {rss / 1024:.1f} MiB (target <= 12)")
     print(f"execd RSS after 1,000 / 10,000 collections: {before} / {after} KiB (growth {after - before} KiB, target < 1024)")
     print(f"output identical between runs: {out1 == out2}")

@@ -8,78 +8,65 @@ use std::fmt::Write as _;
 
 use crate::metric::{Field, Metric};
 
-fn clean(s: &str) -> impl Iterator<Item = char> + '_ {
-    s.chars().map(|c| if c.is_control() { ' ' } else { c })
-}
-
-/// Bytes that may be copied as they are, one table per context: printable
-/// ASCII (a non-ASCII byte may start a C1 control character) less what the
-/// context escapes.
-const fn table(specials: &[u8]) -> [bool; 256] {
-    let mut t = [false; 256];
-    let mut b = 0x20;
-    while b < 0x7f {
-        t[b] = true;
-        b += 1;
-    }
+/// The ASCII bytes a context escapes with a backslash.
+const fn specials(list: &[u8]) -> [bool; 128] {
+    let mut t = [false; 128];
     let mut i = 0;
-    while i < specials.len() {
-        t[specials[i] as usize] = false;
+    while i < list.len() {
+        t[list[i] as usize] = true;
         i += 1;
     }
     t
 }
 
-const KEY: [bool; 256] = table(b",= \\");
-const MEASUREMENT: [bool; 256] = table(b", ");
-const STRING: [bool; 256] = table(b"\"\\");
+const KEY: [bool; 128] = specials(b",= ");
+const MEASUREMENT: [bool; 128] = specials(b", ");
+const STRING: [bool; 128] = specials(b"\"\\");
 
-/// Nothing to escape or clean: nearly every name and value is plain, and is
-/// copied as it is.
-fn plain(s: &str, ok: &[bool; 256]) -> bool {
-    s.bytes().all(|b| ok[usize::from(b)])
+/// Append `s`, escaping `special` bytes with a backslash and turning control
+/// characters (C0, DEL, and the C1 range U+0080..U+009F, which UTF-8 spells
+/// `C2 80`..`C2 9F`) into spaces, themselves escaped where the context
+/// escapes a space. One pass over the bytes; runs of plain text are copied
+/// whole, and every split falls on a character boundary.
+fn push_escaped(out: &mut String, s: &str, special: &[bool; 128]) {
+    let b = s.as_bytes();
+    let (mut start, mut i) = (0, 0);
+    while i < b.len() {
+        let c = b[i];
+        let (control, width) = if c < 0x20 || c == 0x7f {
+            (true, 1)
+        } else if c == 0xc2 && b.get(i + 1).is_some_and(|n| (0x80..=0x9f).contains(n)) {
+            (true, 2)
+        } else {
+            (false, 1)
+        };
+        let escape = !control && c < 0x80 && special[usize::from(c)];
+        if control || escape {
+            out.push_str(&s[start..i]);
+            let c = if control { b' ' } else { c };
+            if special[usize::from(c)] {
+                out.push('\\');
+            }
+            out.push(char::from(c));
+            start = i + width;
+        }
+        i += width;
+    }
+    out.push_str(&s[start..]);
 }
 
 fn push_key(out: &mut String, s: &str) {
-    if plain(s, &KEY) {
-        out.push_str(s);
-        return;
-    }
     // A trailing backslash would escape the separator that follows it.
-    for c in clean(s.trim_end_matches('\\')) {
-        if matches!(c, ',' | '=' | ' ') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
+    push_escaped(out, s.trim_end_matches('\\'), &KEY);
 }
 
 fn push_measurement(out: &mut String, s: &str) {
-    if plain(s, &MEASUREMENT) {
-        out.push_str(s);
-        return;
-    }
-    for c in clean(s) {
-        if matches!(c, ',' | ' ') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
+    push_escaped(out, s, &MEASUREMENT);
 }
 
 fn push_string(out: &mut String, s: &str) {
     out.push('"');
-    if plain(s, &STRING) {
-        out.push_str(s);
-        out.push('"');
-        return;
-    }
-    for c in clean(s) {
-        if matches!(c, '"' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
+    push_escaped(out, s, &STRING);
     out.push('"');
 }
 
@@ -135,7 +122,8 @@ fn push_int(out: &mut String, v: i64) {
     if v < 0 {
         out.push('-');
     }
-    out.extend(buf[i..].iter().map(|&b| char::from(b)));
+    // ASCII digits: always UTF-8.
+    out.push_str(std::str::from_utf8(&buf[i..]).unwrap_or_default());
 }
 
 pub fn write(metrics: &[Metric]) -> String {
@@ -172,6 +160,35 @@ mod tests {
         assert_eq!(write(&[m]), "");
     }
 
+    /// The escaping rules written the obvious way, char by char: the
+    /// byte-level writer must agree with it on any text.
+    fn reference(s: &str, special: &[char]) -> String {
+        let mut out = String::new();
+        for c in s.chars() {
+            let c = if c.is_control() { ' ' } else { c };
+            if special.contains(&c) {
+                out.push('\\');
+            }
+            out.push(c);
+        }
+        out
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn byte_level_escaping_agrees_with_the_char_rules(s in "\\PC*|[\\x00-\\x{a0},= \"\\\\a\u{e9}]*") {
+            let mut k = String::new();
+            push_key(&mut k, &s);
+            proptest::prop_assert_eq!(k, reference(s.trim_end_matches('\\'), &[',', '=', ' ']));
+            let mut m = String::new();
+            push_measurement(&mut m, &s);
+            proptest::prop_assert_eq!(m, reference(&s, &[',', ' ']));
+            let mut v = String::new();
+            push_string(&mut v, &s);
+            proptest::prop_assert_eq!(v, format!("\"{}\"", reference(&s, &['"', '\\'])));
+        }
+    }
+
     #[test]
     fn integers_and_plain_text_match_the_general_path() {
         for v in [
@@ -188,11 +205,14 @@ mod tests {
             push_int(&mut s, v);
             assert_eq!(s, v.to_string());
         }
-        // Only printable ASCII is copied as is; C1 controls (U+0085) and
-        // trailing backslashes still go through cleaning.
-        assert!(plain("0000:01:00.0", &KEY));
-        assert!(!plain("a\u{85}b", &KEY));
-        assert!(!plain("caf\u{e9}", &KEY));
+        // Controls (C0, DEL, C1 U+0085) become spaces, escaped in keys;
+        // other non-ASCII text is copied; trailing backslashes are dropped.
+        let mut s = String::new();
+        push_key(&mut s, "a\u{85}b\tc=\u{7f}");
+        assert_eq!(s, "a\\ b\\ c\\=\\ ");
+        let mut s = String::new();
+        push_string(&mut s, "a\u{85}\\\"\u{e9}\u{c2}");
+        assert_eq!(s, "\"a \\\\\\\"\u{e9}\u{c2}\"");
         let mut s = String::new();
         push_key(&mut s, "x\\");
         assert_eq!(s, "x");

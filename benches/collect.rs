@@ -1,9 +1,19 @@
 //! `cargo bench`: one full collection on generated roots of 64, 256 and 512
-//! PCI functions, and the hot parsers. Whole-process numbers against lspci and
+//! PCI functions, encoding a 460-function snapshot, and the hot parsers. Whole-process numbers against lspci and
 //! an I/O floor: tools/perf-compare.sh.
 
 #[path = "../tools/genroot.rs"]
 mod genroot;
+// The binary's encoders, compiled into the bench as they are compiled into vigil.
+#[allow(dead_code)]
+#[path = "../plugin/src/convert.rs"]
+mod convert;
+#[allow(dead_code, unused_imports)]
+#[path = "../plugin/src/lineproto.rs"]
+mod lineproto;
+#[allow(dead_code)]
+#[path = "../plugin/src/metric.rs"]
+mod metric;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use std::hint::black_box;
@@ -31,6 +41,35 @@ fn collection(c: &mut Criterion) {
     }
     group.finish();
     let _ = std::fs::remove_dir_all(&tmp);
+}
+
+/// Snapshot to line protocol for 460 functions (about 4,000 lines): the
+/// per-point cost of naming, tagging and escaping.
+fn encoding(c: &mut Criterion) {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = std::env::temp_dir().join(format!("vigil-bench-emit-{}", std::process::id()));
+    genroot::generate(repo, &dir, 460).expect("generate root");
+    let sel = Selection::all();
+    let snap = vigil_collector::collect(&Root::new(&dir), &sel, Clock::Fixed { unix_ns: 1 });
+    let mut names = convert::Names::new(true);
+    let mut line = String::with_capacity(512);
+    c.bench_function("encode/460", |b| {
+        b.iter(|| {
+            let mut conv = convert::Converter {
+                sel: &sel,
+                names: &mut names,
+                version: "bench",
+            };
+            let mut bytes = 0;
+            conv.emit(&snap, Vec::new(), &mut |m| {
+                line.clear();
+                lineproto::write_metric(&mut line, m);
+                bytes += line.len();
+            });
+            black_box(bytes)
+        })
+    });
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 fn parsers(c: &mut Criterion) {
@@ -62,5 +101,5 @@ fn parsers(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, collection, parsers);
+criterion_group!(benches, collection, encoding, parsers);
 criterion_main!(benches);

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 
 use vigil_collector::config::{bit_names, COR_NAMES, UNCOR_NAMES};
+use vigil_collector::kmsg::{Category, Event};
 use vigil_collector::pci::{parse::aer_field_name, PciDevice, Severity, Width};
 use vigil_collector::vfio::VfioDevice;
 use vigil_collector::{Collector, Selection, Snapshot};
@@ -69,25 +70,52 @@ pub struct Converter<'a> {
     pub version: &'a str,
 }
 
-fn device_tags(m: &mut Metric, d: &PciDevice, names: &mut Names) {
-    m.tag("address", d.address.as_str());
-    if let Some(v) = d.vendor_id {
-        m.tag("vendor_id", format!("{v:04x}"));
-    }
-    if let Some(v) = d.device_id {
-        m.tag("device_id", format!("{v:04x}"));
-    }
-    if let Some(c) = d.class {
-        m.tag("class_id", format!("{:04x}", c >> 8));
-    }
-    if let (Some(v), Some(dv)) = (d.vendor_id, d.device_id) {
-        let (vn, dn) = names.lookup(v, dv);
-        if let Some(vn) = vn {
-            m.tag("vendor", vn);
+/// A device's tags: the address borrowed, the IDs formatted once per batch
+/// for the device's several lines, the names static.
+struct DeviceTags<'s> {
+    address: &'s str,
+    vendor_id: Option<String>,
+    device_id: Option<String>,
+    class_id: Option<String>,
+    vendor: Option<&'static str>,
+    device: Option<&'static str>,
+}
+
+impl<'s> DeviceTags<'s> {
+    fn new(d: &'s PciDevice, names: &mut Names) -> DeviceTags<'s> {
+        let (vendor, device) = match (d.vendor_id, d.device_id) {
+            (Some(v), Some(dv)) => names.lookup(v, dv),
+            _ => (None, None),
+        };
+        DeviceTags {
+            address: &d.address,
+            vendor_id: d.vendor_id.map(|v| format!("{v:04x}")),
+            device_id: d.device_id.map(|v| format!("{v:04x}")),
+            class_id: d.class.map(|c| format!("{:04x}", c >> 8)),
+            vendor,
+            device,
         }
-        if let Some(dn) = dn {
-            m.tag("device", dn);
+    }
+
+    fn metric<'m>(&'m self, name: &'static str, t: i64) -> Metric<'m> {
+        let mut m = Metric::new(name, t);
+        m.tag("address", self.address);
+        for (k, v) in [
+            ("vendor_id", &self.vendor_id),
+            ("device_id", &self.device_id),
+            ("class_id", &self.class_id),
+        ] {
+            if let Some(v) = v {
+                m.tag(k, v.as_str());
+            }
         }
+        if let Some(v) = self.vendor {
+            m.tag("vendor", v);
+        }
+        if let Some(v) = self.device {
+            m.tag("device", v);
+        }
+        m
     }
 }
 
@@ -96,7 +124,12 @@ impl Converter<'_> {
     /// set), handed to `sink` one at a time: per-device measurements stream in
     /// address order (`address` is their first tag), so a large host never holds
     /// its whole batch in memory. `extra` joins the `kernel_event` group.
-    pub fn emit(&mut self, s: &Snapshot, extra: Vec<Metric>, sink: &mut dyn FnMut(&Metric)) {
+    pub fn emit<'s>(
+        &mut self,
+        s: &'s Snapshot,
+        extra: Vec<Metric<'s>>,
+        sink: &mut dyn FnMut(&Metric),
+    ) {
         let t = s.time_unix_ns;
         let mut small = self.small(s);
         small.extend(extra);
@@ -115,6 +148,10 @@ impl Converter<'_> {
         names.extend(per_device.iter().map(|(n, _)| *n));
         names.sort_unstable();
         names.dedup();
+        let tags: Vec<DeviceTags> = devices
+            .values()
+            .map(|d| DeviceTags::new(d, self.names))
+            .collect();
         let mut rest = small.into_iter().peekable();
         for name in names {
             while let Some(m) = rest.next_if(|m| m.name == name) {
@@ -129,25 +166,29 @@ impl Converter<'_> {
             match name {
                 "vfio_device" => {
                     for vd in s.vfio.iter().flat_map(|v| v.devices.values()) {
-                        if let Some(d) = devices.get(&vd.address) {
-                            sink(&self.vfio(vd, d, t));
+                        // `tags` is in address order, like the device map.
+                        let i = tags.binary_search_by(|g| g.address.cmp(vd.address.as_str()));
+                        if let (Some(d), Ok(i)) = (devices.get(&vd.address), i) {
+                            sink(&self.vfio(vd, d, &tags[i], t));
                         }
                     }
                 }
                 _ => {
-                    for d in devices.values() {
+                    for (d, g) in devices.values().zip(&tags) {
                         match name {
                             "pcie_aer" => {
-                                let mut v = self.aer(d, t);
+                                let mut v = self.aer(d, g, t);
                                 v.sort_by(|a, b| {
                                     a.tags.get("severity").cmp(&b.tags.get("severity"))
                                 });
                                 v.iter().for_each(&mut *sink);
                             }
-                            "pcie_aer_status" => self.aer_status(d, t).iter().for_each(&mut *sink),
-                            "pcie_aspm" => self.aspm(d, t).iter().for_each(&mut *sink),
-                            "pcie_device" => sink(&self.device(d, t)),
-                            _ => self.link(d, t).iter().for_each(&mut *sink),
+                            "pcie_aer_status" => {
+                                self.aer_status(d, g, t).iter().for_each(&mut *sink)
+                            }
+                            "pcie_aspm" => self.aspm(d, g, t).iter().for_each(&mut *sink),
+                            "pcie_device" => sink(&self.device(d, g, t)),
+                            _ => self.link(d, g, t).iter().for_each(&mut *sink),
                         }
                     }
                 }
@@ -156,7 +197,7 @@ impl Converter<'_> {
     }
 
     /// Everything but the per-device measurements, sorted.
-    fn small(&mut self, s: &Snapshot) -> Vec<Metric> {
+    fn small<'s>(&mut self, s: &'s Snapshot) -> Vec<Metric<'s>> {
         let t = s.time_unix_ns;
         let mut out = Vec::new();
         if let Some(v) = &s.vfio {
@@ -164,13 +205,13 @@ impl Converter<'_> {
                 for g in v.groups.values() {
                     let mut m = Metric::new("iommu_group", t);
                     m.tag("group", g.id.to_string());
-                    m.opt("type", g.group_type.clone().map(Field::Str));
+                    m.opt("type", g.group_type.as_deref().map(Field::str));
                     m.field("devices", Field::uint(g.members.len() as u64));
                     m.field("vfio_devices", Field::uint(g.vfio_devices));
                     m.field("bridges", Field::uint(g.bridges));
                     m.field("other_devices", Field::uint(g.other_devices));
                     m.field("viable", Field::flag(g.viable));
-                    m.field("members", Field::Str(g.members.join(",")));
+                    m.field("members", Field::str(g.members.join(",")));
                     out.push(m);
                 }
             }
@@ -193,11 +234,11 @@ impl Converter<'_> {
                 );
                 m.opt("acs_override", v.acs_override.map(Field::flag));
             }
-            m.opt("cmdline", p.cmdline.clone().map(Field::Str));
-            m.opt("aspm_policy", p.aspm_policy.clone().map(Field::Str));
+            m.opt("cmdline", p.cmdline.as_deref().map(Field::str));
+            m.opt("aspm_policy", p.aspm_policy.as_deref().map(Field::str));
             if p.cmdline.is_some() {
                 let v = p.aspm_cmdline.clone().unwrap_or_else(|| "unset".into());
-                m.field("aspm_cmdline", Field::Str(v));
+                m.field("aspm_cmdline", Field::str(v));
             }
             m.opt(
                 "aer_cmdline_disabled",
@@ -214,12 +255,12 @@ impl Converter<'_> {
         }
         if let (Some(f), true) = (&s.forensics, self.sel.has(Collector::CrashForensics)) {
             let mut m = Metric::new("crash_forensics", t);
-            m.field("journal_storage", Field::Str(f.journal_storage.clone()));
+            m.field("journal_storage", Field::str(f.journal_storage.as_str()));
             m.opt("journal_persistent", f.journal_persistent.map(Field::flag));
-            m.opt("journal_fs", f.journal_fs.clone().map(Field::Str));
+            m.opt("journal_fs", f.journal_fs.as_deref().map(Field::str));
             m.opt("var_log_in_ram", f.var_log_in_ram.map(Field::flag));
             m.field("log2ram", Field::flag(f.ram_logger.is_some()));
-            m.opt("ram_logger", f.ram_logger.clone().map(Field::Str));
+            m.opt("ram_logger", f.ram_logger.as_deref().map(Field::str));
             m.opt("log_disk_sync_age_s", f.log_disk_sync_age_s.map(Field::Int));
             m.field(
                 "journal_sync_interval_s",
@@ -227,10 +268,13 @@ impl Converter<'_> {
             );
             m.field("remote_logging", Field::flag(!f.remote_logging.is_empty()));
             if !f.remote_logging.is_empty() {
-                m.field("remote_logging_via", Field::Str(f.remote_logging.join(",")));
+                m.field("remote_logging_via", Field::str(f.remote_logging.join(",")));
             }
             m.field("netconsole", Field::flag(f.netconsole));
-            m.opt("pstore_backend", f.pstore_backend.clone().map(Field::Str));
+            m.opt(
+                "pstore_backend",
+                f.pstore_backend.as_deref().map(Field::str),
+            );
             m.opt("pstore_records", f.pstore_records.map(Field::uint));
             m.opt("kdump_loaded", f.kdump_loaded.map(Field::flag));
             m.opt("crashkernel_bytes", f.crashkernel_bytes.map(Field::uint));
@@ -248,7 +292,7 @@ impl Converter<'_> {
             );
             m.opt(
                 "hw_watchdog_identity",
-                f.hw_watchdog_identity.clone().map(Field::Str),
+                f.hw_watchdog_identity.as_deref().map(Field::str),
             );
             m.field(
                 "readiness_score",
@@ -258,16 +302,16 @@ impl Converter<'_> {
             );
             m.field("findings", Field::uint(s.findings.len() as u64));
             let ids: Vec<&str> = s.findings.iter().map(|f| f.id).collect();
-            m.field("finding_ids", Field::Str(ids.join(",")));
+            m.field("finding_ids", Field::str(ids.join(",")));
             out.push(m);
         }
         if self.sel.has(Collector::KernelEvent) {
-            out.extend(s.events.iter().map(crate::events::event_metric));
+            out.extend(s.events.iter().map(event_metric));
         }
         if let Some(hb) = &s.heartbeat {
             let mut m = Metric::new("vigil", t);
-            m.field("version", Field::Str(self.version.to_string()));
-            m.opt("boot_id", hb.boot_id.clone().map(Field::Str));
+            m.field("version", Field::str(self.version.to_string()));
+            m.opt("boot_id", hb.boot_id.as_deref().map(Field::str));
             m.opt("uptime_s", hb.uptime_s.map(Field::Float));
             m.field("duration_us", Field::uint(s.duration_us));
             m.field("errors", Field::uint(s.errors()));
@@ -285,7 +329,7 @@ impl Converter<'_> {
             m.field("errors", Field::uint(st.errors));
             if !st.unavailable.is_empty() {
                 let v: Vec<&str> = st.unavailable.iter().map(String::as_str).collect();
-                m.field("unavailable", Field::Str(v.join(",")));
+                m.field("unavailable", Field::str(v.join(",")));
             }
             out.push(m);
         }
@@ -293,8 +337,14 @@ impl Converter<'_> {
         out
     }
 
-    fn vfio(&mut self, vd: &VfioDevice, d: &PciDevice, t: i64) -> Metric {
-        let mut m = self.tagged("vfio_device", d, t);
+    fn vfio<'m>(
+        &mut self,
+        vd: &'m VfioDevice,
+        d: &'m PciDevice,
+        g: &'m DeviceTags,
+        t: i64,
+    ) -> Metric<'m> {
+        let mut m = g.metric("vfio_device", t);
         if let Some(g) = vd.group {
             m.tag("group", g.to_string());
         }
@@ -302,33 +352,31 @@ impl Converter<'_> {
             .driver
             .as_ref()
             .map(|drv| drv.as_deref().unwrap_or("none"));
-        m.opt("driver", driver.map(|v| Field::Str(v.to_string())));
+        m.opt("driver", driver.map(Field::str));
         m.field("bound", Field::flag(vd.bound));
         m.field("intended", Field::flag(vd.intended));
         if !vd.intended_by.is_empty() {
             let by: Vec<&str> = vd.intended_by.iter().map(String::as_str).collect();
-            m.field("intended_by", Field::Str(by.join(",")));
+            m.field("intended_by", Field::str(by.join(",")));
         }
         m.opt("group_viable", vd.group_viable.map(Field::flag));
         if let Some(h) = &vd.holder {
             m.field("in_use", Field::flag(h.is_some()));
             if let Some(h) = h {
                 m.field("holder_pid", Field::Int(i64::from(h.pid)));
-                m.opt("holder", h.name.clone().map(Field::Str));
-                m.opt("vmid", h.vmid.clone().map(Field::Str));
+                m.opt("holder", h.name.as_deref().map(Field::str));
+                m.opt("vmid", h.vmid.as_deref().map(Field::str));
             }
         }
         if !vd.configured_vmids.is_empty() {
             let ids: Vec<&str> = vd.configured_vmids.iter().map(String::as_str).collect();
-            m.field("configured_vmids", Field::Str(ids.join(",")));
+            m.field("configured_vmids", Field::str(ids.join(",")));
         }
         m.opt(
             "power_state",
-            d.power_state
-                .as_ref()
-                .map(|p| Field::Str(p.as_str().to_string())),
+            d.power_state.as_ref().map(|p| Field::str(p.as_str())),
         );
-        m.opt("reset_method", vd.reset_method.clone().map(Field::Str));
+        m.opt("reset_method", vd.reset_method.as_deref().map(Field::str));
         m.field(
             "host_companions",
             Field::uint(vd.host_companions.len() as u64),
@@ -336,34 +384,26 @@ impl Converter<'_> {
         if !vd.host_companions.is_empty() {
             m.field(
                 "host_companion_addresses",
-                Field::Str(vd.host_companions.join(",")),
+                Field::str(vd.host_companions.join(",")),
             );
         }
         m
     }
 
-    fn tagged(&mut self, name: &'static str, d: &PciDevice, t: i64) -> Metric {
-        let mut m = Metric::new(name, t);
-        device_tags(&mut m, d, self.names);
-        m
-    }
-
-    fn device(&mut self, d: &PciDevice, t: i64) -> Metric {
-        let mut m = self.tagged("pcie_device", d, t);
+    fn device<'m>(&mut self, d: &'m PciDevice, g: &'m DeviceTags, t: i64) -> Metric<'m> {
+        let mut m = g.metric("pcie_device", t);
         let driver = d
             .driver
             .as_ref()
             .map(|drv| drv.as_deref().unwrap_or("none"));
-        m.opt("driver", driver.map(|v| Field::Str(v.to_string())));
+        m.opt("driver", driver.map(Field::str));
         if let Some(p) = &d.power_state {
-            m.field("power_state", Field::Str(p.as_str().to_string()));
+            m.field("power_state", Field::str(p.as_str()));
             m.opt("d_state", p.d_state().map(Field::Int));
         }
         m.opt(
             "runtime_status",
-            d.runtime_status
-                .as_ref()
-                .map(|r| Field::Str(r.as_str().to_string())),
+            d.runtime_status.as_ref().map(|r| Field::str(r.as_str())),
         );
         m.opt("d3cold_allowed", d.d3cold_allowed.map(Field::flag));
         m.opt("enabled", d.enabled.map(Field::flag));
@@ -372,7 +412,7 @@ impl Converter<'_> {
             d.iommu_group.map(|g| Field::Int(i64::from(g))),
         );
         m.opt("numa_node", d.numa_node.map(Field::Int));
-        m.opt("upstream_port", d.upstream_port.clone().map(Field::Str));
+        m.opt("upstream_port", d.upstream_port.as_deref().map(Field::str));
         m.field("link_skipped", Field::flag(d.link_skipped));
         m.opt(
             "reachable",
@@ -381,7 +421,7 @@ impl Converter<'_> {
         m
     }
 
-    fn link(&mut self, d: &PciDevice, t: i64) -> Option<Metric> {
+    fn link<'m>(&mut self, d: &'m PciDevice, g: &'m DeviceTags, t: i64) -> Option<Metric<'m>> {
         if d.link_skipped {
             return None;
         }
@@ -393,7 +433,7 @@ impl Converter<'_> {
         if d.link.is_none() && express.is_none() {
             return None;
         }
-        let mut m = self.tagged("pcie_link", d, t);
+        let mut m = g.metric("pcie_link", t);
         let lanes = |w: Option<Width>| match w {
             Some(Width::Lanes(n)) => Some(Field::Int(i64::from(n))),
             _ => None,
@@ -443,9 +483,9 @@ impl Converter<'_> {
         Some(m)
     }
 
-    fn aspm(&mut self, d: &PciDevice, t: i64) -> Option<Metric> {
+    fn aspm<'m>(&mut self, d: &'m PciDevice, g: &'m DeviceTags, t: i64) -> Option<Metric<'m>> {
         let (enabled, source) = d.aspm_enabled()?;
-        let mut m = self.tagged("pcie_aspm", d, t);
+        let mut m = g.metric("pcie_aspm", t);
         if let Some(a) = &d.aspm {
             m.opt("l0s", a.l0s.map(Field::flag));
             m.opt("l1", a.l1.map(Field::flag));
@@ -468,11 +508,11 @@ impl Converter<'_> {
             m.field("lnkcap_l1", Field::flag(e.lnkcap_l1()));
         }
         m.field("enabled", Field::flag(enabled));
-        m.field("source", Field::Str(source.to_string()));
+        m.field("source", Field::str(source));
         Some(m)
     }
 
-    fn aer(&mut self, d: &PciDevice, t: i64) -> Vec<Metric> {
+    fn aer<'m>(&mut self, d: &'m PciDevice, g: &'m DeviceTags, t: i64) -> Vec<Metric<'m>> {
         let mut out = Vec::new();
         for sev in Severity::ALL {
             let counters = d.aer.get(&sev);
@@ -480,7 +520,7 @@ impl Converter<'_> {
             if counters.is_none() && rootport.is_none() {
                 continue;
             }
-            let mut m = self.tagged("pcie_aer", d, t);
+            let mut m = g.metric("pcie_aer", t);
             m.tag("severity", sev.name());
             if let Some(c) = counters {
                 for (name, v) in &c.counters {
@@ -501,7 +541,12 @@ impl Converter<'_> {
         out
     }
 
-    fn aer_status(&mut self, d: &PciDevice, t: i64) -> Option<Metric> {
+    fn aer_status<'m>(
+        &mut self,
+        d: &'m PciDevice,
+        g: &'m DeviceTags,
+        t: i64,
+    ) -> Option<Metric<'m>> {
         let cs = d
             .config
             .as_ref()
@@ -509,7 +554,7 @@ impl Converter<'_> {
         if cs.express.is_none() && cs.aer.is_none() {
             return None;
         }
-        let mut m = self.tagged("pcie_aer_status", d, t);
+        let mut m = g.metric("pcie_aer_status", t);
         if let Some(e) = &cs.express {
             m.field("devsta_corr_err", Field::flag(e.devsta_corr_err()));
             m.field("devsta_nonfatal_err", Field::flag(e.devsta_nonfatal_err()));
@@ -524,11 +569,11 @@ impl Converter<'_> {
             m.field("cor_mask", Field::Int(i64::from(a.cor_mask)));
             m.field(
                 "uncor_status_names",
-                Field::Str(bit_names(a.uncor_status, &UNCOR_NAMES)),
+                Field::str(bit_names(a.uncor_status, &UNCOR_NAMES)),
             );
             m.field(
                 "cor_status_names",
-                Field::Str(bit_names(a.cor_status, &COR_NAMES)),
+                Field::str(bit_names(a.cor_status, &COR_NAMES)),
             );
             m.opt(
                 "root_status",
@@ -546,4 +591,39 @@ impl Converter<'_> {
         }
         Some(m)
     }
+}
+
+pub fn event_metric(e: &Event) -> Metric<'_> {
+    let mut m = Metric::new("kernel_event", e.time_unix_ns);
+    m.tag("category", e.category.name());
+    if let Some(a) = &e.address {
+        m.tag("address", a.as_str());
+    }
+    m.field("message", Field::str(e.message.as_str()));
+    m.field("priority", Field::Int(i64::from(e.level)));
+    m.field("seq", Field::uint(e.seq));
+    m
+}
+
+/// The line that stands for `n` events of category `c` held back by the
+/// rate limit (at most `burst` per `window_s` seconds).
+pub fn suppressed_metric(
+    c: Category,
+    n: u64,
+    t: i64,
+    burst: u32,
+    window_s: u64,
+) -> Metric<'static> {
+    let mut m = Metric::new("kernel_event", t);
+    m.tag("category", c.name());
+    m.field(
+        "message",
+        Field::str(format!(
+            "{n} {} events suppressed (more than {burst} in {window_s}s)",
+            c.name()
+        )),
+    );
+    m.field("priority", Field::Int(4));
+    m.field("suppressed", Field::uint(n));
+    m
 }

@@ -8,12 +8,12 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use vigil_collector::kmsg::{Category, Event, Reader};
+use vigil_collector::kmsg::{Category, Reader};
 use vigil_collector::read::ErrorKind;
 use vigil_collector::{CollectorStatus, Root};
 
 use crate::cli::Format;
-use crate::metric::{Field, Metric};
+use crate::metric::Metric;
 use crate::{json, lineproto, log};
 
 /// At most BURST events per category per WINDOW.
@@ -45,34 +45,6 @@ impl Limiter {
     pub fn take_suppressed(&mut self) -> BTreeMap<Category, u64> {
         std::mem::take(&mut self.suppressed)
     }
-}
-
-pub fn event_metric(e: &Event) -> Metric {
-    let mut m = Metric::new("kernel_event", e.time_unix_ns);
-    m.tag("category", e.category.name());
-    if let Some(a) = &e.address {
-        m.tag("address", a.as_str());
-    }
-    m.field("message", Field::Str(e.message.clone()));
-    m.field("priority", Field::Int(i64::from(e.level)));
-    m.field("seq", Field::uint(e.seq));
-    m
-}
-
-pub fn suppressed_metric(c: Category, n: u64, t: i64) -> Metric {
-    let mut m = Metric::new("kernel_event", t);
-    m.tag("category", c.name());
-    m.field(
-        "message",
-        Field::Str(format!(
-            "{n} {} events suppressed (more than {BURST} in {}s)",
-            c.name(),
-            WINDOW.as_secs()
-        )),
-    );
-    m.field("priority", Field::Int(4));
-    m.field("suppressed", Field::uint(n));
-    m
 }
 
 /// What the follower reports into each batch's `vigil_collector` line.
@@ -145,7 +117,7 @@ fn follow(root: &Root, format: Format, limiter: &Mutex<Limiter>, state: &Mutex<F
                     events
                         .iter()
                         .filter(|e| lim.admit(e.category, now))
-                        .map(event_metric)
+                        .map(crate::convert::event_metric)
                         .collect()
                 };
                 if !admitted.is_empty() {

@@ -27,7 +27,7 @@ pub fn write_metric(out: &mut String, m: &Metric) {
                 Field::Float(f) => {
                     serde_json::Number::from_f64(*f).map_or(Value::Null, Value::Number)
                 }
-                Field::Str(s) => Value::from(s.as_str()),
+                Field::Str(s) => Value::from(s.as_ref()),
             };
             if !v.is_null() {
                 fields.insert(k.to_string(), v);
@@ -36,7 +36,7 @@ pub fn write_metric(out: &mut String, m: &Metric) {
         let tags: Map<String, Value> = m
             .tags
             .iter()
-            .map(|(k, v)| ((*k).to_string(), Value::from(v.as_str())))
+            .map(|(k, v)| ((*k).to_string(), Value::from(v.as_ref())))
             .collect();
         let mut obj = Map::new();
         obj.insert("fields".into(), Value::Object(fields));

@@ -29,6 +29,10 @@ const STRING: [bool; 128] = specials(b"\"\\");
 /// escapes a space. One pass over the bytes; runs of plain text are copied
 /// whole, and every split falls on a character boundary.
 fn push_escaped(out: &mut String, s: &str, special: &[bool; 128]) {
+    if plain(s, special) {
+        out.push_str(s);
+        return;
+    }
     let b = s.as_bytes();
     let (mut start, mut i) = (0, 0);
     while i < b.len() {
@@ -53,6 +57,26 @@ fn push_escaped(out: &mut String, s: &str, special: &[bool; 128]) {
         i += width;
     }
     out.push_str(&s[start..]);
+}
+
+/// Printable ASCII and nothing `special`: the common case, copied whole. No
+/// early exit, so the loop vectorises; names and values are short.
+fn plain(s: &str, special: &[bool; 128]) -> bool {
+    let (comma, eq, space, quote, backslash) = (
+        special[usize::from(b',')],
+        special[usize::from(b'=')],
+        special[usize::from(b' ')],
+        special[usize::from(b'"')],
+        special[usize::from(b'\\')],
+    );
+    !s.bytes().fold(false, |bad, b| {
+        bad | !(0x20..0x7f).contains(&b)
+            | (comma & (b == b','))
+            | (eq & (b == b'='))
+            | (space & (b == b' '))
+            | (quote & (b == b'"'))
+            | (backslash & (b == b'\\'))
+    })
 }
 
 fn push_key(out: &mut String, s: &str) {
@@ -143,7 +167,7 @@ mod tests {
         let mut m = Metric::new("pcie device", 5);
         m.tag("vendor", "Foo, Inc.=x");
         m.tag("empty", "");
-        m.field("msg", Field::Str("say \"hi\" \\ now\nthen".into()));
+        m.field("msg", Field::str("say \"hi\" \\ now\nthen"));
         m.field("n", Field::Int(-3));
         m.field("f", Field::Float(2.5));
         m.field("nan", Field::Float(f64::NAN));

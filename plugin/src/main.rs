@@ -118,7 +118,13 @@ fn main() -> ExitCode {
             }
             if let Ok(mut lim) = f.limiter.lock() {
                 for (c, n) in lim.take_suppressed() {
-                    extra.push(events::suppressed_metric(c, n, snap.time_unix_ns));
+                    extra.push(convert::suppressed_metric(
+                        c,
+                        n,
+                        snap.time_unix_ns,
+                        events::BURST,
+                        events::WINDOW.as_secs(),
+                    ));
                 }
             }
         }

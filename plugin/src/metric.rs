@@ -3,34 +3,39 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
+/// A field value. Text borrows from the snapshot where it can (`'a`): a
+/// batch of thousands of points then copies no string it does not build.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Field {
+pub enum Field<'a> {
     Int(i64),
     Float(f64),
-    Str(String),
+    Str(Cow<'a, str>),
 }
 
-impl Field {
+impl<'a> Field<'a> {
     /// Counters are u64 in the kernel; line protocol without uint support tops out at i64.
-    pub fn uint(v: u64) -> Field {
+    pub fn uint(v: u64) -> Field<'a> {
         Field::Int(i64::try_from(v).unwrap_or(i64::MAX))
     }
-    pub fn flag(v: bool) -> Field {
+    pub fn flag(v: bool) -> Field<'a> {
         Field::Int(i64::from(v))
+    }
+    pub fn str(v: impl Into<Cow<'a, str>>) -> Field<'a> {
+        Field::Str(v.into())
     }
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct Metric {
+pub struct Metric<'a> {
     pub name: &'static str,
-    pub tags: BTreeMap<&'static str, String>,
+    pub tags: BTreeMap<&'static str, Cow<'a, str>>,
     /// Keys are static names except the kernel's AER counter names.
-    pub fields: BTreeMap<Cow<'static, str>, Field>,
+    pub fields: BTreeMap<Cow<'static, str>, Field<'a>>,
     pub time_unix_ns: i64,
 }
 
-impl Metric {
-    pub fn new(name: &'static str, time_unix_ns: i64) -> Metric {
+impl<'a> Metric<'a> {
+    pub fn new(name: &'static str, time_unix_ns: i64) -> Metric<'a> {
         Metric {
             name,
             tags: BTreeMap::new(),
@@ -40,7 +45,7 @@ impl Metric {
     }
 
     /// Empty tag values cannot be written; such a tag is left off.
-    pub fn tag(&mut self, k: &'static str, v: impl Into<String>) -> &mut Self {
+    pub fn tag(&mut self, k: &'static str, v: impl Into<Cow<'a, str>>) -> &mut Self {
         let v = v.into();
         if !v.is_empty() {
             self.tags.insert(k, v);
@@ -48,7 +53,7 @@ impl Metric {
         self
     }
 
-    pub fn field(&mut self, k: impl Into<Cow<'static, str>>, v: Field) -> &mut Self {
+    pub fn field(&mut self, k: impl Into<Cow<'static, str>>, v: Field<'a>) -> &mut Self {
         // The contract forbids NaN and Inf: such a value is absent, not written.
         if let Field::Float(f) = v {
             if !f.is_finite() {
@@ -59,7 +64,7 @@ impl Metric {
         self
     }
 
-    pub fn opt(&mut self, k: &'static str, v: Option<Field>) -> &mut Self {
+    pub fn opt(&mut self, k: &'static str, v: Option<Field<'a>>) -> &mut Self {
         if let Some(v) = v {
             self.field(k, v);
         }

@@ -28,8 +28,8 @@ const STRING: [bool; 128] = specials(b"\"\\");
 /// `C2 80`..`C2 9F`) into spaces, themselves escaped where the context
 /// escapes a space. One pass over the bytes; runs of plain text are copied
 /// whole, and every split falls on a character boundary.
-fn push_escaped(out: &mut String, s: &str, special: &[bool; 128]) {
-    if plain(s, special) {
+fn push_escaped(out: &mut String, s: &str, special: &[bool; 128], stops: &[bool; 256]) {
+    if plain(s, stops) {
         out.push_str(s);
         return;
     }
@@ -59,38 +59,41 @@ fn push_escaped(out: &mut String, s: &str, special: &[bool; 128]) {
     out.push_str(&s[start..]);
 }
 
-/// Printable ASCII and nothing `special`: the common case, copied whole. No
-/// early exit, so the loop vectorises; names and values are short.
-fn plain(s: &str, special: &[bool; 128]) -> bool {
-    let (comma, eq, space, quote, backslash) = (
-        special[usize::from(b',')],
-        special[usize::from(b'=')],
-        special[usize::from(b' ')],
-        special[usize::from(b'"')],
-        special[usize::from(b'\\')],
-    );
-    !s.bytes().fold(false, |bad, b| {
-        bad | !(0x20..0x7f).contains(&b)
-            | (comma & (b == b','))
-            | (eq & (b == b'='))
-            | (space & (b == b' '))
-            | (quote & (b == b'"'))
-            | (backslash & (b == b'\\'))
-    })
+/// Bytes that stop a copy-as-is in a context: controls, DEL, every
+/// non-ASCII byte (it may start a C1 control) and the context's specials.
+const fn stops(special: &[bool; 128]) -> [bool; 256] {
+    let mut t = [true; 256];
+    let mut b = 0x20;
+    while b < 0x7f {
+        t[b] = special[b];
+        b += 1;
+    }
+    t
+}
+
+const KEY_STOPS: [bool; 256] = stops(&KEY);
+const MEASUREMENT_STOPS: [bool; 256] = stops(&MEASUREMENT);
+const STRING_STOPS: [bool; 256] = stops(&STRING);
+
+/// Nothing to escape or clean: the common case, copied whole. One table
+/// load per byte and no early exit: names and values are short.
+fn plain(s: &str, stops: &[bool; 256]) -> bool {
+    !s.bytes()
+        .fold(false, |stop, b| stop | stops[usize::from(b)])
 }
 
 fn push_key(out: &mut String, s: &str) {
     // A trailing backslash would escape the separator that follows it.
-    push_escaped(out, s.trim_end_matches('\\'), &KEY);
+    push_escaped(out, s.trim_end_matches('\\'), &KEY, &KEY_STOPS);
 }
 
 fn push_measurement(out: &mut String, s: &str) {
-    push_escaped(out, s, &MEASUREMENT);
+    push_escaped(out, s, &MEASUREMENT, &MEASUREMENT_STOPS);
 }
 
 fn push_string(out: &mut String, s: &str) {
     out.push('"');
-    push_escaped(out, s, &STRING);
+    push_escaped(out, s, &STRING, &STRING_STOPS);
     out.push('"');
 }
 

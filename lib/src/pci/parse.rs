@@ -437,6 +437,10 @@ mod tests {
             aer_file("Receiver Error 3\ndev_fatal_errs_bit[27] 2\nBogus\nDLP x\nTOTAL_ERR_FATAL 7");
         assert_eq!(c.counters.get("Receiver Error"), Some(&3));
         assert_eq!(c.counters.get("dev_fatal_errs_bit[27]"), Some(&2));
+        // A name printed twice keeps its last count.
+        let (twice, _) = aer_file("RxErr 1\nBadTLP 2\nRxErr 5\nTOTAL_ERR_COR 8\n");
+        assert_eq!(twice.counters.get("RxErr"), Some(&5));
+        assert_eq!(twice.counters.len(), 2);
         let mut sorted = AER_KERNEL_NAMES;
         sorted.sort_unstable();
         assert_eq!(

@@ -15,9 +15,9 @@ for p in ./usr/bin/vigil ./etc/telegraf/telegraf.d/vigil.conf ./usr/share/vigil/
 done
 if grep -q 'etc/sudoers.d' <<<"$contents"; then echo "sudoers rule must not be enabled"; exit 1; fi; ok
 [ "$(dpkg-deb -f "$deb" Package)" = vigil ]; ok
-dpkg-deb -f "$deb" Recommends | grep -qw telegraf; ok
-if dpkg-deb -f "$deb" Depends | grep -qw telegraf; then echo "telegraf must not be a hard dependency"; exit 1; fi; ok
-dpkg-deb -I "$deb" conffiles | grep -qx /etc/telegraf/telegraf.d/vigil.conf; ok
+dpkg-deb -f "$deb" Recommends | grep -w telegraf >/dev/null; ok
+if dpkg-deb -f "$deb" Depends | grep -w telegraf >/dev/null; then echo "telegraf must not be a hard dependency"; exit 1; fi; ok
+dpkg-deb -I "$deb" conffiles | grep -x /etc/telegraf/telegraf.d/vigil.conf >/dev/null; ok
 
 if [ "$(id -u)" != 0 ]; then
   echo "deb: $pass passed, 0 failed (install steps need root, skipped)"
@@ -25,7 +25,7 @@ if [ "$(id -u)" != 0 ]; then
 fi
 had=$(dpkg-query -W -f='${Status}' vigil 2>/dev/null || true)
 dpkg -i "$deb" >/dev/null
-/usr/bin/vigil --once --collectors pcie_platform,vigil | grep -q '^vigil '; ok
+/usr/bin/vigil --once --collectors pcie_platform,vigil | grep "^vigil " >/dev/null; ok
 /usr/bin/vigil doctor >/dev/null; ok
 echo "# local edit" >> /etc/telegraf/telegraf.d/vigil.conf
 dpkg -i "$deb" >/dev/null

@@ -44,7 +44,7 @@ if [ ! -x "$TELEGRAF" ]; then
   mv "$TELEGRAF.tmp" "$TELEGRAF"
   rm -rf "$src"
 fi
-"$TELEGRAF" plugins | grep -qx inputs.execd
+"$TELEGRAF" plugins | grep -x inputs.execd >/dev/null  # no -q: grep -q may exit before telegraf has written all, and pipefail would see SIGPIPE
 
 log "building vigil"
 cargo build -q

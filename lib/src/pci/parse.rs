@@ -210,7 +210,7 @@ pub struct AerCounters {
 }
 
 /// Every counter name the kernel prints in `aer_dev_*` (kernel-abi.md §2.2,
-/// through 6.18), sorted for binary search.
+/// through 6.18), sorted.
 pub const AER_KERNEL_NAMES: [&str; 31] = [
     "ACSViol",
     "AtomicOpBlocked",

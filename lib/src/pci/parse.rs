@@ -3,7 +3,6 @@
 
 use serde::Serialize;
 use std::borrow::Cow;
-use std::collections::BTreeMap;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParseError(pub String);
@@ -196,6 +195,70 @@ pub fn counter(s: &str) -> R<u64> {
         .or_else(|_| bad("an unsigned counter", s))
 }
 
+/// Counter name -> count, sorted by name, each name once: a map in one
+/// vector. A host has thousands of these small maps; a tree's nodes cost
+/// three allocations and over a kilobyte each, this one allocation and 32
+/// bytes a counter. Serialised as a map.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Counters(Vec<(Cow<'static, str>, u64)>);
+
+impl Counters {
+    /// From lines in any order; a name given twice keeps its last count.
+    fn from_lines(mut v: Vec<(Cow<'static, str>, u64)>) -> Counters {
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        // Stable sort: equal names stay in file order, and the later wins.
+        v.dedup_by(|later, kept| {
+            let same = later.0 == kept.0;
+            if same {
+                kept.1 = later.1;
+            }
+            same
+        });
+        // Thousands of these live until the batch is written: no spare room.
+        v.shrink_to_fit();
+        Counters(v)
+    }
+
+    pub fn get(&self, name: &str) -> Option<&u64> {
+        self.0
+            .binary_search_by(|(k, _)| k.as_ref().cmp(name))
+            .ok()
+            .map(|i| &self.0[i].1)
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Names in order.
+    pub fn keys(&self) -> impl Iterator<Item = &Cow<'static, str>> {
+        self.0.iter().map(|(k, _)| k)
+    }
+}
+
+impl<'a> IntoIterator for &'a Counters {
+    type Item = &'a (Cow<'static, str>, u64);
+    type IntoIter = std::slice::Iter<'a, (Cow<'static, str>, u64)>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
+impl Serialize for Counters {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(self.0.len()))?;
+        for (k, v) in &self.0 {
+            m.serialize_entry(k, v)?;
+        }
+        m.end()
+    }
+}
+
 /// One `aer_dev_{correctable,nonfatal,fatal}` file.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct AerCounters {
@@ -203,7 +266,7 @@ pub struct AerCounters {
     /// legacy `Receiver Error`) -> count. Unknown names are kept, never dropped;
     /// known ones borrow from [`AER_KERNEL_NAMES`] (about 25,000 counters on a
     /// 460-function host: no allocation each).
-    pub counters: BTreeMap<Cow<'static, str>, u64>,
+    pub counters: Counters,
     /// The `TOTAL_ERR_*` line, as printed; never recomputed (kernel totals
     /// count messages, the per-bit counters count bits).
     pub total: Option<u64>,
@@ -292,6 +355,7 @@ fn aer_name(name: &str) -> Cow<'static, str> {
 pub fn aer_file(s: &str) -> (AerCounters, Vec<ParseError>) {
     let mut out = AerCounters::default();
     let mut errs = Vec::new();
+    let mut counters = Vec::with_capacity(32);
     for line in s.lines() {
         let line = line.trim_end();
         if line.trim().is_empty() {
@@ -311,9 +375,10 @@ pub fn aer_file(s: &str) -> (AerCounters, Vec<ParseError>) {
         } else if name.starts_with("TOTAL_ERR_") {
             out.total = Some(count);
         } else {
-            out.counters.insert(aer_name(name), count);
+            counters.push((aer_name(name), count));
         }
     }
+    out.counters = Counters::from_lines(counters);
     (out, errs)
 }
 

@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::pci::{PciDevice, PciSnapshot};
 use crate::platform::cmdline;
-use crate::read::{self, ErrorKind};
+use crate::read::{self, DirHandle, ErrorKind};
 use crate::root::Root;
 use crate::status::{Collector, Tally};
 
@@ -106,18 +106,22 @@ pub fn collect(
         }
     }
     let groups_dir = root.path("/sys/kernel/iommu_groups");
-    match read::list_dir(&groups_dir) {
-        Ok(names) => {
+    // One descriptor for the directory: each group's `type` is opened
+    // relative to it, not by walking the whole path again.
+    match DirHandle::open(&groups_dir).and_then(|mut h| h.list().map(|n| (h, n))) {
+        Ok((groups, names)) => {
             for n in names {
                 let Ok(id) = n.parse::<u32>() else { continue };
-                let dir = groups_dir.join(&n);
                 let mut g = IommuGroup {
                     id,
                     ..IommuGroup::default()
                 };
-                match read::read_attr(&dir.join("type")) {
-                    Ok(t) if !t.trim().is_empty() => g.group_type = Some(t.trim().to_string()),
-                    Ok(_) => tally.error(cg, format!("{}/type: empty", dir.display())),
+                let type_file = format!("{n}/type");
+                match groups.with_attr(&type_file, |t| t.trim().to_string()) {
+                    Ok(t) if !t.is_empty() => g.group_type = Some(t),
+                    Ok(_) => {
+                        tally.error(cg, format!("{}/{type_file}: empty", groups_dir.display()))
+                    }
                     Err(e) => tally.read_failed(cg, &e),
                 }
                 // Members are PCI addresses: every PCI function names its group
@@ -207,6 +211,9 @@ pub fn collect(
     }
     let configured = proxmox_configured(root, devices, tally);
 
+    // The bus directory, opened at the first device that needs a file of its
+    // own: `<address>/reset_method` relative to it, not the whole path.
+    let mut bus: Option<read::Result<DirHandle>> = None;
     // Devices bound to, meant for, or configured for vfio.
     for d in devices.values() {
         let drv = driver_of(d);
@@ -244,12 +251,12 @@ pub fn collect(
             .filter(|o| driver_of(o).is_some_and(|x| !is_vfio_driver(x)))
             .map(|o| o.address.clone())
             .collect();
-        let reset_method = match read::read_attr(
-            &root
-                .path(crate::pci::DEVICES_DIR)
-                .join(&d.address)
-                .join("reset_method"),
-        ) {
+        let bus = bus.get_or_insert_with(|| DirHandle::open(&root.path(crate::pci::DEVICES_DIR)));
+        let reset_method = match bus
+            .as_ref()
+            .map_err(Clone::clone)
+            .and_then(|b| b.with_attr(&format!("{}/reset_method", d.address), str::to_string))
+        {
             Ok(v) if !v.trim().is_empty() => Some(v.trim().to_string()),
             Ok(_) => None,
             Err(e) => {

@@ -14,6 +14,9 @@ mod lineproto;
 #[allow(dead_code)]
 #[path = "../plugin/src/metric.rs"]
 mod metric;
+#[allow(unused_imports)]
+#[path = "../plugin/src/pciname.rs"]
+mod pciname;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use std::hint::black_box;

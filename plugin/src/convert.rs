@@ -11,7 +11,6 @@ use vigil_collector::vfio::VfioDevice;
 use vigil_collector::{Collector, Selection, Snapshot};
 
 use crate::metric::{sort, Field, Metric};
-use pci_ids::FromId;
 
 /// Vendor and device names from pci.ids, each absent when unknown.
 type NamePair = (Option<&'static str>, Option<&'static str>);
@@ -57,8 +56,8 @@ impl Names {
             return (None, None);
         }
         *self.cache.entry((vid, did)).or_insert_with(|| {
-            let vendor = pci_ids::Vendor::from_id(vid).map(|v| v.name());
-            let device = pci_ids::Device::from_vid_pid(vid, did).map(|d| d.name());
+            let vendor = crate::pciname::vendor(vid);
+            let device = crate::pciname::device(vid, did);
             (vendor, device)
         })
     }

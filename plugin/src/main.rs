@@ -10,6 +10,7 @@ mod json;
 mod lineproto;
 mod log;
 mod metric;
+mod pciname;
 
 use std::io::Write;
 use std::process::ExitCode;

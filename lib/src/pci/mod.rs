@@ -211,25 +211,25 @@ fn get<T>(
     name: &str,
     parse: impl FnOnce(&str) -> Result<T, parse::ParseError>,
 ) -> Option<T> {
-    get_seen(tally, c, dir, name, parse).1
+    judge(tally, c, dir, name, dir.with_attr(name, parse)).1
 }
 
-/// [`get`], also saying whether the file exists (even with a bad value).
-fn get_seen<T>(
+/// A read and its parse, judged: a bad value is tallied against `c`, a read
+/// failure too unless the file is simply absent. Returns whether the file
+/// exists (even with a bad value), and the value.
+fn judge<T>(
     tally: &mut Tally,
     c: Collector,
     dir: &DirHandle,
     name: &str,
-    parse: impl FnOnce(&str) -> Result<T, parse::ParseError>,
+    read: read::Result<Result<T, parse::ParseError>>,
 ) -> (bool, Option<T>) {
-    match dir.with_attr(name, parse) {
-        Ok(r) => match r {
-            Ok(v) => (true, Some(v)),
-            Err(e) => {
-                tally.error(c, format!("{}: {}", dir.path().join(name).display(), e.0));
-                (true, None)
-            }
-        },
+    match read {
+        Ok(Ok(v)) => (true, Some(v)),
+        Ok(Err(e)) => {
+            tally.error(c, format!("{}: {}", dir.path().join(name).display(), e.0));
+            (true, None)
+        }
         Err(e) => {
             tally.read_failed(c, &e);
             (e.kind != ErrorKind::Absent, None)
@@ -368,9 +368,8 @@ fn pci_collectors() -> [Collector; 5] {
     ]
 }
 
-/// Judge one value the observer read: a capture records it here (the
-/// recorder belongs to this thread), a bad value is tallied against `c`.
-/// Returns whether the file exists, and the value.
+/// [`judge`] for a value the observer read; a capture records it here (the
+/// recorder belongs to this thread).
 fn settle<T>(
     tally: &mut Tally,
     c: Collector,
@@ -379,22 +378,11 @@ fn settle<T>(
     read: read::Result<String>,
     parse: impl FnOnce(&str) -> Result<T, parse::ParseError>,
 ) -> (bool, Option<T>) {
-    match read {
-        Ok(text) => {
-            read::recorded(|| dir.path().join(name), text.as_bytes());
-            match parse(text.strip_suffix('\n').unwrap_or(&text)) {
-                Ok(v) => (true, Some(v)),
-                Err(e) => {
-                    tally.error(c, format!("{}: {}", dir.path().join(name).display(), e.0));
-                    (true, None)
-                }
-            }
-        }
-        Err(e) => {
-            tally.read_failed(c, &e);
-            (e.kind != ErrorKind::Absent, None)
-        }
+    if let Ok(text) = &read {
+        read::recorded(|| dir.path().join(name), text.as_bytes());
     }
+    let parsed = read.map(|text| parse(text.strip_suffix('\n').unwrap_or(&text)));
+    judge(tally, c, dir, name, parsed)
 }
 
 /// The observer's reads for this device; whether any link file exists, where

@@ -405,10 +405,36 @@ impl DirHandle {
         Ok(File::from(owned))
     }
 
-    /// See [`read_sysfs`]: up to `max` bytes of a binary attribute.
-    pub fn read_bytes(&self, name: &str, max: usize) -> Result<Vec<u8>> {
+    /// A binary attribute read in pieces at offsets chosen by `read`, which
+    /// gets the file's size and a `pread`: for `config`, where every dword
+    /// read costs a bus transaction and only some are wanted
+    /// (`config::read_sparse`). One open; the size comes from `fstat`, which
+    /// reads no register.
+    pub fn read_parts(
+        &self,
+        name: &str,
+        read: impl FnOnce(
+            u64,
+            &mut dyn FnMut(usize, &mut [u8]) -> io::Result<usize>,
+        ) -> io::Result<Vec<u8>>,
+    ) -> Result<Vec<u8>> {
+        use std::os::unix::fs::FileExt;
         let f = self.open_file(name)?;
-        read_file(f, &self.path.join(name), max, true)
+        let size = f
+            .metadata()
+            .map_err(|e| err(&self.path.join(name), &e))?
+            .len();
+        let mut pread = |at: usize, buf: &mut [u8]| loop {
+            match f.read_at(buf, at as u64) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                r => return r,
+            }
+        };
+        let bytes = read(size, &mut pread).map_err(|e| err(&self.path.join(name), &e))?;
+        if recording() {
+            note(&self.path.join(name), || Access::Read(bytes.clone()));
+        }
+        Ok(bytes)
     }
 
     /// See [`read_sysfs_text`]; the text is lent to `f` from a buffer this

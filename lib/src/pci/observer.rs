@@ -141,12 +141,16 @@ fn observe(bus: &DirHandle, plan: &Plan, i: usize, asleep: &BTreeSet<String>) ->
     let (mut config, mut link) = (None, None);
     if !skipped {
         if plan.config {
-            // One read of up to 4096 bytes: the kernel returns 64 to unprivileged openers.
-            config = Some(dir.read_bytes("config", 4097).map(|b| ConfigRead {
-                len: b.len(),
-                space: config::decode(&b),
-                raw: plan.record.then_some(b),
-            }));
+            // Only the parts decoded are read (`config::read_sparse`); the
+            // kernel returns 64 bytes to unprivileged openers.
+            config = Some(
+                dir.read_parts("config", |size, pread| config::read_sparse(size, pread))
+                    .map(|b| ConfigRead {
+                        len: b.len(),
+                        space: config::decode(&b),
+                        raw: plan.record.then_some(b),
+                    }),
+            );
         }
         let id = |r: &read::Result<String>| attr(r).and_then(|s| super::parse::hex_u16(s).ok());
         let regs = config.as_ref().is_some_and(|c| {

@@ -209,10 +209,17 @@ fn read_on(
 }
 
 fn utf8(path: &Path, bytes: Vec<u8>) -> Result<String> {
-    if bytes.len() > MAX_TEXT {
-        return Err(invalid(path, format!("larger than {MAX_TEXT} bytes")));
-    }
+    as_text(&bytes, || path.to_path_buf())?;
     String::from_utf8(bytes).map_err(|_| invalid(path, "not UTF-8"))
+}
+
+/// The bytes as text: at most [`MAX_TEXT`] of them, UTF-8. `path` is built
+/// only for an error.
+fn as_text(bytes: &[u8], path: impl Fn() -> PathBuf) -> Result<&str> {
+    if bytes.len() > MAX_TEXT {
+        return Err(invalid(&path(), format!("larger than {MAX_TEXT} bytes")));
+    }
+    std::str::from_utf8(bytes).map_err(|_| invalid(&path(), "not UTF-8"))
 }
 
 /// A sysfs text attribute (one or many lines), whole, as UTF-8.
@@ -476,15 +483,7 @@ impl DirHandle {
             if recording() {
                 note(&self.path.join(name), || Access::Read(bytes.to_vec()));
             }
-            if bytes.len() > MAX_TEXT {
-                return Err(invalid(
-                    &self.path.join(name),
-                    format!("larger than {MAX_TEXT} bytes"),
-                ));
-            }
-            let text = std::str::from_utf8(bytes)
-                .map_err(|_| invalid(&self.path.join(name), "not UTF-8"))?;
-            Ok(f(text))
+            Ok(f(as_text(bytes, || self.path.join(name))?))
         })
     }
 
@@ -503,11 +502,13 @@ impl DirHandle {
         };
         match rustix::fs::statat(fd, name, AtFlags::SYMLINK_NOFOLLOW) {
             Ok(st) => {
-                let dir = st.st_mode & libc::S_IFMT == libc::S_IFDIR;
-                note(&self.path.join(name), || Access::Stat {
-                    mtime: st.st_mtime,
-                    dir,
-                });
+                if recording() {
+                    let dir = st.st_mode & libc::S_IFMT == libc::S_IFDIR;
+                    note(&self.path.join(name), || Access::Stat {
+                        mtime: st.st_mtime,
+                        dir,
+                    });
+                }
                 true
             }
             Err(_) => false,
@@ -517,11 +518,15 @@ impl DirHandle {
     /// See [`read_link`].
     pub fn read_link(&self, name: &str) -> Result<PathBuf> {
         use std::os::unix::ffi::OsStringExt;
-        let path = self.path.join(name);
-        let fd = self.dir.fd().map_err(|e| errno(&path, e))?;
-        let target = rustix::fs::readlinkat(fd, name, Vec::new()).map_err(|e| errno(&path, e))?;
+        // The path is built only for an error or a capture: three links per
+        // device are read each collection.
+        let fd = self.dir.fd().map_err(|e| errno(&self.path.join(name), e))?;
+        let target = rustix::fs::readlinkat(fd, name, Vec::new())
+            .map_err(|e| errno(&self.path.join(name), e))?;
         let t = PathBuf::from(std::ffi::OsString::from_vec(target.into_bytes()));
-        note(&path, || Access::Link(t.clone()));
+        if recording() {
+            note(&self.path.join(name), || Access::Link(t.clone()));
+        }
         Ok(t)
     }
 }

@@ -35,6 +35,15 @@ impl ConfigSpace {
     pub fn privileged(&self) -> bool {
         self.len > HEADER_LEN
     }
+
+    /// A readable space whose IDs are not the device's own (`vendor` and
+    /// `device` as sysfs caches them): a corrupted capture, or a different
+    /// device now. Such a space says nothing about the device.
+    pub fn ids_disagree(&self, vendor: Option<u16>, device: Option<u16>) -> bool {
+        self.reachable
+            && (vendor.is_some_and(|v| v != self.vendor_id)
+                || device.is_some_and(|v| v != self.device_id))
+    }
 }
 
 /// PCI Express device/port type (PCIe cap flags bits 7:4).
@@ -332,8 +341,8 @@ pub fn read_sparse<E>(
 ) -> Result<Vec<u8>, E> {
     let mut end = usize::try_from(size).unwrap_or(usize::MAX).min(4097);
     let mut buf = vec![0u8; end];
-    // Reads [from, to) as far as the file goes; true when all of it was there.
-    // A read is not retried: a short one marks the end of the file.
+    // Reads [from, to) as far as the file goes. A read is not retried: a
+    // short one marks the end of the file.
     let mut fill = |buf: &mut Vec<u8>, end: &mut usize, from: usize, to: usize| {
         let to = to.min(*end);
         let mut at = from;
@@ -345,10 +354,10 @@ pub fn read_sparse<E>(
                 // sysfs (and a regular file) returns less only where the file
                 // ends: 64 bytes to an unprivileged reader, 256 for a PCI device.
                 *end = at;
-                return Ok(false);
+                break;
             }
         }
-        Ok(at == to)
+        Ok(())
     };
     // The header, and the first extended capability (often AER) with its
     // body, in one read: a 256-byte space (or an unprivileged 64-byte view)

@@ -458,24 +458,22 @@ fn take_stuck(d: &mut PciDevice, dir: &DirHandle, tally: &mut Tally) {
 fn read_cached(d: &mut PciDevice, dir: &DirHandle, tally: &mut Tally) {
     let c = Collector::PcieDevice;
     d.class = get(tally, c, dir, "class", parse::class_code);
-    {
-        // `driver` links to `.../bus/pci/drivers/<name>`; any other target
-        // (a loop, junk) is not a driver name.
-        match dir.read_link("driver") {
-            Ok(target) => match driver_name(&target) {
-                Some(n) => d.driver = Some(Some(n)),
-                None => tally.error(
-                    c,
-                    format!(
-                        "{}/driver: link to {} is not a driver",
-                        dir.path().display(),
-                        target.display()
-                    ),
+    // `driver` links to `.../bus/pci/drivers/<name>`; any other target (a
+    // loop, junk) is not a driver name.
+    match dir.read_link("driver") {
+        Ok(target) => match driver_name(&target) {
+            Some(n) => d.driver = Some(Some(n)),
+            None => tally.error(
+                c,
+                format!(
+                    "{}/driver: link to {} is not a driver",
+                    dir.path().display(),
+                    target.display()
                 ),
-            },
-            Err(e) if e.kind == ErrorKind::Absent => d.driver = Some(None),
-            Err(e) => tally.read_failed(c, &e),
-        }
+            ),
+        },
+        Err(e) if e.kind == ErrorKind::Absent => d.driver = Some(None),
+        Err(e) => tally.read_failed(c, &e),
     }
     d.driver_override = get(tally, c, dir, "driver_override", |s| {
         Ok(parse::driver_override(s))
@@ -553,12 +551,7 @@ fn take_config(
         return;
     }
     let cs = got.space;
-    // A readable space whose IDs disagree with the cached ones is not this
-    // device's config space (corrupted capture, or a different device now).
-    if cs.reachable
-        && (d.vendor_id.is_some_and(|v| v != cs.vendor_id)
-            || d.device_id.is_some_and(|v| v != cs.device_id))
-    {
+    if cs.ids_disagree(d.vendor_id, d.device_id) {
         tally.error(
             Collector::PcieDevice,
             format!(

@@ -82,8 +82,7 @@ impl ConfigRead {
         self.is_config_space()
             && cs.privileged()
             && cs.reachable
-            && vendor.is_none_or(|v| v == cs.vendor_id)
-            && device.is_none_or(|v| v == cs.device_id)
+            && !cs.ids_disagree(vendor, device)
             && cs.express.as_ref().is_some_and(|e| e.port_type.has_link())
     }
 }

@@ -15,12 +15,10 @@ use crate::metric::{sort, Field, Metric};
 /// Vendor and device names from pci.ids, each absent when unknown.
 type NamePair = (Option<&'static str>, Option<&'static str>);
 
-/// pci.ids lookups, cached for the life of the process (a device's name
-/// never changes, and the database scan per device is not free).
+/// pci.ids names (unless turned off) and AER field names.
 #[derive(Default)]
 pub struct Names {
     enabled: bool,
-    cache: HashMap<(u16, u16), NamePair>,
     /// Kernel AER counter name -> field name. The kernel's names are a small
     /// closed set; past AER_NAMES_MAX distinct names (garbage) nothing more is kept.
     aer: HashMap<String, &'static str>,
@@ -32,7 +30,6 @@ impl Names {
     pub fn new(enabled: bool) -> Names {
         Names {
             enabled,
-            cache: HashMap::new(),
             aer: HashMap::new(),
         }
     }
@@ -51,15 +48,15 @@ impl Names {
         std::borrow::Cow::Borrowed(leaked)
     }
 
-    fn lookup(&mut self, vid: u16, did: u16) -> NamePair {
+    /// Two binary searches in static tables: nothing worth caching.
+    fn lookup(&self, vid: u16, did: u16) -> NamePair {
         if !self.enabled {
             return (None, None);
         }
-        *self.cache.entry((vid, did)).or_insert_with(|| {
-            let vendor = crate::pciname::vendor(vid);
-            let device = crate::pciname::device(vid, did);
-            (vendor, device)
-        })
+        (
+            crate::pciname::vendor(vid),
+            crate::pciname::device(vid, did),
+        )
     }
 }
 

@@ -1,16 +1,17 @@
 //! Other tools' expectations for the same trees, reproduced: node_exporter's
-//! pcidevice output and prometheus/procfs' test tables (../shared/data).
+//! pcidevice output and prometheus/procfs' test tables (vendored under
+//! tests/data/oracles, with source and licence).
 
 use crate::util::*;
 use std::collections::BTreeMap;
 
-fn shared() -> std::path::PathBuf {
-    repo().join("../shared/data")
+fn oracles() -> std::path::PathBuf {
+    repo().join("tests/data/oracles")
 }
 
 /// `node_pcidevice_X{bus="01",device="00",function="0",segment="0000",...} V`
 fn node_exporter_expected() -> BTreeMap<(String, String), (BTreeMap<String, String>, f64)> {
-    let text = std::fs::read_to_string(shared().join("node_exporter/e2e-output.pcidevice.txt"))
+    let text = std::fs::read_to_string(oracles().join("node_exporter/e2e-output.pcidevice.txt"))
         .expect("node_exporter expected output");
     let mut out = BTreeMap::new();
     for line in text.lines().filter(|l| l.starts_with("node_pcidevice_")) {
@@ -102,7 +103,7 @@ fn procfs_aer_counters_reproduced_from_its_tree() {
     // on the same files procfs' test reads.
     use vigil_collector::pci::parse::aer_file;
     let dir = fixture("procfs-aer").join("sys/devices/pci0000:00/0000:00:1f.6");
-    let csv = std::fs::read_to_string(shared().join("procfs/expected_aer.csv")).expect("csv");
+    let csv = std::fs::read_to_string(oracles().join("procfs/expected_aer.csv")).expect("csv");
     let mut checked = 0;
     let mut files: BTreeMap<String, vigil_collector::pci::AerCounters> = BTreeMap::new();
     for line in csv.lines().filter(|l| l.starts_with("eth0,")) {
@@ -137,7 +138,7 @@ fn procfs_pci_device_table_reproduced() {
     assert!(out.status.success());
     let ps = parse_lp(&String::from_utf8(out.stdout).expect("utf8"));
     let csv =
-        std::fs::read_to_string(shared().join("procfs/expected_pci_device.csv")).expect("csv");
+        std::fs::read_to_string(oracles().join("procfs/expected_pci_device.csv")).expect("csv");
     let mut checked = 0;
     for line in csv.lines().filter(|l| l.starts_with("0000:")) {
         let cols: Vec<&str> = line.splitn(6, ',').collect();

@@ -163,7 +163,7 @@ fn iommu_off_node() {
 /// The parser against proxmox/qemu-server's own cfg2cmd expectations.
 #[test]
 fn hostpci_parser_matches_qemu_server_expectations() {
-    let dir = repo().join("../shared/data/proxmox-qemu-server-tests");
+    let dir = repo().join("tests/data/oracles/proxmox-qemu-server-tests");
     let csv = std::fs::read_to_string(dir.join("hostpci_expectations.csv")).expect("csv");
     // The mocked host inventory of run_config2command_tests.pl (header comment of the CSV).
     let inventory: BTreeSet<String> = [

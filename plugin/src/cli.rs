@@ -1,9 +1,15 @@
 //! Command line: every flag is a value on Telegraf's execd `command = [...]`
 //! array; there is no config file.
+//!
+//! build.rs `include!`s this file to write the man pages and shell completions
+//! from these same definitions, so it may use only std, clap and
+//! vigil_collector (no `crate::` paths).
 
+use std::ffi::OsStr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use clap::builder::{PossibleValue, TypedValueParser};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use vigil_collector::{Collector, Selection};
 
@@ -27,9 +33,28 @@ MODES:
   vigil doctor     What this node would lose if it froze now, and the fixes.
   vigil capture    One archive of what vigil reads here, for bug reports.
 
-Collectors: pcie_device, pcie_link, pcie_aer, pcie_aer_status, pcie_aspm,
-pcie_platform, iommu_group, vfio_device, crash_forensics, vigil. stdout carries only metrics; stderr lines start with
-E!, W!, I! or D!. Metrics reference: docs/metrics.md.";
+stdout carries only metrics; stderr lines start with E!, W!, I! or D!.
+Every measurement and field: /usr/share/doc/vigil/metrics.md
+(docs/metrics.md in the source).";
+
+/// What each collector reports, shown by `--help`, the man page and the
+/// shell completions. An exhaustive match, so adding a collector without a
+/// help line does not compile.
+pub fn collector_help(c: Collector) -> &'static str {
+    match c {
+        Collector::PcieDevice => "identity, driver, power state, reachable",
+        Collector::PcieLink => "link speed and width against what is expected, link up",
+        Collector::PcieAer => "AER error counters per device",
+        Collector::PcieAerStatus => "Device Status, AER and DPC registers (needs CAP_SYS_ADMIN)",
+        Collector::PcieAspm => "ASPM as the kernel manages it and as the hardware has it",
+        Collector::PciePlatform => "boot parameters, ASPM policy, AER and IOMMU mode",
+        Collector::IommuGroup => "IOMMU groups: members, and whether they can be passed through",
+        Collector::VfioDevice => "vfio-pci binding, intent, and the VM that holds the device",
+        Collector::CrashForensics => "would a freeze leave evidence: readiness score, findings",
+        Collector::KernelEvent => "hardware events from /dev/kmsg (AER, DPC, Xid, lockups...)",
+        Collector::Vigil => "heartbeat: version, boot_id, uptime, collection time",
+    }
+}
 
 #[derive(Debug, Parser)]
 #[command(name = "vigil", version, about = "PCIe link, ASPM, AER and platform signals for Telegraf (inputs.execd)", after_help = AFTER_HELP)]
@@ -54,7 +79,7 @@ pub struct Cli {
     pub format: Format,
 
     /// Comma-separated collectors to run (default: all)
-    #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = parse_collector)]
+    #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = CollectorParser)]
     pub collectors: Vec<Collector>,
 
     /// Leave out the vendor and device name tags (pci.ids)
@@ -118,11 +143,37 @@ impl Cli {
     }
 }
 
-fn parse_collector(s: &str) -> Result<Collector, String> {
-    Collector::from_name(s.trim()).ok_or_else(|| {
-        let all: Vec<&str> = Collector::ALL.iter().map(|c| c.name()).collect();
-        format!("unknown collector {s:?}; known: {}", all.join(", "))
-    })
+/// Parses a collector name (surrounding spaces allowed) and offers every name
+/// of `Collector::ALL` to clap, so help, man page and completions list them.
+#[derive(Debug, Clone, Copy)]
+struct CollectorParser;
+
+impl TypedValueParser for CollectorParser {
+    type Value = Collector;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &OsStr,
+    ) -> Result<Collector, clap::Error> {
+        let s = value.to_string_lossy();
+        Collector::from_name(s.trim()).ok_or_else(|| {
+            let all: Vec<&str> = Collector::ALL.iter().map(|c| c.name()).collect();
+            let arg = arg.map_or_else(|| "--collectors".to_string(), ToString::to_string);
+            let msg = format!(
+                "unknown collector {s:?} for '{arg}'; known: {}\n",
+                all.join(", ")
+            );
+            clap::Error::raw(clap::error::ErrorKind::InvalidValue, msg).with_cmd(cmd)
+        })
+    }
+
+    fn possible_values(&self) -> Option<Box<dyn Iterator<Item = PossibleValue> + '_>> {
+        Some(Box::new(Collector::ALL.into_iter().map(|c| {
+            PossibleValue::new(c.name()).help(collector_help(c))
+        })))
+    }
 }
 
 /// `10s`, `500ms`, `1m`, `2h`, or bare seconds.
@@ -158,5 +209,28 @@ mod tests {
         assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
         assert!(parse_duration("0s").is_err());
         assert!(parse_duration("10 parsecs").is_err());
+    }
+
+    #[test]
+    fn help_lists_every_collector_and_the_metrics_reference() {
+        use clap::CommandFactory;
+        let help = Cli::command().render_long_help().to_string();
+        for c in Collector::ALL {
+            let line = format!("- {}:", c.name());
+            assert!(help.contains(&line), "--help lacks collector {}", c.name());
+        }
+        assert!(help.contains("/usr/share/doc/vigil/metrics.md"));
+    }
+
+    #[test]
+    fn collector_names_are_trimmed_and_unknown_ones_named() {
+        let cli = Cli::try_parse_from(["vigil", "--collectors", "pcie_link, kernel_event"]);
+        let cli = cli.expect("known collectors parse");
+        assert_eq!(
+            cli.collectors,
+            [Collector::PcieLink, Collector::KernelEvent]
+        );
+        let err = Cli::try_parse_from(["vigil", "--collectors", "nope"]).expect_err("unknown");
+        assert!(err.to_string().contains("unknown collector \"nope\""));
     }
 }

@@ -5,7 +5,8 @@
 # sudoers example allows the privileged snippet's exact command line for user
 # telegraf and nothing else; `dpkg -r` leaves a Telegraf (the real one,
 # built by tests/telegraf-e2e.sh) that starts and runs its other inputs; a
-# reinstall keeps the user's edits to the snippet; purge removes everything.
+# reinstall keeps the user's edits to the snippet; purge removes everything;
+# the systemd drop-in example's capabilities give what it says they give.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CARGO_DEB_VERSION=3.8.0
@@ -141,6 +142,28 @@ visudo -cqf "$sudoers"
 as_telegraf sudo -n -l /usr/bin/vigil --collectors pcie_aer_status,vigil --no-names >/dev/null || fail "flag recipe denied"; ok
 if as_telegraf sudo -n -l /usr/bin/vigil --collectors pcie_aer_status,vigil >/dev/null 2>&1; then fail "recipe allows fewer flags"; fi; ok
 rm -f "$sudoers"
+
+log "systemd drop-in example: its capabilities give what it says, as user telegraf"
+dropin=telegraf-snippets/systemd/telegraf.service.d/vigil.conf
+caps_of() { sed -n "s/^$1AmbientCapabilities=//p" "$dropin" | tr ' ' '\n' | sed 's/^CAP_//' | tr 'A-Z' 'a-z' | sed 's/^/+/' | paste -sd, -; }
+as_telegraf_caps() {  # the way systemd starts Telegraf: user telegraf, ambient capabilities
+  local c=$1; shift
+  setpriv --reuid=telegraf --regid=telegraf --clear-groups ${c:+--inh-caps=$c --ambient-caps=$c} "$@"
+}
+on=$(caps_of '') off=$(caps_of '#')
+[ "$on" = +syslog ] && [ "$off" = +sys_admin ] || fail "drop-in grants $on, offers $off"; ok
+plain=$(as_telegraf_caps '' /usr/bin/vigil --once --collectors kernel_event,pcie_aer_status,vigil 2>/dev/null)
+with_on=$(as_telegraf_caps "$on" /usr/bin/vigil --once --collectors kernel_event,vigil 2>/dev/null)
+with_all=$(as_telegraf_caps "$on,$off" /usr/bin/vigil --once --collectors pcie_aer_status,pcie_device,vigil 2>/dev/null)
+if [ -r /dev/kmsg ] && [ "$(sysctl -n kernel.dmesg_restrict 2>/dev/null)" = 1 ]; then
+  grep 'collector=kernel_event .*unavailable="permission"' <<<"$plain" >/dev/null || fail "kmsg readable without CAP_SYSLOG?"; ok
+  if grep 'collector=kernel_event .*unavailable=' <<<"$with_on" >/dev/null; then fail "CAP_SYSLOG does not open /dev/kmsg"; fi; ok
+fi
+if ls /sys/bus/pci/devices/*/config >/dev/null 2>&1; then
+  grep 'collector=pcie_aer_status .*unavailable="permission"' <<<"$plain" >/dev/null || fail "config space readable unprivileged?"; ok
+  grep -E '^vigil .*privileged=1i' <<<"$with_all" >/dev/null || fail "CAP_SYS_ADMIN does not give config space"; ok
+  if grep 'collector=pcie_aer_status .*unavailable=' <<<"$with_all" >/dev/null; then fail "pcie_aer_status unavailable with CAP_SYS_ADMIN"; fi; ok
+fi
 
 log "dpkg -r: Telegraf still starts and runs its other inputs"
 tg=$x/telegraf

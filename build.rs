@@ -103,7 +103,9 @@ fn man_and_completions(assets: &Path) {
 fn write_man_pages(cmd: &clap::Command, dir: &Path) {
     let name = cmd.get_display_name().unwrap_or(cmd.get_name());
     let mut roff = Vec::new();
+    // Footer "vigil 0.1.0" on every page (subcommands have no version of their own).
     clap_mangen::Man::new(cmd.clone())
+        .source(concat!("vigil ", env!("CARGO_PKG_VERSION")))
         .render(&mut roff)
         .expect("render man page");
     // gzip -9n: best compression, no name or time in the header (lintian).

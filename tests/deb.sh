@@ -38,8 +38,8 @@ fi
 python3 packaging/copyright.py --check; ok
 
 log "cargo deb"
-deb=$(cargo deb --locked -q 2>/dev/null | tail -n 1)
-[ -f "$deb" ] || deb=$(cargo deb --locked | tail -n 1)
+deb=$(cargo deb --locked -q | tail -n 1)
+[ -f "$deb" ] || fail "cargo deb printed no package path: $deb"
 echo "$deb ($(stat -c %s "$deb") bytes)"
 
 # --- lintian: no error, no warning at the default level -----------------
@@ -108,7 +108,13 @@ log "dpkg -i"
 dpkg -i "$deb" >/dev/null
 /usr/bin/vigil --once --collectors pcie_platform,vigil | grep "^vigil " >/dev/null; ok
 /usr/bin/vigil doctor >/dev/null; ok
-man -w vigil-doctor >/dev/null 2>&1 || [ -f /usr/share/man/man1/vigil-doctor.1.gz ]; ok
+# The installed bash completion offers every collector after --collectors.
+offered=$(bash -c 'source /usr/share/bash-completion/completions/vigil
+  COMP_WORDS=(vigil --collectors ""); COMP_CWORD=2; _vigil vigil "" --collectors
+  echo "${COMPREPLY[*]}"')
+for c in $(/usr/bin/vigil --collectors '?' 2>&1 | sed -n 's/.*known: //p' | tr ',' ' '); do
+  [[ " $offered " == *" $c "* ]] || fail "bash completion does not offer $c: $offered"
+done; ok
 
 log "sudoers example: the privileged snippet's command line, nothing else"
 if ! getent passwd telegraf >/dev/null; then

@@ -131,6 +131,10 @@ pub struct DoctorArgs {
     /// Judge ages against this Unix time in nanoseconds (reproducible output)
     #[arg(long, value_name = "NS")]
     pub fake_time: Option<i64>,
+
+    /// Exit 1 when the readiness score is below N (for scripts); 0 otherwise; 2 for a usage error or an unusable --root
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(0..=100))]
+    pub fail_under: Option<u32>,
 }
 
 impl Cli {

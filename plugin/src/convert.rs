@@ -262,11 +262,15 @@ impl Converter<'_> {
                 "journal_sync_interval_s",
                 Field::uint(f.journal_sync_interval_s),
             );
-            m.field("remote_logging", Field::flag(!f.remote_logging.is_empty()));
+            // Unknown is not "no": with a way off the node unreadable and none
+            // found, the field is left off (`vigil_collector unavailable` says why).
+            if !f.remote_logging.is_empty() || f.remote_logging_unknown.is_empty() {
+                m.field("remote_logging", Field::flag(!f.remote_logging.is_empty()));
+            }
             if !f.remote_logging.is_empty() {
                 m.field("remote_logging_via", Field::str(f.remote_logging.join(",")));
             }
-            m.field("netconsole", Field::flag(f.netconsole));
+            m.opt("netconsole", f.netconsole.map(Field::flag));
             m.opt(
                 "pstore_backend",
                 f.pstore_backend.as_deref().map(Field::str),
@@ -299,6 +303,13 @@ impl Converter<'_> {
             m.field("findings", Field::uint(s.findings.len() as u64));
             let ids: Vec<&str> = s.findings.iter().map(|f| f.id).collect();
             m.field("finding_ids", Field::str(ids.join(",")));
+            let unchecked: Vec<&str> = vigil_collector::forensics::findings::unchecked(f)
+                .iter()
+                .map(|u| u.id)
+                .collect();
+            if !unchecked.is_empty() {
+                m.field("unchecked_ids", Field::str(unchecked.join(",")));
+            }
             out.push(m);
         }
         if self.sel.has(Collector::KernelEvent) {

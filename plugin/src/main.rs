@@ -57,16 +57,21 @@ fn run_doctor(args: &cli::DoctorArgs) -> ExitCode {
         None => Clock::System,
     };
     let snap = vigil_collector::collect(&root, &vigil_collector::Selection::all(), clock);
+    let setup = vigil_collector::forensics::setup::collect(&root);
     let text = match args.format {
         DoctorFormat::Text => {
             let tty = std::io::IsTerminal::is_terminal(&std::io::stdout());
-            doctor::text(&snap, tty && std::env::var_os("NO_COLOR").is_none())
+            doctor::text(&snap, &setup, tty && std::env::var_os("NO_COLOR").is_none())
         }
-        DoctorFormat::Json => doctor::json(&snap),
+        DoctorFormat::Json => doctor::json(&snap, &setup),
     };
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
-    ExitCode::SUCCESS
+    let sc = vigil_collector::forensics::findings::score(&snap.findings);
+    match args.fail_under {
+        Some(n) if sc < n => ExitCode::from(doctor::EXIT_BELOW),
+        _ => ExitCode::SUCCESS,
+    }
 }
 
 fn main() -> ExitCode {

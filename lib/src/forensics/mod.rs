@@ -7,6 +7,7 @@ pub mod findings;
 pub mod journald;
 pub mod mounts;
 pub mod remote;
+pub mod setup;
 
 use serde::Serialize;
 use std::path::Path;
@@ -22,6 +23,10 @@ pub struct Forensics {
     pub journal_storage: String,
     /// The file that set it, if any.
     pub journal_storage_from: Option<String>,
+    /// Assignments journald ignores (`PATH: Storage=Persistent`).
+    pub journal_config_ignored: Vec<String>,
+    /// journald configuration files that could not be read: settings unknown.
+    pub journal_config_unreadable: Vec<String>,
     pub journal_dir_exists: bool,
     pub journal_persistent: Option<bool>,
     pub journal_fs: Option<String>,
@@ -37,7 +42,10 @@ pub struct Forensics {
     pub journal_sync_interval_s: u64,
     /// What sends logs off the node: `journal-upload`, `rsyslog`, `syslog-ng`, `netconsole`.
     pub remote_logging: Vec<String>,
-    pub netconsole: bool,
+    /// Ways off the node that could not be checked (`rsyslog: PATH: permission denied`).
+    pub remote_logging_unknown: Vec<String>,
+    /// `None`: a netconsole source could not be read and none showed it enabled.
+    pub netconsole: Option<bool>,
     pub pstore_backend: Option<String>,
     pub pstore_records: Option<u64>,
     pub kdump_loaded: Option<bool>,
@@ -123,6 +131,179 @@ fn count_files(dir: &Path, depth: u32) -> u64 {
         .sum()
 }
 
+/// systemd's configuration files for `name` (`journald.conf`): the first main
+/// file found, then the drop-ins of all directories sorted by file name, a name
+/// in a higher-precedence directory hiding the same name below it
+/// (conf_files_list in systemd's src/basic/conf-files.c). Masks (links to
+/// /dev/null, empty files) are kept: they hide their namesakes and set nothing.
+fn systemd_conf_files(root: &Root, name: &str) -> Vec<String> {
+    let mut out: Vec<String> = journald::CONF_DIRS
+        .iter()
+        .map(|d| format!("{d}/{name}"))
+        .find(|p| read::is_file(&root.path(p)))
+        .into_iter()
+        .collect();
+    let mut dropins = std::collections::BTreeMap::new();
+    for dir in journald::CONF_DIRS {
+        let dir = format!("{dir}/{name}.d");
+        for n in read::list_dir(&root.path(&dir)).unwrap_or_default() {
+            if n.ends_with(".conf") {
+                dropins
+                    .entry(n.clone())
+                    .or_insert_with(|| format!("{dir}/{n}"));
+            }
+        }
+    }
+    out.extend(dropins.into_values());
+    out
+}
+
+/// A read error as a person on the node would see it: the path without `--root`.
+fn os_error(root: &Root, e: &read::ReadError) -> String {
+    let rel = e.path.strip_prefix(root.base()).unwrap_or(&e.path);
+    read::ReadError {
+        path: Path::new("/").join(rel),
+        kind: e.kind.clone(),
+    }
+    .to_string()
+}
+
+/// A link to /dev/null: journald reads it as empty.
+fn masked(root: &Root, path: &str) -> bool {
+    read::read_link(&root.path(path)).is_ok_and(|t| t == Path::new("/dev/null"))
+}
+
+/// The settings journald is running with, from its files in its precedence.
+fn journald_settings(root: &Root, tally: &mut Tally) -> JournaldRead {
+    let mut js = journald::Settings::default();
+    let mut unreadable = Vec::new();
+    for path in systemd_conf_files(root, "journald.conf") {
+        if masked(root, &path) {
+            continue;
+        }
+        match remote::read_config(root, &path) {
+            Ok(t) => journald::apply(&mut js, &t, &path),
+            Err(e) if e.kind == ErrorKind::Absent => {}
+            Err(e) => {
+                tally.read_failed(C, &e);
+                unreadable.push(os_error(root, &e));
+            }
+        }
+    }
+    JournaldRead {
+        storage: js.storage,
+        storage_from: js.storage_from,
+        sync_interval_s: js.sync_interval_s,
+        ignored: js.ignored,
+        unreadable,
+    }
+}
+
+struct JournaldRead {
+    storage: Option<String>,
+    storage_from: Option<String>,
+    sync_interval_s: Option<u64>,
+    ignored: Vec<String>,
+    unreadable: Vec<String>,
+}
+
+/// journal-upload: enabled, with a `URL=` in its configuration.
+fn journal_upload(root: &Root) -> remote::Verdict {
+    let mut v = remote::Verdict::default();
+    let enabled = read::exists(
+        &root.path("/etc/systemd/system/multi-user.target.wants/systemd-journal-upload.service"),
+    );
+    if !enabled {
+        return v;
+    }
+    let mut url = None;
+    for path in systemd_conf_files(root, "journal-upload.conf") {
+        if masked(root, &path) {
+            continue;
+        }
+        match remote::read_config(root, &path) {
+            Ok(t) => remote::journal_upload_url(&mut url, &t),
+            Err(e) if e.kind == ErrorKind::Absent => {}
+            Err(e) => v.unreadable.push(e),
+        }
+    }
+    // An unreadable file could set or clear the URL: only a clean read is an answer.
+    v.forwards = url.is_some() && v.unreadable.is_empty();
+    v
+}
+
+/// netconsole: registered as a console, enabled in configfs, or on the command line.
+fn netconsole(root: &Root, params: &[(String, Option<String>)]) -> remote::Verdict {
+    let mut v = remote::Verdict::default();
+    match read::read_text(&root.path("/proc/consoles")) {
+        Ok(t) => v.forwards |= remote::netconsole_console(&t),
+        Err(e) if e.kind == ErrorKind::Absent => {}
+        Err(e) => v.unreadable.push(e),
+    }
+    let dir = "/sys/kernel/config/netconsole";
+    match read::list_dir(&root.path(dir)) {
+        Ok(targets) => {
+            for t in targets {
+                match read::read_attr(&root.path(&format!("{dir}/{t}/enabled"))) {
+                    Ok(e) => v.forwards |= e.trim() == "1",
+                    Err(e) if e.kind == ErrorKind::Absent => {}
+                    Err(e) => v.unreadable.push(e),
+                }
+            }
+        }
+        Err(e) if e.kind == ErrorKind::Absent => {}
+        Err(e) => v.unreadable.push(e),
+    }
+    v.forwards |= cmdline::has_key(params, "netconsole");
+    v
+}
+
+/// Which ways off the node are in use; a way whose configuration could not be
+/// read is unknown, reported in `unavailable` and never counted as "none".
+fn off_node(root: &Root, cmdline_text: Option<&str>, f: &mut Forensics, tally: &mut Tally) {
+    let params = cmdline_text.map(cmdline::parse).unwrap_or_default();
+    let ways = [
+        ("journal-upload", journal_upload(root)),
+        (
+            "rsyslog",
+            remote::follow(
+                root,
+                "/etc/rsyslog.conf",
+                remote::rsyslog_file,
+                remote::rsyslog_resolve,
+                remote::rsyslog_skip,
+            ),
+        ),
+        (
+            "syslog-ng",
+            remote::follow(
+                root,
+                "/etc/syslog-ng/syslog-ng.conf",
+                remote::syslog_ng_file,
+                remote::syslog_ng_resolve,
+                remote::syslog_ng_skip,
+            ),
+        ),
+        ("netconsole", netconsole(root, &params)),
+    ];
+    for (name, v) in ways {
+        match v.known() {
+            Some(true) => f.remote_logging.push(name.into()),
+            Some(false) => {}
+            None => {
+                for e in &v.unreadable {
+                    tally.read_failed(C, e);
+                    f.remote_logging_unknown
+                        .push(format!("{name}: {}", os_error(root, e)));
+                }
+            }
+        }
+        if name == "netconsole" {
+            f.netconsole = v.known();
+        }
+    }
+}
+
 pub fn collect(
     root: &Root,
     cmdline_text: Option<&str>,
@@ -131,35 +312,12 @@ pub fn collect(
 ) -> Forensics {
     let mut f = Forensics::default();
 
-    // journald configuration, in journald's own precedence.
-    let mut js = journald::Settings::default();
-    if let Some(main) = journald::MAIN.iter().find(|p| read::is_file(&root.path(p))) {
-        if let Some(t) = text(root, main, tally) {
-            journald::apply(&mut js, &t, main);
-        }
-    }
-    let mut dropins: std::collections::BTreeMap<String, String> = std::collections::BTreeMap::new();
-    for dir in journald::DROPIN_DIRS {
-        for n in read::list_dir(&root.path(dir)).unwrap_or_default() {
-            if n.ends_with(".conf") {
-                dropins
-                    .entry(n.clone())
-                    .or_insert_with(|| format!("{dir}/{n}"));
-            }
-        }
-    }
-    for path in dropins.values() {
-        let masked = read::read_link(&root.path(path)).is_ok_and(|t| t == Path::new("/dev/null"));
-        if masked {
-            continue;
-        }
-        if let Some(t) = text(root, path, tally) {
-            journald::apply(&mut js, &t, path);
-        }
-    }
+    let js = journald_settings(root, tally);
     f.journal_storage = js.storage.clone().unwrap_or_else(|| "auto".into());
     f.journal_storage_from = js.storage_from.clone();
     f.journal_sync_interval_s = js.sync_interval_s.unwrap_or(journald::DEFAULT_SYNC_S);
+    f.journal_config_ignored = js.ignored;
+    f.journal_config_unreadable = js.unreadable;
     f.journal_dir_exists = read::is_dir(&root.path("/var/log/journal"));
 
     // Which filesystems really hold /var/log and the journal.
@@ -183,7 +341,11 @@ pub fn collect(
             "auto" => f.journal_dir_exists,
             _ => false,
         };
-        f.journal_persistent = Some(writes_to_var && !journal_in_ram);
+        // An unreadable journald.conf could say anything: unknown, not a verdict.
+        f.journal_persistent = f
+            .journal_config_unreadable
+            .is_empty()
+            .then_some(writes_to_var && !journal_in_ram);
         // RAM loggers, recognised by their mounts.
         let var_log = mounts::at(&mounts, "/var/log");
         let (logger, copy) = if var_log.is_some_and(|m| m.source == "log2ram")
@@ -212,60 +374,7 @@ pub fn collect(
         }
     }
 
-    // Off-node logging.
-    let params = cmdline_text.map(cmdline::parse).unwrap_or_default();
-    let upload_enabled = read::exists(
-        &root.path("/etc/systemd/system/multi-user.target.wants/systemd-journal-upload.service"),
-    );
-    let mut upload_text =
-        read::read_text(&root.path("/etc/systemd/journal-upload.conf")).unwrap_or_default();
-    for n in read::list_dir(&root.path("/etc/systemd/journal-upload.conf.d")).unwrap_or_default() {
-        if n.ends_with(".conf") {
-            upload_text.push('\n');
-            upload_text.push_str(
-                &read::read_text(&root.path(&format!("/etc/systemd/journal-upload.conf.d/{n}")))
-                    .unwrap_or_default(),
-            );
-        }
-    }
-    let upload_conf = remote::journal_upload_url(&upload_text);
-    if upload_enabled && upload_conf {
-        f.remote_logging.push("journal-upload".into());
-    }
-    let mut rsyslog = read::read_text(&root.path("/etc/rsyslog.conf")).unwrap_or_default();
-    for n in read::list_dir(&root.path("/etc/rsyslog.d")).unwrap_or_default() {
-        if n.ends_with(".conf") {
-            rsyslog.push_str(
-                &read::read_text(&root.path(&format!("/etc/rsyslog.d/{n}"))).unwrap_or_default(),
-            );
-        }
-    }
-    if remote::rsyslog_forwards(&rsyslog) {
-        f.remote_logging.push("rsyslog".into());
-    }
-    let mut sng = read::read_text(&root.path("/etc/syslog-ng/syslog-ng.conf")).unwrap_or_default();
-    for n in read::list_dir(&root.path("/etc/syslog-ng/conf.d")).unwrap_or_default() {
-        sng.push_str(
-            &read::read_text(&root.path(&format!("/etc/syslog-ng/conf.d/{n}"))).unwrap_or_default(),
-        );
-    }
-    if remote::syslog_ng_forwards(&sng) {
-        f.remote_logging.push("syslog-ng".into());
-    }
-    let consoles = read::read_text(&root.path("/proc/consoles")).unwrap_or_default();
-    let configfs = read::list_dir(&root.path("/sys/kernel/config/netconsole"))
-        .unwrap_or_default()
-        .iter()
-        .any(|t| {
-            read::read_attr(&root.path(&format!("/sys/kernel/config/netconsole/{t}/enabled")))
-                .is_ok_and(|v| v.trim() == "1")
-        });
-    f.netconsole = remote::netconsole_console(&consoles)
-        || configfs
-        || cmdline::has_key(&params, "netconsole");
-    if f.netconsole {
-        f.remote_logging.push("netconsole".into());
-    }
+    off_node(root, cmdline_text, &mut f, tally);
 
     // Crash capture.
     f.pstore_backend = match read::read_attr(&root.path("/sys/module/pstore/parameters/backend")) {

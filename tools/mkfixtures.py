@@ -807,13 +807,17 @@ Scores 100 with no findings.
     t.write("etc/systemd/journald.conf", jd("waggle-sensor-core__etc__systemd__journald.conf"))
     t.write("etc/systemd/journald.conf.d/50-sync.conf", "[Journal]\nSyncIntervalSec=30s\n")
     t.write("var/log/journal/0123456789abcdef0123456789abcdef/system.journal", "")
-    t.write("etc/rsyslog.conf", "module(load=\"imuxsock\")\n*.*;auth,authpriv.none -/var/log/syslog\n")
+    t.write("etc/rsyslog.conf", DEBIAN_RSYSLOG_CONF)
+    t.write("usr/sbin/rsyslogd", "")
     t.write("etc/rsyslog.d/90-remote.conf", "*.* @@logs.example.org:514\n")
+    telegraf_shipping(t)
     t.write("var/lib/systemd/pstore/1699990000/dmesg-efi_pstore-169999000001001", "")
     t.crash(sysctl={"hardlockup_panic": 1, "panic": 10}, kexec=(1, 536870912), pstore="efi_pstore",
             watchdog={"identity": "Software Watchdog", "state": "active", "timeout": "10", "bootstatus": "0",
                       "status": "0x0", "nowayout": "0"},
             consoles="tty0                 -WU (EC p  )    4:1\nnetcon0              -W- (E     )\n")
+
+    build_logging_configs(forensics_node, jd)
 
     # -- every captured PCI Express function, for lspci as an oracle -----------
     t = Tree("pciutils-captures", """
@@ -887,6 +891,142 @@ Expected: exit 0, valid lines, each bad value omitted and counted in `vigil_coll
     t.write("proc/uptime", "NaN NaN\n")
     t.write("proc/sys/kernel/random/boot_id", "not-a-uuid\n")
     t.write("sys/module/pcie_aspm/parameters/policy", "default performance\n")
+
+
+# -- logging configurations as the daemons read them (issue 21 items 4, 5, 7) --------
+
+# The layout of Debian 12's stock /etc/rsyslog.conf (rsyslog 8.2302): modules with
+# trailing comments, legacy `$` directives, `$IncludeConfig` of rsyslog.d, legacy rules.
+DEBIAN_RSYSLOG_CONF = """# /etc/rsyslog.conf configuration file for rsyslog
+#
+# For more information install rsyslog-doc and see
+# /usr/share/doc/rsyslog-doc/html/configuration/index.html
+
+#################
+#### MODULES ####
+#################
+
+module(load="imuxsock") # provides support for local system logging
+module(load="imklog")   # provides kernel logging support
+#module(load="immark")  # provides --MARK-- message capability
+
+# provides UDP syslog reception
+#module(load="imudp")
+#input(type="imudp" port="514")
+
+###########################
+#### GLOBAL DIRECTIVES ####
+###########################
+
+$FileOwner root
+$FileGroup adm
+$FileCreateMode 0640
+$DirCreateMode 0755
+$Umask 0022
+$WorkDirectory /var/spool/rsyslog
+
+#
+# Include all config files in /etc/rsyslog.d/
+#
+$IncludeConfig /etc/rsyslog.d/*.conf
+
+###############
+#### RULES ####
+###############
+
+*.*;auth,authpriv.none\t\t-/var/log/syslog
+auth,authpriv.*\t\t\t/var/log/auth.log
+kern.*\t\t\t\t-/var/log/kern.log
+*.emerg\t\t\t\t:omusrmsg:*
+"""
+
+
+def telegraf_shipping(t):
+    """Telegraf running as user telegraf with CAP_SYSLOG (a `systemctl edit telegraf`
+    drop-in), the shipped vigil snippet in telegraf.d, and Proxmox's
+    kernel.dmesg_restrict=1: vigil's data leaves the node, kernel events included."""
+    with open(os.path.join(REPO, "telegraf-snippets", "vigil.conf")) as f:
+        t.write("etc/telegraf/telegraf.d/vigil.conf", f.read())
+    t.write("etc/systemd/system/telegraf.service.d/override.conf", "[Service]\nAmbientCapabilities=CAP_SYSLOG\n")
+    t.process(812, "telegraf", ["/usr/bin/telegraf", "-config", "/etc/telegraf/telegraf.conf",
+                                "-config-directory", "/etc/telegraf/telegraf.d"], {0: "/dev/null"})
+    t.write("proc/812/status", "Name:\ttelegraf\nUid:\t998\t998\t998\t998\n"
+            "CapInh:\t0000000000000000\nCapPrm:\t0000000400000000\nCapEff:\t0000000400000000\n"
+            "CapBnd:\t000001ffffffffff\nCapAmb:\t0000000400000000\n")
+    t.write("proc/sys/kernel/dmesg_restrict", "1\n")
+
+
+def build_logging_configs(forensics_node, jd):
+    t = forensics_node("forensics-journald-syntax", """
+# forensics-journald-syntax
+
+journald settings that journald itself ignores (systemd src/shared/conf-parser.h
+`DEFINE_CONFIG_PARSE_ENUM`: `Storage=` values are case-sensitive, an invalid or empty value is
+logged and ignored, the earlier setting stays). Main journald.conf says `Storage=volatile`;
+`/usr/lib/systemd/journald.conf.d/20-reset.conf` has an empty `Storage=`;
+`/etc/systemd/journald.conf.d/30-case.conf` says `Storage=Persistent` and `SyncIntervalSec=30S`
+(both invalid). Drop-ins from all directories apply in file-name order. journald stays
+volatile: `journal_storage=volatile`, `journal_persistent=0`, sync interval the default 300 s,
+although `/var/log/journal` exists on ext4.
+""")
+    t.mount(("/", "ext4", "/dev/mapper/pve-root"), ("/run", "tmpfs", "tmpfs"))
+    t.write("etc/systemd/journald.conf", "[Journal]\nStorage=volatile\n#SyncIntervalSec=5m\n")
+    t.write("usr/lib/systemd/journald.conf.d/20-reset.conf", "[Journal]\nStorage=\n")
+    t.write("etc/systemd/journald.conf.d/30-case.conf", "[Journal]\nStorage=Persistent\nSyncIntervalSec=30S\n")
+    t.write("var/log/journal/0123456789abcdef0123456789abcdef/system.journal", "")
+    t.crash()
+
+    t = forensics_node("forensics-rsyslog-includes", """
+# forensics-rsyslog-includes
+
+rsyslog as Debian ships it (`$IncludeConfig /etc/rsyslog.d/*.conf` in the stock layout of
+/etc/rsyslog.conf) with `50-local.conf` ending in a comment and no final newline, then
+`90-remote.conf` forwarding everything to a log host. Each file is its own: the comment must
+not swallow the next file's first line. Also present and not read by rsyslog: `README` and
+`90-remote.conf.dpkg-old` in rsyslog.d (not `*.conf`), and a RainerScript
+`include(file="/etc/rsyslog.d/extra/*.conf" mode="optional")` naming a directory that does not
+exist. syslog-ng is configured too (`@include "scl.conf"` and `conf.d/*.conf`) with file
+destinations only. Expected: `remote_logging_via="rsyslog"`, no `no_remote_logging`. Proxmox VE
+installs neither daemon (journal only), so `usr/sbin/rsyslogd` is present to say it is installed.
+""")
+    t.mount(("/", "ext4", "/dev/mapper/pve-root"))
+    t.write("etc/rsyslog.conf", DEBIAN_RSYSLOG_CONF + 'include(file="/etc/rsyslog.d/extra/*.conf" mode="optional")\n')
+    t.write("usr/sbin/rsyslogd", "")
+    t.write("etc/rsyslog.d/50-local.conf", "local7.*\t-/var/log/boot.log\n# keep boot messages apart")
+    t.write("etc/rsyslog.d/90-remote.conf", "*.* @@logs.example.org:514\n")
+    t.write("etc/rsyslog.d/90-remote.conf.dpkg-old", "*.* @@old-loghost:514\n")
+    t.write("etc/rsyslog.d/README", "*.* @@not-a-config:514\n")
+    t.write("etc/syslog-ng/syslog-ng.conf", '@version: 3.38\n@include "scl.conf"\n'
+            'source s_src { system(); internal(); };\n'
+            'destination d_syslog { file("/var/log/syslog"); }; # was: network("10.0.0.9")\n'
+            'log { source(s_src); destination(d_syslog); };\n'
+            '@include "/etc/syslog-ng/conf.d/*.conf"\n')
+    t.write("etc/syslog-ng/conf.d/10-kern.conf", 'destination d_kern { file("/var/log/kern.log"); };\n')
+    t.write("var/log/journal/0123456789abcdef0123456789abcdef/system.journal", "")
+    t.crash()
+
+    t = forensics_node("forensics-unreadable-configs", """
+# forensics-unreadable-configs
+
+Every way off the node is configured in a file vigil cannot read: rsyslog's
+`/etc/rsyslog.d/90-remote.conf`, syslog-ng's main file, the enabled systemd-journal-upload's
+`journal-upload.conf.d/90-url.conf` and netconsole's configfs `enabled` attribute are symlink
+loops (the one unreadable file git can keep and root cannot read; permission is tested on a
+copy run as `nobody`). Unknown is not "no": no `no_remote_logging` finding, no
+`remote_logging` or `netconsole` field, `unchecked_ids="no_remote_logging"`, and each failed
+read counted in `vigil_collector,collector=crash_forensics errors`.
+""")
+    t.mount(("/", "ext4", "/dev/mapper/pve-root"))
+    t.write("etc/rsyslog.conf", DEBIAN_RSYSLOG_CONF)
+    t.link("etc/rsyslog.d/90-remote.conf", "90-remote.conf")
+    t.link("etc/syslog-ng/syslog-ng.conf", "syslog-ng.conf")
+    t.link("etc/systemd/system/multi-user.target.wants/systemd-journal-upload.service",
+           "/usr/lib/systemd/system/systemd-journal-upload.service")
+    t.write("etc/systemd/journal-upload.conf", "[Upload]\n# URL=\n")
+    t.link("etc/systemd/journal-upload.conf.d/90-url.conf", "90-url.conf")
+    t.link("sys/kernel/config/netconsole/target1/enabled", "enabled")
+    t.write("var/log/journal/0123456789abcdef0123456789abcdef/system.journal", "")
+    t.crash()
 
 
 def apply_mtimes():

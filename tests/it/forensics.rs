@@ -4,16 +4,23 @@ use std::process::Command;
 
 use crate::util::*;
 
-const DOCTOR_FIXTURES: [&str; 6] = [
+const DOCTOR_FIXTURES: [&str; 9] = [
     "forensics-auto-no-journal-dir",
     "forensics-folder2ram",
+    "forensics-journald-syntax",
     "forensics-log2ram-zram",
+    "forensics-rsyslog-includes",
+    "forensics-unreadable-configs",
     "forensics-volatile-journal",
     "forensics-well-prepared",
     "passthrough-gpu-vfio",
 ];
 
 fn doctor(name: &str, format: &str) -> String {
+    doctor_at(&fixture(name), format)
+}
+
+fn doctor_at(root: &std::path::Path, format: &str) -> String {
     let out = Command::new(bin())
         .args([
             "doctor",
@@ -23,7 +30,7 @@ fn doctor(name: &str, format: &str) -> String {
             format,
             "--root",
         ])
-        .arg(fixture(name))
+        .arg(root)
         .output()
         .expect("doctor");
     assert_eq!(out.status.code(), Some(0));
@@ -110,7 +117,7 @@ fn forensics(name: &str) -> Point {
 }
 
 #[test]
-fn the_incident_node_would_lose_nine_days() {
+fn a_log2ram_node_would_lose_nine_days() {
     let f = forensics("passthrough-gpu-vfio");
     assert_eq!(
         (int(&f, "log2ram"), string(&f, "ram_logger").as_deref()),
@@ -210,6 +217,198 @@ fn journald_precedence() {
     );
     let text = doctor("forensics-auto-no-journal-dir", "text");
     assert!(text.contains("/var/log/journal: does not exist (auto means volatile)"));
+}
+
+/// journald's parser: `Storage=` is case-sensitive and an invalid or empty value
+/// is ignored, the earlier setting staying in force (DEFINE_CONFIG_PARSE_ENUM).
+#[test]
+fn journald_ignores_what_journald_ignores() {
+    let j = forensics("forensics-journald-syntax");
+    assert_eq!(
+        (
+            string(&j, "journal_storage").as_deref(),
+            int(&j, "journal_persistent"),
+            int(&j, "journal_sync_interval_s")
+        ),
+        (Some("volatile"), Some(0), Some(300))
+    );
+    let text = doctor("forensics-journald-syntax", "text");
+    assert!(
+        text.contains("30-case.conf: Storage=Persistent (journald"),
+        "{text}"
+    );
+    assert!(text.contains("/etc/systemd/journald.conf: Storage=volatile"));
+}
+
+/// Each rsyslog file is parsed on its own, through `$IncludeConfig`: a comment
+/// without a final newline no longer hides the next file.
+#[test]
+fn rsyslog_files_are_read_one_by_one_through_includes() {
+    let f = forensics("forensics-rsyslog-includes");
+    assert_eq!(
+        (
+            int(&f, "remote_logging"),
+            string(&f, "remote_logging_via").as_deref()
+        ),
+        (Some(1), Some("rsyslog"))
+    );
+    let ids = string(&f, "finding_ids").expect("ids");
+    assert!(!ids.contains("no_remote_logging"), "{ids}");
+}
+
+fn collector_status(ps: &[Point]) -> Point {
+    points(ps, "vigil_collector")
+        .find(|p| p.tags["collector"] == "crash_forensics")
+        .expect("status")
+        .clone()
+}
+
+/// Unreadable forwarding configs are unknown, not "no": no finding, no
+/// `remote_logging`/`netconsole` fields, the failure counted and named.
+#[test]
+fn unreadable_logging_configs_are_unknown_not_no() {
+    let out = run_once(
+        &fixture("forensics-unreadable-configs"),
+        &["--collectors", "crash_forensics"],
+    );
+    assert_eq!(out.status.code(), Some(0));
+    let ps = parse_lp(&String::from_utf8(out.stdout).expect("utf8"));
+    let f = points(&ps, "crash_forensics").next().expect("line").clone();
+    let ids = string(&f, "finding_ids").expect("ids");
+    assert!(!ids.contains("no_remote_logging"), "{ids}");
+    assert_eq!(
+        int(&f, "readiness_score"),
+        Some(65),
+        "only checked findings count"
+    );
+    assert_eq!(
+        (int(&f, "remote_logging"), int(&f, "netconsole")),
+        (None, None)
+    );
+    assert_eq!(
+        string(&f, "unchecked_ids").as_deref(),
+        Some("no_remote_logging")
+    );
+    assert_eq!(int(&collector_status(&ps), "errors"), Some(4));
+    let j: serde_json::Value =
+        serde_json::from_str(&doctor("forensics-unreadable-configs", "json")).expect("json");
+    assert_eq!(j["unchecked"][0]["id"], "no_remote_logging");
+    assert_eq!(j["unchecked"][0]["why"].as_array().map(Vec::len), Some(4));
+
+    // Permission, as Telegraf's user meets it: `unavailable=permission`.
+    let Some((_tmp, root)) = unprivileged_copy(
+        "forensics-rsyslog-includes",
+        "etc/rsyslog.d/90-remote.conf",
+        0o600,
+    ) else {
+        return;
+    };
+    let out = as_nobody()
+        .args([
+            "--once",
+            "--fake-time",
+            FAKE_TIME,
+            "--collectors",
+            "crash_forensics",
+            "--root",
+        ])
+        .arg(&root)
+        .output()
+        .expect("run as nobody");
+    assert_eq!(out.status.code(), Some(0));
+    let ps = parse_lp(&String::from_utf8(out.stdout).expect("utf8"));
+    let f = points(&ps, "crash_forensics").next().expect("line").clone();
+    assert!(!string(&f, "finding_ids")
+        .expect("ids")
+        .contains("no_remote_logging"));
+    assert_eq!(int(&f, "remote_logging"), None);
+    assert_eq!(
+        string(&collector_status(&ps), "unavailable").as_deref(),
+        Some("permission")
+    );
+}
+
+#[test]
+fn fail_under_gives_scripts_an_exit_status() {
+    let run = |name: &str, n: &str| {
+        Command::new(bin())
+            .args([
+                "doctor",
+                "--fake-time",
+                FAKE_TIME,
+                "--fail-under",
+                n,
+                "--root",
+            ])
+            .arg(fixture(name))
+            .output()
+            .expect("doctor")
+            .status
+            .code()
+    };
+    assert_eq!(run("forensics-well-prepared", "100"), Some(0));
+    assert_eq!(run("passthrough-gpu-vfio", "6"), Some(1), "score 5 < 6");
+    assert_eq!(run("passthrough-gpu-vfio", "5"), Some(0));
+    assert_eq!(run("passthrough-gpu-vfio", "101"), Some(2), "usage error");
+}
+
+/// The fixes fit what this node has: Proxmox VE has no rsyslog by default.
+#[test]
+fn fixes_offer_what_is_installed() {
+    let none = doctor("passthrough-gpu-vfio", "text");
+    assert!(none.contains("apt install rsyslog"), "{none}");
+    assert!(none.contains("/etc/modprobe.d/netconsole.conf"));
+    assert!(
+        none.contains("Storage=persistent alone changes nothing here"),
+        "log2ram holds the journal: {none}"
+    );
+    assert!(!none.to_lowercase().contains("incident"));
+    let has = doctor("forensics-journald-syntax", "text");
+    assert!(has.contains("create /etc/systemd/journald.conf.d/50-persistent.conf"));
+    assert!(!has.contains("changes nothing here"), "journal on ext4");
+}
+
+/// Does vigil's own data leave the node: Telegraf running, the snippet in
+/// place, /dev/kmsg readable by Telegraf's user under dmesg_restrict=1.
+#[test]
+fn doctor_checks_the_shipping_path() {
+    let ok = doctor("forensics-well-prepared", "json");
+    let j: serde_json::Value = serde_json::from_str(&ok).expect("json");
+    assert_eq!(j["shipping"].as_array().map(Vec::len), Some(0), "{ok}");
+    assert_eq!(j["setup"]["snippet"], "/etc/telegraf/telegraf.d/vigil.conf");
+    let bare = doctor("forensics-folder2ram", "json");
+    let j: serde_json::Value = serde_json::from_str(&bare).expect("json");
+    let ids: Vec<&str> = j["shipping"]
+        .as_array()
+        .expect("shipping")
+        .iter()
+        .filter_map(|f| f["id"].as_str())
+        .collect();
+    assert_eq!(ids, ["telegraf_not_running", "no_vigil_snippet"]);
+    // Telegraf running without CAP_SYSLOG and no drop-in granting it.
+    let tmp = tempfile::tempdir().expect("tmp");
+    let root = tmp.path().join("root");
+    assert!(Command::new("cp")
+        .arg("-a")
+        .arg(fixture("forensics-well-prepared"))
+        .arg(&root)
+        .status()
+        .expect("cp")
+        .success());
+    std::fs::remove_file(root.join("etc/systemd/system/telegraf.service.d/override.conf"))
+        .expect("rm");
+    let status = std::fs::read_to_string(root.join("proc/812/status")).expect("status");
+    std::fs::write(
+        root.join("proc/812/status"),
+        status.replace("0000000400000000", "0000000000000000"),
+    )
+    .expect("write");
+    let text = doctor_at(&root, "text");
+    assert!(
+        text.contains("Telegraf cannot read the kernel log"),
+        "{text}"
+    );
+    assert!(text.contains("running telegraf has no CAP_SYSLOG"));
 }
 
 #[test]

@@ -409,6 +409,11 @@ fn doctor_checks_the_shipping_path() {
         "{text}"
     );
     assert!(text.contains("running telegraf has no CAP_SYSLOG"));
+    // A capture keeps processes' directories but not their names: unknown, not "not running".
+    std::fs::remove_file(root.join("proc/812/comm")).expect("rm");
+    let j: serde_json::Value = serde_json::from_str(&doctor_at(&root, "json")).expect("json");
+    assert_eq!(j["setup"]["telegraf_running"], serde_json::Value::Null);
+    assert!(!j["shipping"].to_string().contains("telegraf_not_running"));
 }
 
 #[test]

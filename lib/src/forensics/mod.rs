@@ -173,8 +173,9 @@ fn masked(root: &Root, path: &str) -> bool {
     read::read_link(&root.path(path)).is_ok_and(|t| t == Path::new("/dev/null"))
 }
 
-/// The settings journald is running with, from its files in its precedence.
-fn journald_settings(root: &Root, tally: &mut Tally) -> JournaldRead {
+/// The settings journald is running with, from its files in its precedence,
+/// and the files that could not be read (then the settings are unknown).
+fn journald_settings(root: &Root, tally: &mut Tally) -> (journald::Settings, Vec<String>) {
     let mut js = journald::Settings::default();
     let mut unreadable = Vec::new();
     for path in systemd_conf_files(root, "journald.conf") {
@@ -190,21 +191,7 @@ fn journald_settings(root: &Root, tally: &mut Tally) -> JournaldRead {
             }
         }
     }
-    JournaldRead {
-        storage: js.storage,
-        storage_from: js.storage_from,
-        sync_interval_s: js.sync_interval_s,
-        ignored: js.ignored,
-        unreadable,
-    }
-}
-
-struct JournaldRead {
-    storage: Option<String>,
-    storage_from: Option<String>,
-    sync_interval_s: Option<u64>,
-    ignored: Vec<String>,
-    unreadable: Vec<String>,
+    (js, unreadable)
 }
 
 /// journal-upload: enabled, with a `URL=` in its configuration.
@@ -312,12 +299,12 @@ pub fn collect(
 ) -> Forensics {
     let mut f = Forensics::default();
 
-    let js = journald_settings(root, tally);
-    f.journal_storage = js.storage.clone().unwrap_or_else(|| "auto".into());
-    f.journal_storage_from = js.storage_from.clone();
+    let (js, unreadable) = journald_settings(root, tally);
+    f.journal_storage = js.storage.unwrap_or_else(|| "auto".into());
+    f.journal_storage_from = js.storage_from;
     f.journal_sync_interval_s = js.sync_interval_s.unwrap_or(journald::DEFAULT_SYNC_S);
     f.journal_config_ignored = js.ignored;
-    f.journal_config_unreadable = js.unreadable;
+    f.journal_config_unreadable = unreadable;
     f.journal_dir_exists = read::is_dir(&root.path("/var/log/journal"));
 
     // Which filesystems really hold /var/log and the journal.

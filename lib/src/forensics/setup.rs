@@ -99,20 +99,29 @@ fn telegraf_process(root: &Root, s: &mut Setup) {
     let Ok(pids) = read::list_dir(&root.path("/proc")) else {
         return;
     };
-    s.telegraf_running = Some(false);
+    let mut unsure = false;
     for pid in pids
         .iter()
         .filter(|p| p.bytes().all(|b| b.is_ascii_digit()))
     {
-        let comm = read::read_attr(&root.path(&format!("/proc/{pid}/comm")));
-        if comm.is_ok_and(|c| c.trim() == "telegraf") {
-            s.telegraf_running = Some(true);
-            s.telegraf_cap_syslog = read::read_text(&root.path(&format!("/proc/{pid}/status")))
-                .ok()
-                .and_then(|t| cap_eff_has(&t, CAP_SYSLOG));
-            return;
+        match read::read_attr(&root.path(&format!("/proc/{pid}/comm"))) {
+            Ok(c) if c.trim() == "telegraf" => {
+                s.telegraf_running = Some(true);
+                s.telegraf_cap_syslog = read::read_text(&root.path(&format!("/proc/{pid}/status")))
+                    .ok()
+                    .and_then(|t| cap_eff_has(&t, CAP_SYSLOG));
+                return;
+            }
+            Ok(_) => {}
+            // Gone since the listing: an exited process, not this one.
+            Err(e)
+                if e.kind == ErrorKind::Absent
+                    && !read::is_dir(&root.path(&format!("/proc/{pid}"))) => {}
+            // A process whose name cannot be read (a capture keeps no names).
+            Err(_) => unsure = true,
         }
     }
+    s.telegraf_running = (!unsure).then_some(false);
 }
 
 /// `AmbientCapabilities=CAP_SYSLOG` in telegraf.service or one of its drop-ins under /etc.

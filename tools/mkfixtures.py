@@ -967,12 +967,17 @@ logged and ignored, the earlier setting stays). Main journald.conf says `Storage
 `/etc/systemd/journald.conf.d/30-case.conf` says `Storage=Persistent` and `SyncIntervalSec=30S`
 (both invalid). Drop-ins from all directories apply in file-name order. journald stays
 volatile: `journal_storage=volatile`, `journal_persistent=0`, sync interval the default 300 s,
-although `/var/log/journal` exists on ext4.
+although `/var/log/journal` exists on ext4. `/proc/net/route` has the default route on `eno1`,
+which doctor's netconsole fix names.
 """)
     t.mount(("/", "ext4", "/dev/mapper/pve-root"), ("/run", "tmpfs", "tmpfs"))
     t.write("etc/systemd/journald.conf", "[Journal]\nStorage=volatile\n#SyncIntervalSec=5m\n")
     t.write("usr/lib/systemd/journald.conf.d/20-reset.conf", "[Journal]\nStorage=\n")
     t.write("etc/systemd/journald.conf.d/30-case.conf", "[Journal]\nStorage=Persistent\nSyncIntervalSec=30S\n")
+    # The default route, for doctor's netconsole fix (interface names from a real PVE host).
+    t.write("proc/net/route", "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n"
+            "eno1\t00000000\t0100A8C0\t0003\t0\t0\t0\t00000000\t0\t0\t0\n"
+            "eno1\t0000A8C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n")
     t.write("var/log/journal/0123456789abcdef0123456789abcdef/system.journal", "")
     t.crash()
 

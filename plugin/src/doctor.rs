@@ -181,6 +181,8 @@ fn journal_fix(fx: Option<&Forensics>) -> Vec<String> {
                 "    WantedBy=systemd-journal-flush.service",
                 "  systemctl enable var-log-journal.mount; reboot",
                 "  check: findmnt /var/log/journal    # not tmpfs",
+                "- while it stays in RAM: SystemMaxUse= in journald.conf",
+                "  below SIZE= in /etc/log2ram.conf, or log2ram runs out",
             ])),
             Some("folder2ram") => fix.extend(lines(&[
                 "- drop /var/log from /etc/folder2ram/folder2ram.conf, then",
@@ -237,11 +239,20 @@ fn remote_fix(st: &Setup) -> Vec<String> {
             "systemctl restart rsyslog",
         ]));
     }
-    let dev = st.default_route_dev.as_deref().unwrap_or("vmbr0");
     fix.push("the kernel's last words too: netconsole needs this node's".into());
-    fix.push(format!(
-        "interface ({dev}) and its static IPv4 address (SRC_IP):"
-    ));
+    let dev = match st.default_route_dev.as_deref() {
+        Some(d) => {
+            fix.push(format!(
+                "interface ({d}, the default route's) and static IPv4 (SRC_IP):"
+            ));
+            d
+        }
+        None => {
+            fix.push("interface (IFACE, the default route's: ip route show default;".into());
+            fix.push("usually vmbr0 on Proxmox) and static IPv4 (SRC_IP):".into());
+            "IFACE"
+        }
+    };
     fix.push(format!("  ip -4 -br addr show {dev}"));
     fix.push("  create /etc/modprobe.d/netconsole.conf:".into());
     fix.push(format!(
@@ -251,7 +262,7 @@ fn remote_fix(st: &Setup) -> Vec<String> {
         "load it once {dev} is up: in /etc/network/interfaces, under"
     ));
     fix.push(format!("  iface {dev}, add: post-up modprobe netconsole"));
-    fix.push("  (modules-load.d would load it before the bridge exists)".into());
+    fix.push("  (modules-load.d loads it before a bridge exists)".into());
     fix.push("LOGHOST behind a router? append the gateway's MAC after".into());
     fix.push("  LOGHOST/ (ip neigh show to find it)".into());
     fix

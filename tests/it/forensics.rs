@@ -366,6 +366,10 @@ fn fixes_offer_what_is_installed() {
     let has = doctor("forensics-journald-syntax", "text");
     assert!(has.contains("create /etc/systemd/journald.conf.d/50-persistent.conf"));
     assert!(!has.contains("changes nothing here"), "journal on ext4");
+    assert!(
+        has.contains("netconsole=@SRC_IP/eno1,6666@LOGHOST/"),
+        "the default route's interface: {has}"
+    );
 }
 
 /// Does vigil's own data leave the node: Telegraf running, the snippet in

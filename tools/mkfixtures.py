@@ -992,7 +992,9 @@ not swallow the next file's first line. Also present and not read by rsyslog: `R
 `include(file="/etc/rsyslog.d/extra/*.conf" mode="optional")` naming a directory that does not
 exist. syslog-ng is configured too (`@include "scl.conf"` and `conf.d/*.conf`) with file
 destinations only. Expected: `remote_logging_via="rsyslog"`, no `no_remote_logging`. Proxmox VE
-installs neither daemon (journal only), so `usr/sbin/rsyslogd` is present to say it is installed.
+installs neither daemon (journal only), so `usr/sbin/rsyslogd` and `usr/sbin/syslog-ng` are
+present to say they are installed: a configuration without its program (removed, not purged)
+forwards nothing.
 """)
     t.mount(("/", "ext4", "/dev/mapper/pve-root"))
     t.write("etc/rsyslog.conf", DEBIAN_RSYSLOG_CONF + 'include(file="/etc/rsyslog.d/extra/*.conf" mode="optional")\n')
@@ -1007,6 +1009,7 @@ installs neither daemon (journal only), so `usr/sbin/rsyslogd` is present to say
             'log { source(s_src); destination(d_syslog); };\n'
             '@include "/etc/syslog-ng/conf.d/*.conf"\n')
     t.write("etc/syslog-ng/conf.d/10-kern.conf", 'destination d_kern { file("/var/log/kern.log"); };\n')
+    t.write("usr/sbin/syslog-ng", "")
     t.write("var/log/journal/0123456789abcdef0123456789abcdef/system.journal", "")
     t.crash()
 
@@ -1023,6 +1026,8 @@ read counted in `vigil_collector,collector=crash_forensics errors`.
 """)
     t.mount(("/", "ext4", "/dev/mapper/pve-root"))
     t.write("etc/rsyslog.conf", DEBIAN_RSYSLOG_CONF)
+    t.write("usr/sbin/rsyslogd", "")
+    t.write("usr/sbin/syslog-ng", "")
     t.link("etc/rsyslog.d/90-remote.conf", "90-remote.conf")
     t.link("etc/syslog-ng/syslog-ng.conf", "syslog-ng.conf")
     t.link("etc/systemd/system/multi-user.target.wants/systemd-journal-upload.service",

@@ -254,6 +254,21 @@ fn rsyslog_files_are_read_one_by_one_through_includes() {
     );
     let ids = string(&f, "finding_ids").expect("ids");
     assert!(!ids.contains("no_remote_logging"), "{ids}");
+    // rsyslog removed but not purged: its configuration forwards nothing.
+    let tmp = tempfile::tempdir().expect("tmp");
+    let root = tmp.path().join("root");
+    assert!(Command::new("cp")
+        .arg("-a")
+        .arg(fixture("forensics-rsyslog-includes"))
+        .arg(&root)
+        .status()
+        .expect("cp")
+        .success());
+    std::fs::remove_file(root.join("usr/sbin/rsyslogd")).expect("rm");
+    let out = run_once(&root, &["--collectors", "crash_forensics"]);
+    let ps = parse_lp(&String::from_utf8(out.stdout).expect("utf8"));
+    let f = points(&ps, "crash_forensics").next().expect("line").clone();
+    assert_eq!(int(&f, "remote_logging"), Some(0));
 }
 
 fn collector_status(ps: &[Point]) -> Point {

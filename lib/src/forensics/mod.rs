@@ -245,35 +245,46 @@ fn netconsole(root: &Root, params: &[(String, Option<String>)]) -> remote::Verdi
     v
 }
 
+/// A daemon's program is there: a configuration left behind by `apt remove`
+/// forwards nothing.
+fn installed(root: &Root, program: &str) -> bool {
+    read::is_file(&root.path(program))
+}
+
 /// Which ways off the node are in use; a way whose configuration could not be
 /// read is unknown, reported in `unavailable` and never counted as "none".
 fn off_node(root: &Root, cmdline_text: Option<&str>, f: &mut Forensics, tally: &mut Tally) {
     let params = cmdline_text.map(cmdline::parse).unwrap_or_default();
     let ways = [
-        ("journal-upload", journal_upload(root)),
+        ("journal-upload", Some(journal_upload(root))),
         (
             "rsyslog",
-            remote::follow(
-                root,
-                "/etc/rsyslog.conf",
-                remote::rsyslog_file,
-                remote::rsyslog_resolve,
-                remote::rsyslog_skip,
-            ),
+            installed(root, "/usr/sbin/rsyslogd").then(|| {
+                remote::follow(
+                    root,
+                    "/etc/rsyslog.conf",
+                    remote::rsyslog_file,
+                    remote::rsyslog_resolve,
+                    remote::rsyslog_skip,
+                )
+            }),
         ),
         (
             "syslog-ng",
-            remote::follow(
-                root,
-                "/etc/syslog-ng/syslog-ng.conf",
-                remote::syslog_ng_file,
-                remote::syslog_ng_resolve,
-                remote::syslog_ng_skip,
-            ),
+            installed(root, "/usr/sbin/syslog-ng").then(|| {
+                remote::follow(
+                    root,
+                    "/etc/syslog-ng/syslog-ng.conf",
+                    remote::syslog_ng_file,
+                    remote::syslog_ng_resolve,
+                    remote::syslog_ng_skip,
+                )
+            }),
         ),
-        ("netconsole", netconsole(root, &params)),
+        ("netconsole", Some(netconsole(root, &params))),
     ];
     for (name, v) in ways {
+        let v = v.unwrap_or_default();
         match v.known() {
             Some(true) => f.remote_logging.push(name.into()),
             Some(false) => {}

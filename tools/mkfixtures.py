@@ -1020,9 +1020,11 @@ Every way off the node is configured in a file vigil cannot read: rsyslog's
 `/etc/rsyslog.d/90-remote.conf`, syslog-ng's main file, the enabled systemd-journal-upload's
 `journal-upload.conf.d/90-url.conf` and netconsole's configfs `enabled` attribute are symlink
 loops (the one unreadable file git can keep and root cannot read; permission is tested on a
-copy run as `nobody`). Unknown is not "no": no `no_remote_logging` finding, no
-`remote_logging` or `netconsole` field, `unchecked_ids="no_remote_logging"`, and each failed
-read counted in `vigil_collector,collector=crash_forensics errors`.
+copy run as `nobody`), and so is a journald drop-in after a `Storage=persistent` main file.
+Unknown is not "no": no `no_remote_logging` finding, no `remote_logging`, `netconsole`,
+`journal_storage`, `journal_sync_interval_s` or `journal_persistent` field,
+`unchecked_ids="journal_not_persistent,no_remote_logging"`, and each of the 5 failed reads
+counted in `vigil_collector,collector=crash_forensics errors`.
 """)
     t.mount(("/", "ext4", "/dev/mapper/pve-root"))
     t.write("etc/rsyslog.conf", DEBIAN_RSYSLOG_CONF)
@@ -1035,6 +1037,8 @@ read counted in `vigil_collector,collector=crash_forensics errors`.
     t.write("etc/systemd/journal-upload.conf", "[Upload]\n# URL=\n")
     t.link("etc/systemd/journal-upload.conf.d/90-url.conf", "90-url.conf")
     t.link("sys/kernel/config/netconsole/target1/enabled", "enabled")
+    t.write("etc/systemd/journald.conf", "[Journal]\nStorage=persistent\n")
+    t.link("etc/systemd/journald.conf.d/10-local.conf", "10-local.conf")
     t.write("var/log/journal/0123456789abcdef0123456789abcdef/system.journal", "")
     t.crash()
 

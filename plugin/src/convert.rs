@@ -251,17 +251,23 @@ impl Converter<'_> {
         }
         if let (Some(f), true) = (&s.forensics, self.sel.has(Collector::CrashForensics)) {
             let mut m = Metric::new("crash_forensics", t);
-            m.field("journal_storage", Field::str(f.journal_storage.as_str()));
+            // An unreadable journald file could set anything: no settings then.
+            let journald_known = f.journal_config_unreadable.is_empty();
+            if journald_known {
+                m.field("journal_storage", Field::str(f.journal_storage.as_str()));
+            }
             m.opt("journal_persistent", f.journal_persistent.map(Field::flag));
             m.opt("journal_fs", f.journal_fs.as_deref().map(Field::str));
             m.opt("var_log_in_ram", f.var_log_in_ram.map(Field::flag));
             m.field("log2ram", Field::flag(f.ram_logger.is_some()));
             m.opt("ram_logger", f.ram_logger.as_deref().map(Field::str));
             m.opt("log_disk_sync_age_s", f.log_disk_sync_age_s.map(Field::Int));
-            m.field(
-                "journal_sync_interval_s",
-                Field::uint(f.journal_sync_interval_s),
-            );
+            if journald_known {
+                m.field(
+                    "journal_sync_interval_s",
+                    Field::uint(f.journal_sync_interval_s),
+                );
+            }
             // Unknown is not "no": with a way off the node unreadable and none
             // found, the field is left off (`vigil_collector unavailable` says why).
             if !f.remote_logging.is_empty() || f.remote_logging_unknown.is_empty() {

@@ -302,13 +302,22 @@ fn unreadable_logging_configs_are_unknown_not_no() {
     );
     assert_eq!(
         string(&f, "unchecked_ids").as_deref(),
-        Some("no_remote_logging")
+        Some("journal_not_persistent,no_remote_logging")
     );
-    assert_eq!(int(&collector_status(&ps), "errors"), Some(4));
+    assert_eq!(
+        (
+            string(&f, "journal_storage"),
+            int(&f, "journal_persistent"),
+            int(&f, "journal_sync_interval_s")
+        ),
+        (None, None, None),
+        "an unreadable journald drop-in could set anything"
+    );
+    assert_eq!(int(&collector_status(&ps), "errors"), Some(5));
     let j: serde_json::Value =
         serde_json::from_str(&doctor("forensics-unreadable-configs", "json")).expect("json");
-    assert_eq!(j["unchecked"][0]["id"], "no_remote_logging");
-    assert_eq!(j["unchecked"][0]["why"].as_array().map(Vec::len), Some(4));
+    assert_eq!(j["unchecked"][1]["id"], "no_remote_logging");
+    assert_eq!(j["unchecked"][1]["why"].as_array().map(Vec::len), Some(4));
 
     // Permission, as Telegraf's user meets it: `unavailable=permission`.
     let Some((_tmp, root)) = unprivileged_copy(

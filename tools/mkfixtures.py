@@ -942,12 +942,13 @@ kern.*\t\t\t\t-/var/log/kern.log
 
 
 def telegraf_shipping(t):
-    """Telegraf running as user telegraf with CAP_SYSLOG (a `systemctl edit telegraf`
-    drop-in), the shipped vigil snippet in telegraf.d, and Proxmox's
+    """Telegraf running as user telegraf with CAP_SYSLOG (vigil's example drop-in
+    installed), the shipped vigil snippet in telegraf.d, and Proxmox's
     kernel.dmesg_restrict=1: vigil's data leaves the node, kernel events included."""
     with open(os.path.join(REPO, "telegraf-snippets", "vigil.conf")) as f:
         t.write("etc/telegraf/telegraf.d/vigil.conf", f.read())
-    t.write("etc/systemd/system/telegraf.service.d/override.conf", "[Service]\nAmbientCapabilities=CAP_SYSLOG\n")
+    with open(os.path.join(REPO, "telegraf-snippets", "systemd", "telegraf.service.d", "vigil.conf")) as f:
+        t.write("etc/systemd/system/telegraf.service.d/vigil.conf", f.read())
     t.process(812, "telegraf", ["/usr/bin/telegraf", "-config", "/etc/telegraf/telegraf.conf",
                                 "-config-directory", "/etc/telegraf/telegraf.d"], {0: "/dev/null"})
     t.write("proc/812/status", "Name:\ttelegraf\nUid:\t998\t998\t998\t998\n"

@@ -296,10 +296,11 @@ fn shipping_prose(id: &str, st: &Setup) -> (String, &'static str, Vec<String>) {
                 "/dev/kmsg from it. Either let everyone read the kernel log:",
                 "  echo kernel.dmesg_restrict=0 > /etc/sysctl.d/90-vigil.conf",
                 "  sysctl --system",
-                "or give Telegraf CAP_SYSLOG: systemctl edit telegraf",
-                "  [Service]",
-                "  AmbientCapabilities=CAP_SYSLOG",
-                "  then: systemctl restart telegraf",
+                "or give Telegraf CAP_SYSLOG with the drop-in vigil ships:",
+                "  cd /usr/share/doc/vigil/examples",
+                "  install -D -m 0644 telegraf.service.d/vigil.conf \\",
+                "    /etc/systemd/system/telegraf.service.d/vigil.conf",
+                "  systemctl daemon-reload; systemctl restart telegraf",
             ]);
             if st.telegraf_running == Some(true) && st.unit_grants_cap_syslog {
                 fix.push("(the unit grants it already: restart Telegraf)".into());

@@ -423,7 +423,7 @@ fn doctor_checks_the_shipping_path() {
         .status()
         .expect("cp")
         .success());
-    std::fs::remove_file(root.join("etc/systemd/system/telegraf.service.d/override.conf"))
+    std::fs::remove_file(root.join("etc/systemd/system/telegraf.service.d/vigil.conf"))
         .expect("rm");
     let status = std::fs::read_to_string(root.join("proc/812/status")).expect("status");
     std::fs::write(

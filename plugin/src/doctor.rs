@@ -274,6 +274,8 @@ fn shipping_prose(id: &str, st: &Setup) -> (String, &'static str, Vec<String>) {
             "Telegraf is not running: nothing of vigil leaves this node".into(),
             "Without Telegraf no heartbeat, PCIe state or kernel event reaches the server, so a freeze leaves nothing to look at.",
             lines(&[
+                "not installed? InfluxData's repository has it:",
+                "  https://docs.influxdata.com/telegraf/v1/install/",
                 "systemctl enable --now telegraf",
                 "systemctl status telegraf    # check it stays up",
             ]),

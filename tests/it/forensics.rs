@@ -412,8 +412,8 @@ fn doctor_checks_the_shipping_path() {
         .iter()
         .filter_map(|f| f["id"].as_str())
         .collect();
-    assert_eq!(ids, ["telegraf_not_running", "no_vigil_snippet"]);
-    // Telegraf running without CAP_SYSLOG and no drop-in granting it.
+    // No /etc/telegraf at all: not installed, or a capture; its files are not judged.
+    assert_eq!(ids, ["telegraf_not_running"]);
     let tmp = tempfile::tempdir().expect("tmp");
     let root = tmp.path().join("root");
     assert!(Command::new("cp")
@@ -423,6 +423,11 @@ fn doctor_checks_the_shipping_path() {
         .status()
         .expect("cp")
         .success());
+    // Telegraf installed and running, but no file of it runs vigil.
+    std::fs::remove_file(root.join("etc/telegraf/telegraf.d/vigil.conf")).expect("rm");
+    let j: serde_json::Value = serde_json::from_str(&doctor_at(&root, "json")).expect("json");
+    assert_eq!(j["shipping"][0]["id"], "no_vigil_snippet");
+    // Telegraf running without CAP_SYSLOG and no drop-in granting it.
     std::fs::remove_file(root.join("etc/systemd/system/telegraf.service.d/vigil.conf"))
         .expect("rm");
     let status = std::fs::read_to_string(root.join("proc/812/status")).expect("status");

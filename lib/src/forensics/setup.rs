@@ -31,7 +31,7 @@ pub struct Setup {
     /// `kernel.dmesg_restrict` is on.
     pub dmesg_restrict: Option<bool>,
     /// The Telegraf file that runs vigil, if any; `None` also when unreadable
-    /// (see `snippet_unreadable`).
+    /// or when /etc/telegraf is absent (see `snippet_unreadable`).
     pub snippet: Option<String>,
     pub snippet_unreadable: Vec<String>,
     /// The snippet runs vigil through sudo (as root).
@@ -157,6 +157,12 @@ pub fn runs_vigil(text: &str) -> Option<bool> {
 }
 
 fn snippet(root: &Root, s: &mut Setup) {
+    // No /etc/telegraf: Telegraf is not installed (or this is a capture, which
+    // keeps no Telegraf files): nothing to say about its files.
+    if !read::is_dir(&root.path("/etc/telegraf")) {
+        s.snippet_unreadable.push("/etc/telegraf: absent".into());
+        return;
+    }
     let mut files = vec!["/etc/telegraf/telegraf.conf".to_string()];
     let dir = "/etc/telegraf/telegraf.d";
     match read::list_dir(&root.path(dir)) {

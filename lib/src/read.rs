@@ -531,6 +531,23 @@ impl DirHandle {
     }
 }
 
+/// A stream to follow (`/dev/kmsg` or a capture of it), read-only, optionally
+/// non-blocking, and whether it is a character device (one record per `read()`)
+/// rather than a byte stream. The caller bounds what it reads.
+pub fn open_stream(path: &Path, nonblocking: bool) -> Result<(File, bool)> {
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    let mut opts = std::fs::OpenOptions::new();
+    opts.read(true);
+    if nonblocking {
+        opts.custom_flags(libc::O_NONBLOCK);
+    }
+    let file = opts.open(path).map_err(|e| err(path, &e))?;
+    let is_char = file
+        .metadata()
+        .is_ok_and(|m| m.file_type().is_char_device());
+    Ok((file, is_char))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

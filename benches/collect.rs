@@ -99,7 +99,7 @@ fn parsers(c: &mut Criterion) {
     c.bench_function("kmsg/parse_classify", |b| {
         b.iter(|| {
             vigil_collector::kmsg::record::parse(black_box(kmsg))
-                .and_then(|r| vigil_collector::kmsg::to_event(&r, 0))
+                .and_then(|r| vigil_collector::kmsg::judge_text(&mut Default::default(), &r))
         })
     });
 }

@@ -37,6 +37,8 @@ pub struct Snapshot {
     /// Kernel hardware events in the ring (one-shot collections; a long-running
     /// process follows /dev/kmsg instead).
     pub events: Vec<kmsg::Event>,
+    /// Events of the ring held back by the storm limit, one summary per category and device.
+    pub events_suppressed: Vec<kmsg::Suppressed>,
     pub heartbeat: Option<heartbeat::Heartbeat>,
     pub status: BTreeMap<Collector, CollectorStatus>,
     pub diagnostics: Vec<Diagnostic>,
@@ -120,13 +122,18 @@ pub fn collect(root: &Root, sel: &Selection, clock: Clock) -> Snapshot {
         f
     });
     let mut events = Vec::new();
+    let mut events_suppressed = Vec::new();
     if sel.has(Collector::KernelEvent) {
         let sw = clock.start();
         match kmsg::read_ring(root) {
-            Ok((ev, overruns)) => {
-                events = ev;
-                if overruns > 0 {
-                    tally.unavailable(Collector::KernelEvent, "overrun");
+            Ok(ring) => {
+                events = ring.events;
+                events_suppressed = ring.suppressed;
+                for why in ring.stats.reasons() {
+                    tally.unavailable(Collector::KernelEvent, why);
+                }
+                if ring.stats.errors > 0 {
+                    tally.entry(Collector::KernelEvent).errors += ring.stats.errors;
                 }
             }
             Err(e) => {
@@ -160,6 +167,7 @@ pub fn collect(root: &Root, sel: &Selection, clock: Clock) -> Snapshot {
         forensics,
         findings,
         events,
+        events_suppressed,
         heartbeat,
         status: tally.status,
         diagnostics: tally.diagnostics,

@@ -17,7 +17,7 @@ use vigil_collector::{Collector, Selection};
 pub enum Format {
     /// InfluxDB line protocol (what Telegraf's execd parses by default)
     Influx,
-    /// One JSON object per point: name, tags, fields, timestamp (Unix seconds)
+    /// One JSON object per point: name, tags, fields, timestamp (Unix nanoseconds)
     Json,
 }
 

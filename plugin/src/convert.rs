@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use vigil_collector::config::{bit_names, COR_NAMES, UNCOR_NAMES};
-use vigil_collector::kmsg::{Category, Event};
+use vigil_collector::kmsg::{Event, Suppressed};
 use vigil_collector::pci::{parse::aer_field_name, PciDevice, Severity, Width};
 use vigil_collector::vfio::VfioDevice;
 use vigil_collector::{Collector, Selection, Snapshot};
@@ -320,6 +320,7 @@ impl Converter<'_> {
         }
         if self.sel.has(Collector::KernelEvent) {
             out.extend(s.events.iter().map(event_metric));
+            out.extend(s.events_suppressed.iter().map(suppressed_metric));
         }
         if let Some(hb) = &s.heartbeat {
             let mut m = Metric::new("vigil", t);
@@ -618,25 +619,26 @@ pub fn event_metric(e: &Event) -> Metric<'_> {
     m
 }
 
-/// The line that stands for `n` events of category `c` held back by the
-/// rate limit (at most `burst` per `window_s` seconds).
-pub fn suppressed_metric(
-    c: Category,
-    n: u64,
-    t: i64,
-    burst: u32,
-    window_s: u64,
-) -> Metric<'static> {
-    let mut m = Metric::new("kernel_event", t);
-    m.tag("category", c.name());
+/// The line that stands for events of one category and device held back by the
+/// storm limit (at most `BURST` per `WINDOW` of kernel time), at the kernel time
+/// of the last one held back.
+pub fn suppressed_metric(s: &Suppressed) -> Metric<'_> {
+    use vigil_collector::kmsg::limit::{BURST, WINDOW_US};
+    let mut m = Metric::new("kernel_event", s.time_unix_ns);
+    m.tag("category", s.category.name());
+    if let Some(a) = &s.address {
+        m.tag("address", a.as_str());
+    }
     m.field(
         "message",
         Field::str(format!(
-            "{n} {} events suppressed (more than {burst} in {window_s}s)",
-            c.name()
+            "{} {} events suppressed (more than {BURST} in {}s)",
+            s.count,
+            s.category.name(),
+            WINDOW_US / 1_000_000
         )),
     );
     m.field("priority", Field::Int(4));
-    m.field("suppressed", Field::uint(n));
+    m.field("suppressed", Field::uint(s.count));
     m
 }

@@ -1,14 +1,14 @@
 //! Following `/dev/kmsg` in execd and `--interval` modes: each hardware event
 //! is written the moment it is read, flushed, never inside a batch (both take
-//! stdout's lock for a whole write). A storm is cut by a per-category rate
-//! limit; what was dropped is counted and reported with the next batch.
+//! stdout's lock for a whole write). A storm is cut by the library's limit (per
+//! category and device, in kernel time; what matters always passes); what was
+//! held back is summarised with the next batch.
 
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use vigil_collector::kmsg::{Category, Reader};
+use vigil_collector::kmsg::{Budget, Limiter, Reader, Stats, Suppressed};
 use vigil_collector::read::ErrorKind;
 use vigil_collector::{CollectorStatus, Root};
 
@@ -16,129 +16,110 @@ use crate::cli::Format;
 use crate::metric::Metric;
 use crate::{json, lineproto, log};
 
-/// At most BURST events per category per WINDOW.
-pub const WINDOW: Duration = Duration::from_secs(10);
-pub const BURST: u32 = 20;
+/// One read: a real ring replays in a few of these; `/dev/zero` cannot run away.
+const READ_BUDGET: Budget = Budget {
+    bytes: 1 << 20,
+    records: 10_000,
+};
+/// Records per second of wall time beyond which the follower sleeps out the second.
+const MAX_RECORDS_PER_S: u64 = 50_000;
 
-#[derive(Default)]
-pub struct Limiter {
-    windows: BTreeMap<Category, (Option<Instant>, u32)>,
-    suppressed: BTreeMap<Category, u64>,
-}
-
-impl Limiter {
-    pub fn admit(&mut self, c: Category, now: Instant) -> bool {
-        let (start, n) = self.windows.entry(c).or_insert((None, 0));
-        if start.is_none_or(|s| now.duration_since(s) >= WINDOW) {
-            *start = Some(now);
-            *n = 0;
-        }
-        if *n < BURST {
-            *n += 1;
-            true
-        } else {
-            *self.suppressed.entry(c).or_default() += 1;
-            false
-        }
-    }
-
-    pub fn take_suppressed(&mut self) -> BTreeMap<Category, u64> {
-        std::mem::take(&mut self.suppressed)
-    }
-}
-
-/// What the follower reports into each batch's `vigil_collector` line.
+/// What the follower reports into the batches' `vigil_collector` line.
 #[derive(Default)]
 pub struct FollowState {
-    pub status: CollectorStatus,
+    /// Why the follower cannot run (permission, unreadable, stopped): every batch.
+    lasting: CollectorStatus,
+    /// What happened since the last batch (overruns, errors): that batch only.
+    since_last: Stats,
+    suppressed: Vec<Suppressed>,
+}
+
+impl FollowState {
+    /// This batch's status and summaries; the per-batch part starts again.
+    pub fn take(&mut self) -> (CollectorStatus, Vec<Suppressed>) {
+        let mut st = self.lasting.clone();
+        let stats = std::mem::take(&mut self.since_last);
+        st.errors += stats.errors;
+        st.unavailable
+            .extend(stats.reasons().into_iter().map(str::to_string));
+        (st, std::mem::take(&mut self.suppressed))
+    }
 }
 
 pub struct Follower {
-    pub limiter: Arc<Mutex<Limiter>>,
     pub state: Arc<Mutex<FollowState>>,
+    limiter: Arc<Mutex<Limiter>>,
 }
 
 impl Follower {
     pub fn start(root: Root, format: Format) -> Follower {
         let limiter = Arc::new(Mutex::new(Limiter::default()));
         let state = Arc::new(Mutex::new(FollowState {
-            status: CollectorStatus {
+            lasting: CollectorStatus {
                 success: true,
                 ..CollectorStatus::default()
             },
+            ..FollowState::default()
         }));
         let (l2, s2) = (limiter.clone(), state.clone());
         std::thread::spawn(move || follow(&root, format, &l2, &s2));
-        Follower { limiter, state }
+        Follower { state, limiter }
+    }
+
+    /// Status and summaries for this batch (the limiter's held-back counts included).
+    pub fn take(&self) -> (CollectorStatus, Vec<Suppressed>) {
+        let held = self
+            .limiter
+            .lock()
+            .map(|mut l| l.take_suppressed())
+            .unwrap_or_default();
+        let Ok(mut s) = self.state.lock() else {
+            return (CollectorStatus::default(), held);
+        };
+        s.suppressed.extend(held);
+        s.take()
     }
 }
 
 fn set_unavailable(state: &Mutex<FollowState>, why: &str) {
     if let Ok(mut s) = state.lock() {
-        s.status.unavailable.insert(why.to_string());
+        s.lasting.unavailable.insert(why.to_string());
     }
 }
 
-fn follow(root: &Root, format: Format, limiter: &Mutex<Limiter>, state: &Mutex<FollowState>) {
-    let mut reader = match Reader::open(root, false) {
-        Ok(r) => r,
-        Err(e) => {
-            let why = match e.kind {
-                ErrorKind::Permission => {
-                    log::warn(&format!(
-                        "{}: permission denied: no kernel events (set kernel.dmesg_restrict=0 or grant CAP_SYSLOG, see README)",
-                        e.path.display()
-                    ));
-                    "permission"
-                }
-                // No kmsg (a capture without one, a container): nothing to follow,
-                // as in --once, where absence is not a reason worth reporting.
-                ErrorKind::Absent => return,
-                _ => {
-                    log::warn(&e.to_string());
-                    "unreadable"
-                }
-            };
-            set_unavailable(state, why);
-            return;
+fn open(root: &Root, state: &Mutex<FollowState>) -> Option<Reader> {
+    let e = match Reader::open(root, false) {
+        Ok(r) => return Some(r),
+        Err(e) => e,
+    };
+    let why = match e.kind {
+        ErrorKind::Permission => {
+            log::warn(&format!(
+                "{}: permission denied: no kernel events (set kernel.dmesg_restrict=0 or grant CAP_SYSLOG, see README)",
+                e.path.display()
+            ));
+            "permission"
+        }
+        // No kmsg (a capture without one, a container): nothing to follow,
+        // as in --once, where absence is not a reason worth reporting.
+        ErrorKind::Absent => return None,
+        _ => {
+            log::warn(&e.to_string());
+            "unreadable"
         }
     };
-    let mut overruns = 0;
+    set_unavailable(state, why);
+    None
+}
+
+fn follow(root: &Root, format: Format, limiter: &Mutex<Limiter>, state: &Mutex<FollowState>) {
+    let Some(mut reader) = open(root, state) else {
+        return;
+    };
+    let mut second = (Instant::now(), 0u64);
     loop {
-        match reader.read_available() {
-            Ok(events) => {
-                if reader.overruns > overruns {
-                    overruns = reader.overruns;
-                    set_unavailable(state, "overrun");
-                }
-                let now = Instant::now();
-                let admitted: Vec<Metric> = {
-                    let Ok(mut lim) = limiter.lock() else { return };
-                    events
-                        .iter()
-                        .filter(|e| lim.admit(e.category, now))
-                        .map(crate::convert::event_metric)
-                        .collect()
-                };
-                if !admitted.is_empty() {
-                    let text = match format {
-                        Format::Influx => lineproto::write(&admitted),
-                        Format::Json => json::write(&admitted),
-                    };
-                    let mut out = std::io::stdout().lock();
-                    if out
-                        .write_all(text.as_bytes())
-                        .and_then(|()| out.flush())
-                        .is_err()
-                    {
-                        return; // stdout gone: the main loop exits on its next write
-                    }
-                }
-                if events.is_empty() && !reader.is_device() {
-                    // A captured file: poll for appended records.
-                    std::thread::sleep(Duration::from_millis(100));
-                }
-            }
+        let events = match reader.read_available(READ_BUDGET) {
+            Ok(events) => events,
             Err(e) => {
                 log::warn(&format!(
                     "{}: {e}; kernel event follower stopped",
@@ -147,8 +128,56 @@ fn follow(root: &Root, format: Format, limiter: &Mutex<Limiter>, state: &Mutex<F
                 set_unavailable(state, "error");
                 return;
             }
+        };
+        let truncated = std::mem::take(&mut reader.stats.truncated);
+        if let Ok(mut s) = state.lock() {
+            let st = std::mem::take(&mut reader.stats);
+            s.since_last.overruns += st.overruns;
+            s.since_last.errors += st.errors;
+            s.since_last.no_boot_time += st.no_boot_time;
         }
+        let admitted: Vec<Metric> = {
+            let Ok(mut lim) = limiter.lock() else { return };
+            events
+                .iter()
+                .filter(|e| lim.admit(e))
+                .map(crate::convert::event_metric)
+                .collect()
+        };
+        if !admitted.is_empty() && !write(format, &admitted) {
+            return; // stdout gone: the main loop exits on its next write
+        }
+        if events.is_empty() && !reader.is_device() && !truncated {
+            // A captured file at its end: poll for appended records.
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        throttle(&mut second, truncated);
     }
+}
+
+/// Sleep out the current second once it has seen too many full reads: a
+/// character device that never ends (`/dev/zero` in place of the ring) costs a
+/// bounded share of a CPU.
+fn throttle(second: &mut (Instant, u64), truncated: bool) {
+    if second.0.elapsed() >= Duration::from_secs(1) {
+        *second = (Instant::now(), 0);
+    }
+    second.1 += if truncated { READ_BUDGET.records } else { 1 };
+    if second.1 >= MAX_RECORDS_PER_S {
+        std::thread::sleep(Duration::from_secs(1).saturating_sub(second.0.elapsed()));
+        *second = (Instant::now(), 0);
+    }
+}
+
+fn write(format: Format, metrics: &[Metric]) -> bool {
+    let text = match format {
+        Format::Influx => lineproto::write(metrics),
+        Format::Json => json::write(metrics),
+    };
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .is_ok()
 }
 
 #[cfg(test)]
@@ -156,20 +185,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn storms_are_cut_and_counted() {
-        let mut l = Limiter::default();
-        let t0 = Instant::now();
-        let passed = (0..100).filter(|_| l.admit(Category::Aer, t0)).count();
-        assert_eq!(passed, BURST as usize);
-        assert!(
-            l.admit(Category::Lockup, t0),
-            "categories are limited separately"
-        );
-        assert_eq!(l.take_suppressed().get(&Category::Aer), Some(&80));
-        assert!(l.take_suppressed().is_empty());
-        assert!(
-            l.admit(Category::Aer, t0 + WINDOW),
-            "a new window admits again"
+    fn batch_status_starts_again_but_lasting_reasons_stay() {
+        let mut s = FollowState::default();
+        s.lasting.unavailable.insert("permission".into());
+        s.since_last.overruns = 1;
+        s.since_last.errors = 3;
+        let (first, _) = s.take();
+        assert_eq!(first.errors, 3);
+        assert!(first.unavailable.contains("overrun"));
+        let (second, _) = s.take();
+        assert_eq!(second.errors, 0);
+        assert_eq!(
+            second.unavailable.into_iter().collect::<Vec<_>>(),
+            vec!["permission".to_string()]
         );
     }
 }

@@ -1,6 +1,8 @@
 //! JSON Lines in Telegraf's JSON serializer shape: one object per point,
-//! `{"fields":{...},"name":"...","tags":{...},"timestamp":SECONDS}`, keys sorted.
-//! `timestamp` is Unix seconds, as Telegraf's default `json_timestamp_units = "1s"`.
+//! `{"fields":{...},"name":"...","tags":{...},"timestamp":NANOSECONDS}`, keys sorted.
+//! `timestamp` is Unix nanoseconds, as Telegraf's `json_timestamp_units = "1ns"`:
+//! kernel events are apart by microseconds (and by their sequence number within
+//! one), so whole seconds would merge them.
 
 use serde_json::{Map, Value};
 
@@ -42,10 +44,7 @@ pub fn write_metric(out: &mut String, m: &Metric) {
         obj.insert("fields".into(), Value::Object(fields));
         obj.insert("name".into(), Value::from(m.name));
         obj.insert("tags".into(), Value::Object(tags));
-        obj.insert(
-            "timestamp".into(),
-            Value::from(m.time_unix_ns.div_euclid(1_000_000_000)),
-        );
+        obj.insert("timestamp".into(), Value::from(m.time_unix_ns));
         out.push_str(&Value::Object(obj).to_string());
         out.push('\n');
     }

@@ -116,23 +116,11 @@ fn main() -> ExitCode {
     }
     let mut batch = || -> Flow {
         let mut snap = vigil_collector::collect(&root, &lib_sel, clock);
-        let mut extra = Vec::new();
         if let Some(f) = &follower {
-            if let Ok(st) = f.state.lock() {
-                snap.status
-                    .insert(vigil_collector::Collector::KernelEvent, st.status.clone());
-            }
-            if let Ok(mut lim) = f.limiter.lock() {
-                for (c, n) in lim.take_suppressed() {
-                    extra.push(convert::suppressed_metric(
-                        c,
-                        n,
-                        snap.time_unix_ns,
-                        events::BURST,
-                        events::WINDOW.as_secs(),
-                    ));
-                }
-            }
+            let (status, held) = f.take();
+            snap.status
+                .insert(vigil_collector::Collector::KernelEvent, status);
+            snap.events_suppressed = held;
         }
         limiter.warn_batch(snap.diagnostics.iter().map(|d| d.message.as_str()));
         let mut conv = convert::Converter {
@@ -146,7 +134,7 @@ fn main() -> ExitCode {
         let mut w = std::io::BufWriter::with_capacity(64 * 1024, stdout.lock());
         let mut line = String::with_capacity(512);
         let mut failed: Option<std::io::Error> = None;
-        conv.emit(&snap, extra, &mut |m| {
+        conv.emit(&snap, Vec::new(), &mut |m| {
             if failed.is_some() {
                 return;
             }

@@ -21,8 +21,10 @@ const READ_BUDGET: Budget = Budget {
     bytes: 1 << 20,
     records: 10_000,
 };
-/// Records per second of wall time beyond which the follower sleeps out the second.
-const MAX_RECORDS_PER_S: u64 = 50_000;
+/// Reads and bytes per second of wall time beyond which the follower sleeps out
+/// the second. A real ring replays a few MiB at start; /dev/kmsg then trickles.
+const MAX_READS_PER_S: u64 = 20_000;
+const MAX_BYTES_PER_S: u64 = 4 << 20;
 
 /// What the follower reports into the batches' `vigil_collector` line.
 #[derive(Default)]
@@ -116,7 +118,10 @@ fn follow(root: &Root, format: Format, limiter: &Mutex<Limiter>, state: &Mutex<F
     let Some(mut reader) = open(root, state) else {
         return;
     };
-    let mut second = (Instant::now(), 0u64);
+    let mut pace = Pace {
+        since: Instant::now(),
+        at: (0, 0),
+    };
     loop {
         let events = match reader.read_available(READ_BUDGET) {
             Ok(events) => events,
@@ -151,21 +156,36 @@ fn follow(root: &Root, format: Format, limiter: &Mutex<Limiter>, state: &Mutex<F
             // A captured file at its end: poll for appended records.
             std::thread::sleep(Duration::from_millis(100));
         }
-        throttle(&mut second, truncated);
+        pace.keep(reader.read_total);
     }
 }
 
-/// Sleep out the current second once it has seen too many full reads: a
+/// Sleeps out the current second once it has seen too many reads or bytes: a
 /// character device that never ends (`/dev/zero` in place of the ring) costs a
 /// bounded share of a CPU.
-fn throttle(second: &mut (Instant, u64), truncated: bool) {
-    if second.0.elapsed() >= Duration::from_secs(1) {
-        *second = (Instant::now(), 0);
-    }
-    second.1 += if truncated { READ_BUDGET.records } else { 1 };
-    if second.1 >= MAX_RECORDS_PER_S {
-        std::thread::sleep(Duration::from_secs(1).saturating_sub(second.0.elapsed()));
-        *second = (Instant::now(), 0);
+struct Pace {
+    since: Instant,
+    at: (u64, u64),
+}
+
+impl Pace {
+    fn keep(&mut self, total: (u64, u64)) {
+        let elapsed = self.since.elapsed();
+        if elapsed >= Duration::from_secs(1) {
+            *self = Pace {
+                since: Instant::now(),
+                at: total,
+            };
+            return;
+        }
+        let (bytes, reads) = (total.0 - self.at.0, total.1 - self.at.1);
+        if bytes >= MAX_BYTES_PER_S || reads >= MAX_READS_PER_S {
+            std::thread::sleep(Duration::from_secs(1).saturating_sub(elapsed));
+            *self = Pace {
+                since: Instant::now(),
+                at: total,
+            };
+        }
     }
 }
 

@@ -172,6 +172,8 @@ pub struct Reader {
     /// GHES/CPER lines waiting for their block's section (see [`classify::cper_section_pending`]).
     held: Vec<(record::Record, Vec<u8>)>,
     pub stats: Stats,
+    /// Bytes and records read since the reader was opened (the follower paces itself by them).
+    pub read_total: (u64, u64),
 }
 
 impl Reader {
@@ -194,6 +196,7 @@ impl Reader {
             resolved: Vec::new(),
             held: Vec::new(),
             stats: Stats::default(),
+            read_total: (0, 0),
         })
     }
 
@@ -235,6 +238,8 @@ impl Reader {
                 Err(e) => return Err(e),
             };
             bytes += n as u64;
+            self.read_total.0 += n as u64;
+            self.read_total.1 += 1;
             let before = (self.stats.clone(), records);
             let mut got = false;
             if self.is_device {

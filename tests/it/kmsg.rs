@@ -607,3 +607,29 @@ fn hostile_kmsg_files_are_read_within_bounds() {
         assert!(string(st, "unavailable").is_some_and(|u| u.contains("truncated")));
     }
 }
+
+#[test]
+fn a_clock_step_after_start_does_not_shift_later_events() {
+    let tmp = ring_root("0,1,1000000,-;watchdog: Watchdog detected hard LOCKUP on cpu 5\n");
+    let root = tmp.path();
+    let v = spawn(root);
+    let replay = v.drain(Duration::from_millis(600));
+    assert_eq!(
+        parse_lp(&replay.join("\n"))[0].ts,
+        Some(1_699_913_601_000_000_001)
+    );
+    // NTP steps the clock 1 hour forward: the kernel's btime moves with it.
+    std::fs::write(root.join("proc/stat"), "cpu 1 2 3\nbtime 1699917200\n").expect("stat");
+    std::thread::sleep(Duration::from_millis(1100));
+    append(
+        root,
+        "0,2,2000000,-;watchdog: Watchdog detected hard LOCKUP on cpu 6\n",
+    );
+    let (_, line) = v.lines.recv_timeout(Duration::from_secs(3)).expect("event");
+    assert_eq!(
+        parse_lp(&line)[0].ts,
+        Some(1_699_917_202_000_000_002),
+        "{line}"
+    );
+    v.stop();
+}

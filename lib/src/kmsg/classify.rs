@@ -172,6 +172,9 @@ const RULES: &[Rule] = &[
     // kernel/hung_task.c check_hung_task(): "INFO: task %s:%d blocked for more than
     // %ld seconds."
     rule(HungTask, false, &["INFO: task ", "blocked for more than"]),
+    // 6.15 hung_task.c debug_show_blocker(): "INFO: task %s:%d is blocked on a mutex
+    // likely owned by task %s:%d." (and semaphore, rwsem).
+    rule(HungTask, false, &["INFO: task ", "is blocked on a"]),
     // kernel/rcu/tree_stall.h print_other_cpu_stall() / print_cpu_stall(): "INFO: %s
     // detected stalls on CPUs/tasks:", "INFO: %s self-detected stall on CPU";
     // tree_exp.h synchronize_rcu_expedited_wait(): "INFO: %s detected expedited stalls
@@ -202,6 +205,8 @@ const RULES: &[Rule] = &[
     rule(Mce, true, &["EDAC", "Fatal"]),
     rule(Mce, false, &["EDAC", " CE "]),
     rule(Mce, false, &["EDAC", "MEMORY ERROR"]),
+    // sb_edac.c / skx_common.c: "CPU %d: Machine Check Event: %Lu Bank %d: %016Lx".
+    rule(Mce, false, &["EDAC", "Machine Check Event"]),
     // drivers/pci/hotplug/pciehp_ctrl.c pciehp_handle_presence_or_link_change() and
     // pciehp_handle_button_press(): "Slot(%s): Link Down", "Slot(%s): Link Up",
     // "Slot(%s): Card present", "Slot(%s): Card not present", "Slot(%s): Attention
@@ -211,6 +216,11 @@ const RULES: &[Rule] = &[
     // "Slot #%d AttnBtn%c PwrCtrl%c ..." line.
     rule(PcieLink, false, &["Slot(", "): Link "]),
     rule(PcieLink, false, &["Slot(", "): Card "]),
+    // 3.x pciehp_ctrl.c: "Card present on Slot(%s)", "Card not present on Slot(%s)",
+    // "Link Down event for Slot(%s)"... (the slot after the event).
+    rule(PcieLink, false, &["on Slot(", "Card "]),
+    rule(PcieLink, false, &["for Slot(", "Link "]),
+    rule(PcieLink, false, &["Failed to check link status"]),
     rule(PcieLink, false, &["Slot(", "): Attention button"]),
     rule(PcieLink, false, &["Slot(", "): Powering "]),
     rule(PcieLink, false, &["Slot(", "): Button "]),
@@ -241,10 +251,11 @@ const RESET_OR_POWER_FAILURE: &[&str] = &[
     "reset failed",
 ];
 
-/// GPU failures that drivers log at info level (so the warning-level rule for
-/// `other` would miss them): i915 i915_capture_error_state() "GPU HANG: ecode
-/// %d:%d:%08x, in %s [%d]"; amdgpu amdgpu_device_gpu_recover() "GPU reset begin!".
-const GPU_FAILURE_AT_INFO: &[&str] = &["GPU HANG", "GPU reset begin"];
+/// GPU failures that drivers log at info or notice level (so the warning-level rule
+/// for `other` would miss them): i915 i915_capture_error_state() "GPU HANG: ecode
+/// %d:%d:%08x, in %s [%d]", intel_gt_reset() "Resetting chip for %s"; amdgpu
+/// amdgpu_device_gpu_recover() "GPU reset begin!".
+const GPU_FAILURE_AT_INFO: &[&str] = &["GPU HANG", "GPU reset begin", "Resetting chip for"];
 
 /// Lines that name a PCI device on every ordinary boot, at warning level on some
 /// kernels and drivers. None is a fault in the hardware the way the rules above are.
@@ -303,8 +314,10 @@ const BOOT_NOISE: &[&str] = &[
     "bound 0000:",
     "pci function",
     "enabling device",
-    "Firmware",
-    "firmware",
+    "[Firmware",
+    "Direct firmware load",
+    "firmware: failed to load",
+    "irmware version",
     "BIOS",
     "ASPM",
     "vgaarb",
@@ -467,24 +480,29 @@ fn panic(message: &str) -> Option<Verdict> {
 
 /// aer.c __aer_print_error(): one line per status bit, "   [%2d] %-22s%s" with
 /// " (First)" on the first error only (3.x: "  [%2d] %s"), e.g.
-/// "nvme 0000:03:00.0:    [ 8] Rollover". The text after the device prefix starts
-/// with `[`, one or two digits, `]`.
+/// "nvme 0000:03:00.0:    [ 8] Rollover" or, 5.x on, "nvme 0000:03:00.0: AER:
+/// [ 8] Rollover". The text after the device prefix (and "AER:") starts with `[`,
+/// one or two digits, `]`, a name.
 fn aer_bit_line(message: &str) -> Option<Verdict> {
-    let body = message.trim_start();
-    // Skip a "driver 0000:00:00.0: " prefix when there is one.
-    let body = match body.find(": ") {
-        Some(i) if !body[..i].contains('[') => body[i + 2..].trim_start(),
-        _ => body,
-    };
+    let mut body = message.trim_start();
+    // Skip a "driver 0000:00:00.0: " prefix when there is one, then the "AER:" that
+    // 5.x and later kernels put before every aer.c line.
+    if let Some(i) = body.find(": ") {
+        if !body[..i].contains('[') {
+            body = body[i + 2..].trim_start();
+        }
+    }
+    if let Some(rest) = body.strip_prefix("AER:") {
+        body = rest.trim_start();
+    }
     let rest = body.strip_prefix('[')?;
     let close = rest.find(']')?;
     let num = rest[..close].trim();
     let is_bit = (1..=2).contains(&num.len()) && num.bytes().all(|b| b.is_ascii_digit());
     let after = &rest[close + 1..];
-    (is_bit
-        && after.starts_with(' ')
-        && after.trim().chars().next().is_some_and(char::is_alphabetic))
-    .then_some(v(Aer, false))
+    let named =
+        after.starts_with(' ') && after.trim().chars().next().is_some_and(char::is_alphabetic);
+    (is_bit && named).then_some(v(Aer, false))
 }
 
 /// An AER line's criticality: its own severity where it states one, else that of

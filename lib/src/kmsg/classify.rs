@@ -88,12 +88,14 @@ const RULES: &[Rule] = &[
     rule(Dpc, true, &["DPC", "containment event"]),
     rule(Dpc, true, &["DPC", " detected"]),
     rule(Dpc, true, &["RP PIO severity="]),
+    rule(Dpc, true, &["RP PIO TLP Header"]),
+    rule(Dpc, true, &["RP PIO ImpSpec"]),
     rule(Dpc, true, &["rp_pio_status"]),
     // drivers/pci/pcie/aer.c aer_print_port_info(): "%s%s error message received from
     // %s" (6.x), "%s%s error received: %04x:%02x:%02x.%d" (4.19-6.x), "%s%s error
     // received: id=%04x" (<= 4.18); aer_isr_one_error(): "can't find device of ID%04x".
     rule(Aer, false, &["error message received from"]),
-    rule(Aer, false, &["error received: "]),
+    rule(Aer, false, &["AER", "error received"]),
     rule(Aer, false, &["can't find device of ID"]),
     // aer.c aer_print_error() / cper_print_aer(): "PCIe Bus Error: severity=%s,
     // type=%s, (%s)", "  device [%04x:%04x] error status/mask=%08x/%08x",
@@ -110,8 +112,8 @@ const RULES: &[Rule] = &[
     // drivers/pci/pcie/err.c pcie_do_recovery() / report_*(): "AER: broadcast %s
     // message", "device recovery successful/failed", "Root Port link has been reset".
     rule(Aer, false, &["AER: broadcast "]),
-    rule(Aer, false, &["evice recovery "]),
-    rule(Aer, false, &["link has been reset"]),
+    rule(Aer, false, &["AER", "evice recovery "]),
+    rule(Aer, false, &["Root Port link has been reset"]),
     rule(Aer, false, &["can't recover (no error_detected callback)"]),
     // arch/x86/kernel/nmi.c pci_serr_error(): "NMI: PCI system error (SERR) for reason
     // %02x on CPU %d." -- a PCI error signalled through the platform, not AER.

@@ -221,16 +221,20 @@ impl Reader {
     fn pump(&mut self, budget: Budget, sink: &mut dyn FnMut(Event, &[u8])) -> std::io::Result<()> {
         let mut chunk = vec![0u8; CHUNK];
         let (mut bytes, mut records) = (0u64, 0u64);
+        let mut at_end = true;
         loop {
             if bytes >= budget.bytes || records >= budget.records {
                 self.stats.truncated = true;
-                return Ok(());
+                at_end = false;
+                break;
             }
             let n = match self.file.read(&mut chunk) {
                 Ok(0) => break,
                 Ok(n) => n,
                 Err(e) if e.raw_os_error() == Some(libc::EPIPE) => {
+                    // Counted against the budget too: nothing may loop unbounded.
                     self.stats.overruns += 1;
+                    records += 1;
                     continue;
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
@@ -240,7 +244,7 @@ impl Reader {
             bytes += n as u64;
             self.read_total.0 += n as u64;
             self.read_total.1 += 1;
-            let before = (self.stats.clone(), records);
+            let before = self.stats.clone();
             let mut got = false;
             if self.is_device {
                 records += 1;
@@ -248,12 +252,11 @@ impl Reader {
             } else {
                 records += self.feed(&chunk[..n], false, sink, &mut got);
             }
-            let changed = self.stats != before.0;
-            if self.is_device && !self.nonblocking && (got || changed) {
+            if self.is_device && !self.nonblocking && (got || self.stats != before) {
                 return Ok(());
             }
         }
-        if !self.is_device {
+        if !self.is_device && at_end {
             let mut got = false;
             self.feed(&[], true, sink, &mut got);
         }

@@ -149,7 +149,9 @@ impl BootClock {
             .read_at
             .is_none_or(|t| t.elapsed() >= Duration::from_secs(1))
         {
-            self.ns = boot_time_ns(root);
+            // A failed re-read keeps the last value: an event is better placed by
+            // the btime of a second ago than dropped.
+            self.ns = boot_time_ns(root).or(self.ns);
             self.read_at = Some(Instant::now());
         }
         self.ns

@@ -488,6 +488,10 @@ Values are the real ones of two machines:
 - Samsung PM174X NVMe 2e:00.0 at 16 of 32 GT/s "(downgraded)" from pciutils tests/cap-phy32
   (its first 64 config bytes are the captured ones), under a Gen5 x4 root port 00:1d.0, with
   the `link/` values of the NVMe example in kernel-abi.md §3.2 (L1 substates enabled).
+- A Gen5 x4 root port 00:1b.0 (8086:7a38) above a Gen4 NVMe 03:00.0 (Samsung PM9A1 144d:a80a)
+  that runtime PM put in D3hot: the NVMe's link files and config are traps (directories), so
+  they are never read and the port's partner maximum is unknown. The port trained at 16 GT/s
+  is not called downgraded: no `expected_*`, no verdict (synthetic values on real IDs).
 sysfs strings use the >= 5.7 format. The Thunderbolt bridge's max width is x4 (its LnkCap),
 so the eGPU's expected width is 4: not width-downgraded, only speed.
 """)
@@ -514,6 +518,13 @@ so the eGPU's expected width is 4: not width-downgraded, only speed.
              link=("16.0 GT/s PCIe", "8", "16.0 GT/s PCIe", "16"))
     t.device("0000:41:00.0", "0000:00:02.0", config=header64(0x10DE, 0x27B0, 0x0300), driver="nvidia",
              link=("16.0 GT/s PCIe", "8", "16.0 GT/s PCIe", "16"), aer=True, numa="0")
+    # A Gen5 x4 port above a Gen4 NVMe that runtime PM put in D3hot: the NVMe's link
+    # files are skipped (traps prove it), so the port has no known partner maximum.
+    t.device("0000:00:1b.0", None, config=header64(0x8086, 0x7A38, 0x0604, True), driver="pcieport",
+             link=("16.0 GT/s PCIe", "4", "32.0 GT/s PCIe", "4"))
+    t.device("0000:03:00.0", "0000:00:1b.0", config=header64(0x144D, 0xA80A, 0x0108), driver="nvme",
+             power="D3hot", runtime="suspended", link=("16.0 GT/s PCIe", "4", "16.0 GT/s PCIe", "4"),
+             traps=("current_link_speed", "current_link_width", "max_link_speed", "max_link_width", "config"))
     t.platform("BOOT_IMAGE=/boot/vmlinuz-5.13.0-30-generic root=UUID=2b1c ro quiet splash",
                aer_ports=["0000:00:1c.4"])
 

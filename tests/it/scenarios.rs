@@ -100,6 +100,14 @@ fn downgraded_links_are_judged_against_the_partner() {
     assert_eq!(f("0000:2e:00.0"), (Some(0), Some(1), Some(4), Some(32.0)));
     // eGPU: x16-capable card behind an x4 Thunderbolt bridge is not width-downgraded.
     assert_eq!(f("0000:07:00.0"), (Some(0), Some(1), Some(4), Some(8.0)));
+    // Gen5 port above a Gen4 NVMe in D3hot: the partner's maximum is unknown, so
+    // nothing is expected and nothing is called downgraded (was 32 GT/s, downgraded=1).
+    assert_eq!(f("0000:00:1b.0"), (None, None, None, None));
+    assert_eq!(
+        int(one(&ps, "pcie_device", "0000:03:00.0"), "link_skipped"),
+        Some(1)
+    );
+    assert_eq!(total_errors(&ps), 0, "the sleeping NVMe's traps were not opened");
     // Unprivileged view: no config-space fields, and it says why.
     assert_eq!(points(&ps, "pcie_aer_status").count(), 0);
     let c = points(&ps, "vigil_collector")

@@ -187,8 +187,15 @@ class Tree:
         """One function. `link` = (cur_speed, cur_width, max_speed, max_width) strings, or
         'derive' to compute them from `config`. `cfg_view` truncates the config file
         (64 = what an unprivileged reader gets)."""
-        dom = bdf[:4]
-        base = "sys/devices/pci%s:%s" % (dom, bdf[5:7]) if parent is None else self.paths[parent]
+        dom, bus = bdf.split(":")[:2]
+        if parent is None:
+            base = "sys/devices/pci%s:%s" % (dom, bus)
+        elif parent.split(":")[0] != dom:
+            # A domain that hangs below a device of another (Intel VMD: pci10000:e0
+            # sits in the VMD endpoint's directory).
+            base = "%s/pci%s:%s" % (self.paths[parent], dom, bus)
+        else:
+            base = self.paths[parent]
         d = base + "/" + bdf
         self.paths[bdf] = d
         depth = d.count("/")
@@ -707,10 +714,19 @@ function 02:00.1 was left on `snd_hda_intel`: `host_companions=1`. A template VM
 lists the same slot is ignored, as Proxmox ignores it. The modprobe.d directories check
 precedence: `/usr/lib/modprobe.d/vfio.conf` is hidden by the same name in `/etc/modprobe.d`, so
 its `ids=dead:beef` never applies.
+
+VM 102 takes the 02:00 slot with its options first, `hostpci0: x-vga=1,pcie=1,host=02:00`
+(Proxmox's property string: `host=` anywhere; the config is qemu-server's
+q35-linux-hostpci.conf test with that line, ../shared/data/proxmox-qemu-server-tests,
+AGPL-3.0-or-later): `configured_vmids=102` on both functions. A third GP104 03:00.0, also
+listed in `vfio-pci.ids`, has a `driver` link that does not point into `bus/pci/drivers`
+(unreadable, synthetic): its driver is unknown, so no `bound` and no `driver` is reported, not
+a misbinding, and its IOMMU group 5's viability is unknown.
 """ + SRC, PVE_CMD + " vfio-pci.ids=10de:1b80,10de:10f0",
         [rp("0000:00:01.0", 1), gpu("0000:01:00.0", "0000:00:01.0", "nouveau", 2), audio("0000:01:00.1", "0000:00:01.0", "snd_hda_intel", 2),
          rp("0000:00:02.0", 3), dict(gpu("0000:02:00.0", "0000:00:02.0", "vfio-pci", 4), config=hdr(0x10DE, 0x1C82, 0x0300)),
-         dict(audio("0000:02:00.1", "0000:00:02.0", "snd_hda_intel", 4), config=hdr(0x10DE, 0x0FB9, 0x0403))],
+         dict(audio("0000:02:00.1", "0000:00:02.0", "snd_hda_intel", 4), config=hdr(0x10DE, 0x0FB9, 0x0403)),
+         rp("0000:00:03.0", 5), gpu("0000:03:00.0", "0000:00:03.0", None, 5)],
         dict(dev_vfio=[4]),
         {"etc/modprobe.d/vfio.conf": "options vfio-pci ids=10de:1b80,10de:10f0\n",
          "usr/lib/modprobe.d/vfio.conf": "options vfio-pci ids=dead:beef\n",
@@ -719,6 +735,11 @@ its `ids=dead:beef` never applies.
         t.write("etc/pve/qemu-server/101.conf", f.read())
     with open(os.path.join(TESTS, "q35-linux-hostpci-template.conf")) as f:
         t.write("etc/pve/qemu-server/999.conf", f.read() + "hostpci5: 02:00\n")
+    with open(os.path.join(TESTS, "q35-linux-hostpci.conf")) as f:
+        vm = [l for l in f.read().splitlines() if not l.startswith("hostpci")]
+    t.write("etc/pve/qemu-server/102.conf", "\n".join(vm + ["hostpci0: x-vga=1,pcie=1,host=02:00"]) + "\n")
+    # A driver link that leads nowhere a driver lives: the driver is unknown.
+    t.link(t.rel("0000:03:00.0") + "/driver", "../../../../module/nouveau")
 
     vfio_host("iommu-off", """
 # iommu-off
@@ -732,6 +753,35 @@ vfio-pci cannot bind without an IOMMU, so it sits unbound: `iommu_enabled=0`, `i
         dict(units=(), ir=False, unsafe=None),
         {"etc/modprobe.d/vfio.conf": "options vfio-pci ids=10de:1b80\n"})
     os.makedirs(os.path.join(OUT, "iommu-off", "sys/kernel/iommu_groups"), exist_ok=True)
+
+    # -- Intel VMD: a PCI domain with five hex digits --------------------------------
+    t = Tree("intel-vmd", """
+# intel-vmd
+
+An Intel client board with VMD (Volume Management Device) enabled in firmware, as many
+workstations ship: the VMD endpoint 0000:00:0e.0 (8086:467f, class 0104, driver `vmd`) remaps
+the NVMe root port into its own PCI domain, which the kernel numbers from 0x10000. The remapped
+root port 10000:e0:06.0 (8086:464d) and the Samsung 980 PRO NVMe 10000:e1:00.0 below it
+(144d:a80a, Gen4 x4) appear in sysfs under `pci0000:00/0000:00:0e.0/pci10000:e0/`, as the
+kernel lays them out (drivers/pci/controller/vmd.c, domain from 0x10000). They share the VMD
+endpoint's IOMMU group 9 (their DMA carries its requester ID). Next to it, an ordinary root
+port 00:1c.0 with an I350 NIC in domain 0000. Unprivileged (64-byte configs), OS-native AER on
+00:1c.0. Synthetic values on real IDs and the kernel's naming; addresses as in issue reports
+of `10000:e1:00.0`. Every device must be listed, placed in the topology and its group.
+""")
+    t.device("0000:00:0e.0", None, config=header64(0x8086, 0x467F, 0x0104), driver="vmd", iommu_group=9)
+    t.device("10000:e0:06.0", "0000:00:0e.0", config=header64(0x8086, 0x464D, 0x0604, True), driver="pcieport",
+             link=("16.0 GT/s PCIe", "4", "16.0 GT/s PCIe", "4"), iommu_group=9)
+    t.device("10000:e1:00.0", "10000:e0:06.0", config=header64(0x144D, 0xA80A, 0x0108), driver="nvme",
+             link=("16.0 GT/s PCIe", "4", "16.0 GT/s PCIe", "4"), aer=True, iommu_group=9,
+             aspm={"l1_aspm": "1", "l1_1_aspm": "1", "l1_2_aspm": "1", "clkpm": "1"},
+             aer_counts={"cor": {"RxErr": 2}, "cor_total": 2})
+    t.device("0000:00:1c.0", None, config=header64(0x8086, 0x7A38, 0x0604, True), driver="pcieport",
+             link=("5.0 GT/s PCIe", "4", "8.0 GT/s PCIe", "4"), aer=True, rootport=(0, 0, 0), iommu_group=10)
+    t.device("0000:02:00.0", "0000:00:1c.0", config=header64(0x8086, 0x1521, 0x0200), driver="igb",
+             link=("5.0 GT/s PCIe", "4", "5.0 GT/s PCIe", "4"), aer=True, iommu_group=11)
+    t.platform(PVE_CMD, aer_ports=["0000:00:1c.0"])
+    t.iommu()
 
     # -- crash-forensics readiness ----------------------------------------------------
     JD = os.path.join(DATA, "journald")

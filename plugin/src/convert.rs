@@ -206,7 +206,7 @@ impl Converter<'_> {
                     m.field("vfio_devices", Field::uint(g.vfio_devices));
                     m.field("bridges", Field::uint(g.bridges));
                     m.field("other_devices", Field::uint(g.other_devices));
-                    m.field("viable", Field::flag(g.viable));
+                    m.opt("viable", g.viable.map(Field::flag));
                     m.field("members", Field::str(g.members.join(",")));
                     out.push(m);
                 }
@@ -366,7 +366,7 @@ impl Converter<'_> {
             .as_ref()
             .map(|drv| drv.as_deref().unwrap_or("none"));
         m.opt("driver", driver.map(Field::str));
-        m.field("bound", Field::flag(vd.bound));
+        m.opt("bound", vd.bound.map(Field::flag));
         m.field("intended", Field::flag(vd.intended));
         if !vd.intended_by.is_empty() {
             let by: Vec<&str> = vd.intended_by.iter().map(String::as_str).collect();

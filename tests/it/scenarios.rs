@@ -222,3 +222,44 @@ fn switch_topology_partners() {
         );
     }
 }
+
+/// Intel VMD numbers its domains from 0x10000: `10000:e1:00.0` is listed, placed
+/// below its root port, judged against it and put in its IOMMU group (such
+/// devices used to vanish without an error).
+#[test]
+fn intel_vmd_domains_are_listed_and_placed() {
+    let ps = collect("intel-vmd");
+    assert_eq!(total_errors(&ps), 0);
+    let nvme = one(&ps, "pcie_device", "10000:e1:00.0");
+    assert_eq!(
+        string(nvme, "upstream_port").as_deref(),
+        Some("10000:e0:06.0")
+    );
+    // The VMD endpoint is the root port's sysfs parent, not its bridge.
+    assert_eq!(
+        string(one(&ps, "pcie_device", "10000:e0:06.0"), "upstream_port"),
+        None
+    );
+    let rp = one(&ps, "pcie_link", "10000:e0:06.0");
+    assert_eq!(
+        (float(rp, "expected_speed_gts"), int(rp, "speed_downgraded")),
+        (Some(16.0), Some(0))
+    );
+    assert_eq!(
+        points(&ps, "pcie_aer")
+            .filter(|p| p.tags["address"] == "10000:e1:00.0")
+            .count(),
+        3
+    );
+    let g = points(&ps, "iommu_group")
+        .find(|p| p.tags["group"] == "9")
+        .expect("group 9");
+    assert_eq!(
+        string(g, "members").as_deref(),
+        Some("0000:00:0e.0,10000:e0:06.0,10000:e1:00.0")
+    );
+    assert_eq!(
+        int(points(&ps, "vigil").next().expect("vigil"), "devices"),
+        Some(5)
+    );
+}

@@ -125,7 +125,8 @@ pub struct PciDevice {
     pub numa_node: Option<i64>,
     /// Parent bridge address; `None` on a root bus.
     pub upstream_port: Option<String>,
-    /// Bridges above, nearest last.
+    /// PCI devices above in sysfs, nearest last: bridges, and the VMD
+    /// endpoint above a VMD domain.
     #[serde(skip)]
     pub ancestors: Vec<String>,
     /// The device has a PCI Express capability (sysfs link files or config).
@@ -319,9 +320,17 @@ pub fn collect(
                 continue;
             }
         };
+        // The parent bridge is on the same domain: the first devices of an
+        // Intel VMD domain (10000:e0:..) hang below the VMD endpoint
+        // (0000:00:0e.0) in sysfs, which is no bridge but still an ancestor
+        // whose sleep matters.
+        let upstream_port = chain
+            .last()
+            .filter(|p| parse::domain_of(p) == parse::domain_of(&name))
+            .cloned();
         let mut d = PciDevice {
             address: name,
-            upstream_port: chain.last().cloned(),
+            upstream_port,
             ancestors: chain,
             ..PciDevice::default()
         };

@@ -71,7 +71,7 @@ pub fn collect(root: &Root, sel: &Selection, clock: Clock) -> Snapshot {
     ]
     .into_iter()
     .any(|c| sel.has(c));
-    let pci = if wants_pci {
+    let mut pci = if wants_pci {
         pci::collect(root, sel, clock, &mut tally)
     } else {
         None
@@ -84,11 +84,24 @@ pub fn collect(root: &Root, sel: &Selection, clock: Clock) -> Snapshot {
     .into_iter()
     .any(|c| sel.has(c));
     let wants_forensics = sel.has(Collector::CrashForensics);
-    let cmdline = if wants_vfio || wants_forensics {
+    let wants_aer = sel.has(Collector::PcieAer);
+    let cmdline = if wants_vfio || wants_forensics || wants_aer {
         platform::read_cmdline(root, &mut tally)
     } else {
         None
     };
+    let aer_service = (wants_aer || wants_forensics || sel.has(Collector::PciePlatform))
+        .then(|| platform::aer_service(root, &mut tally))
+        .flatten();
+    if let (true, Some(p)) = (wants_aer, pci.as_mut()) {
+        let noaer = cmdline
+            .as_deref()
+            .map(|c| platform::cmdline::pci_option(&platform::cmdline::parse(c), "noaer"));
+        if let Some(why) = platform::aer_not_counted(noaer, aer_service) {
+            p.drop_aer_counts();
+            tally.unavailable(Collector::PcieAer, why);
+        }
+    }
     let vfio = wants_vfio.then(|| {
         let sw = clock.start();
         let v = vfio::collect(root, cmdline.as_deref(), pci.as_ref(), &mut tally);
@@ -100,7 +113,13 @@ pub fn collect(root: &Root, sel: &Selection, clock: Clock) -> Snapshot {
     });
     let platform = sel.has(Collector::PciePlatform).then(|| {
         let sw = clock.start();
-        let p = platform::collect(root, cmdline.as_deref(), pci.as_ref(), &mut tally);
+        let p = platform::collect(
+            root,
+            cmdline.as_deref(),
+            pci.as_ref(),
+            aer_service,
+            &mut tally,
+        );
         tally.add_time(Collector::PciePlatform, sw.elapsed_us());
         p
     });
@@ -113,6 +132,7 @@ pub fn collect(root: &Root, sel: &Selection, clock: Clock) -> Snapshot {
             cmdline.as_deref(),
             pci.as_ref(),
             platform.as_ref(),
+            aer_service,
             &mut tally,
         );
         findings = forensics::findings::findings(&f, &facts);
@@ -174,11 +194,12 @@ fn platform_facts(
     cmdline: Option<&str>,
     pci: Option<&pci::PciSnapshot>,
     platform: Option<&platform::Platform>,
+    aer_service: Option<platform::AerService>,
     tally: &mut status::Tally,
 ) -> forensics::findings::PlatformFacts {
     let p = match platform {
         Some(p) => p.clone(),
-        None => platform::collect(root, cmdline, pci, tally),
+        None => platform::collect(root, cmdline, pci, aer_service, tally),
     };
     let hw_aspm_enabled = pci
         .map(|s| {

@@ -242,7 +242,7 @@ impl Converter<'_> {
             );
             m.opt("aer_native", p.aer_native.map(Field::flag));
             if s.pci.is_some() {
-                m.field("aer_devices", Field::uint(p.aer_devices));
+                m.opt("aer_devices", p.aer_devices.map(Field::uint));
                 m.field("devices", Field::uint(p.devices));
                 m.field("pcie_devices", Field::uint(p.pcie_devices));
                 m.field("suspended_devices", Field::uint(p.suspended_devices));
@@ -329,7 +329,7 @@ impl Converter<'_> {
             m.field("duration_us", Field::uint(s.duration_us));
             m.field("errors", Field::uint(s.errors()));
             if let Some(pci) = &s.pci {
-                m.field("privileged", Field::flag(pci.privileged()));
+                m.opt("privileged", pci.privileged().map(Field::flag));
                 m.field("devices", Field::uint(pci.devices.len() as u64));
             }
             out.push(m);

@@ -107,7 +107,11 @@ fn downgraded_links_are_judged_against_the_partner() {
         int(one(&ps, "pcie_device", "0000:03:00.0"), "link_skipped"),
         Some(1)
     );
-    assert_eq!(total_errors(&ps), 0, "the sleeping NVMe's traps were not opened");
+    assert_eq!(
+        total_errors(&ps),
+        0,
+        "the sleeping NVMe's traps were not opened"
+    );
     // Unprivileged view: no config-space fields, and it says why.
     assert_eq!(points(&ps, "pcie_aer_status").count(), 0);
     let c = points(&ps, "vigil_collector")
@@ -156,6 +160,27 @@ fn passthrough_node_with_aspm_off_still_shows_hardware_aspm() {
         int(points(&ps, "vigil").next().expect("vigil"), "privileged"),
         Some(1)
     );
+}
+
+/// Under `pci=noaer` the kernel keeps the `aer_dev_*` files but never counts:
+/// their zeros are not emitted as healthy counts, `vigil_collector` says why,
+/// and what still works (Device Status, AER and DPC registers) is reported.
+#[test]
+fn aer_counters_under_noaer_are_not_measurements() {
+    let ps = collect("passthrough-gpu-vfio");
+    assert_eq!(points(&ps, "pcie_aer").count(), 0, "was 3 lines of zeros");
+    let c = points(&ps, "vigil_collector")
+        .find(|p| p.tags["collector"] == "pcie_aer")
+        .expect("status");
+    assert_eq!(string(c, "unavailable").as_deref(), Some("noaer"));
+    let plat = points(&ps, "pcie_platform").next().expect("platform");
+    assert_eq!(int(plat, "aer_devices"), Some(1), "the files exist");
+    assert!(int(
+        one(&ps, "pcie_aer_status", "0000:06:00.0"),
+        "devsta_corr_err"
+    )
+    .is_some());
+    assert!(int(one(&ps, "pcie_aer_status", "0000:00:07.0"), "cor_status").is_some());
 }
 
 #[test]
@@ -262,4 +287,29 @@ fn intel_vmd_domains_are_listed_and_placed() {
         int(points(&ps, "vigil").next().expect("vigil"), "devices"),
         Some(5)
     );
+}
+
+/// A field whose source this selection did not read is left off: it depends on
+/// `--collectors`, not on the host (was `aer_devices=0i`, `privileged=0i`).
+#[test]
+fn fields_do_not_depend_on_the_collector_selection() {
+    let run = |sel: &str| {
+        let out = run_once(&fixture("passthrough-gpu-vfio"), &["--collectors", sel]);
+        assert_eq!(out.status.code(), Some(0));
+        parse_lp(&String::from_utf8(out.stdout).expect("utf8"))
+    };
+    let ps = run("pcie_platform");
+    let plat = points(&ps, "pcie_platform").next().expect("platform");
+    assert_eq!(int(plat, "aer_devices"), None);
+    assert_eq!(int(plat, "devices"), Some(3));
+    let ps = run("pcie_platform,pcie_aer");
+    let plat = points(&ps, "pcie_platform").next().expect("platform");
+    assert_eq!(int(plat, "aer_devices"), Some(1));
+    let ps = run("vigil,pcie_aer");
+    let hb = points(&ps, "vigil").next().expect("vigil");
+    assert_eq!(int(hb, "privileged"), None);
+    assert_eq!(int(hb, "devices"), Some(3));
+    let ps = run("vigil,pcie_device");
+    let hb = points(&ps, "vigil").next().expect("vigil");
+    assert_eq!(int(hb, "privileged"), Some(1));
 }

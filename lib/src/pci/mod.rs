@@ -136,6 +136,9 @@ pub struct PciDevice {
     pub aspm: Option<AspmSysfs>,
     pub aer: BTreeMap<Severity, AerCounters>,
     pub rootport_total: BTreeMap<Severity, u64>,
+    /// The device has AER counter files, whether or not their counts are kept
+    /// (see [`PciSnapshot::drop_aer_counts`]).
+    pub aer_files: bool,
     pub config: Option<ConfigSpace>,
     pub link_state: Option<LinkState>,
 }
@@ -191,13 +194,31 @@ impl PciDevice {
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct PciSnapshot {
     pub devices: BTreeMap<String, PciDevice>,
+    /// Config space was read this collection (some selected collector uses it).
+    pub config_read: bool,
+    /// AER counter files were read this collection (`pcie_aer` selected).
+    pub aer_read: bool,
 }
 
 impl PciSnapshot {
-    pub fn privileged(&self) -> bool {
-        self.devices
-            .values()
-            .any(|d| d.config.as_ref().is_some_and(ConfigSpace::privileged))
+    /// Config space beyond the header was readable; `None` when no selected
+    /// collector read config space, so nothing is known.
+    pub fn privileged(&self) -> Option<bool> {
+        self.config_read.then(|| {
+            self.devices
+                .values()
+                .any(|d| d.config.as_ref().is_some_and(ConfigSpace::privileged))
+        })
+    }
+
+    /// Forget AER counts that the kernel does not increment (`pci=noaer`, no
+    /// OS-native AER): a zero that was never counted is no measurement.
+    /// Which devices have the files is kept.
+    pub fn drop_aer_counts(&mut self) {
+        for d in self.devices.values_mut() {
+            d.aer.clear();
+            d.rootport_total.clear();
+        }
     }
 }
 
@@ -364,7 +385,11 @@ pub fn collect(
     let sw = clock.start();
     derive_link_states(&mut devices);
     tally.add_time(Collector::PcieLink, sw.elapsed_us());
-    Some(PciSnapshot { devices })
+    Some(PciSnapshot {
+        devices,
+        config_read: wants_config,
+        aer_read: sel.has(Collector::PcieAer),
+    })
 }
 
 fn pci_collectors() -> [Collector; 5] {
@@ -623,6 +648,7 @@ fn read_aer(d: &mut PciDevice, dir: &DirHandle, tally: &mut Tally) {
                     );
                 }
                 d.aer.insert(sev, counters);
+                d.aer_files = true;
             }
             Err(e) => tally.read_failed(c, &e),
         }

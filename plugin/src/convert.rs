@@ -519,6 +519,20 @@ impl Converter<'_> {
             m.field("lnkctl_clkpm", Field::flag(e.lnkctl_clkpm()));
             m.field("lnkcap_l0s", Field::flag(e.lnkcap_l0s()));
             m.field("lnkcap_l1", Field::flag(e.lnkcap_l1()));
+            if let Some(l) = d.config.as_ref().and_then(|c| c.l1ss.as_ref()) {
+                for (name, on) in [
+                    ("l1sscap_aspm_l1_1", l.cap_aspm_l1_1()),
+                    ("l1sscap_aspm_l1_2", l.cap_aspm_l1_2()),
+                    ("l1sscap_pcipm_l1_1", l.cap_pcipm_l1_1()),
+                    ("l1sscap_pcipm_l1_2", l.cap_pcipm_l1_2()),
+                    ("l1ssctl_aspm_l1_1", l.ctl_aspm_l1_1()),
+                    ("l1ssctl_aspm_l1_2", l.ctl_aspm_l1_2()),
+                    ("l1ssctl_pcipm_l1_1", l.ctl_pcipm_l1_1()),
+                    ("l1ssctl_pcipm_l1_2", l.ctl_pcipm_l1_2()),
+                ] {
+                    m.field(name, Field::flag(on));
+                }
+            }
         }
         m.field("enabled", Field::flag(enabled));
         m.field("source", Field::str(source));

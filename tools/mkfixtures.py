@@ -174,6 +174,19 @@ class Tree:
             for k, v in watchdog.items():
                 self.write("sys/class/watchdog/watchdog0/" + k, v + "\n")
 
+    def edac(self, controllers):
+        """/sys/devices/system/edac/mc as edac_mc_sysfs.c lays it out: `controllers` maps
+        `mcN` to (attrs, {dimm_dir: attrs}); values are written as the kernel prints them."""
+        base = "sys/devices/system/edac/mc"
+        self.write(base + "/power/runtime_status", "unsupported\n")
+        for mc, (attrs, dimms) in controllers.items():
+            for k, v in attrs.items():
+                self.write("%s/%s/%s" % (base, mc, k), "%s\n" % v)
+            for dimm, dattrs in dimms.items():
+                for k, v in dattrs.items():
+                    self.write("%s/%s/%s/%s" % (base, mc, dimm, k), "%s\n" % v)
+                self.write("%s/%s/%s/power/runtime_status" % (base, mc, dimm), "unsupported\n")
+
     def kmsg(self, records):
         """dev/kmsg as a capture: records as /dev/kmsg returns them (header + continuation lines)."""
         self.write("dev/kmsg", b"".join(r if isinstance(r, bytes) else r.encode() for r in records))
@@ -431,7 +444,9 @@ journal at `Storage=auto` inside the RAM disk, Debian's sysctl defaults (`panic=
 `dev/kmsg` holds what such a node logs before it freezes (formats of drivers/pci/pci.c and
 vfio, kernel/watchdog.c, kernel/hung_task.c): a vfio reset, a failed D3cold->D0 transition, a
 soft lockup of a KVM vCPU thread, a hung task; plus an escaped and a non-UTF-8 byte, a
-2000-character message (truncated to 1024) and unrelated lines (dropped). Because of `pcie_aspm=off` there is no `link/` directory anywhere and the policy file
+2000-character message (truncated to 1024) and unrelated lines (dropped). `/sys/devices/system/edac/mc` exists (EDAC core built in) but no driver registered a memory
+controller: nothing counts memory errors (`vigil_collector,collector=edac
+unavailable=no_controller`). Because of `pcie_aspm=off` there is no `link/` directory anywhere and the policy file
 cannot change anything; because of `pci=noaer` no `pcie002` AER service exists. Config space
 still shows what firmware left enabled in Link Control: `pcie_aspm source=config` is the only
 way to see it. GPU and audio share IOMMU group 8.
@@ -445,6 +460,9 @@ way to see it. GPU and audio share IOMMU group 8.
     with open(os.path.join(DATA, "incident", "proc-cmdline.post-mitigation.txt")) as f:
         t.platform(f.read().strip(), uptime="775.02 18233.10\n")
     t.iommu(dev_vfio=[8])
+    # Debian's kernel has the EDAC core built in; no driver registered a controller
+    # (desktop memory without ECC): the mc directory holds only its power/ group.
+    t.edac({})
     # VM 100 runs (Proxmox starts QEMU as /usr/bin/kvm -id 100) and holds group 8.
     t.process(4242, "kvm", ["/usr/bin/kvm", "-id", "100", "-name", "gpu-vm,debug-threads=on", "-no-shutdown"],
               {0: "/dev/null", 27: "/dev/vfio/vfio", 28: "/dev/vfio/8", 29: "anon_inode:[vfio-device]"})
@@ -782,6 +800,49 @@ of `10000:e1:00.0`. Every device must be listed, placed in the topology and its 
              link=("5.0 GT/s PCIe", "4", "5.0 GT/s PCIe", "4"), aer=True, iommu_group=11)
     t.platform(PVE_CMD, aer_ports=["0000:00:1c.0"])
     t.iommu()
+
+    # -- memory errors (EDAC) and firmware-first AER ---------------------------------
+    t = Tree("edac-firmware-first", """
+# edac-firmware-first
+
+An AMD Zen node whose memory controller is watched by `amd64_edac` and whose firmware kept PCIe
+AER (`_OSC` did not grant it: firmware-first).
+
+EDAC: `mc0` with `mc_name` `F17h` and ranks laid out as in a real `grep -r .
+/sys/devices/system/edac/mc/` by the EDAC maintainer (Borislav Petkov, linux-edac, 11 Nov 2021,
+"Re: [PATCH v6 5/5] EDAC/amd64: Enumerate memory on Aldebaran GPU nodes": `rankN/` with
+`dimm_ce_count`, `dimm_ue_count`, `dimm_label` `mc#0csrow#2channel#1`, `dimm_location`
+`csrow 2 channel 1 ` with its trailing space, `size` 8192, `Unbuffered-DDR4`, `SECDED`,
+`power/`, and `mc0/dram_hole`, `topmem`). Ranks 4-7 are modelled (the post lists 5 and 7, the
+others follow the driver's csrow/channel numbering). Rank 5 has corrected 12 errors, so `mc0`
+has `ce_count` 12 (synthetic counts). The legacy `csrow2/` directory repeats rank 4-5's counts
+and must not be counted twice.
+
+AER: root port 00:01.1 (1022:1483) and an NVMe below it have AER counter files (zeros), and
+`/sys/bus/pci_express/devices` holds the port's PME service `0000:00:01.1:pcie001` bound to
+`pcie_pme` but no `pcie002`: the OS does not own AER, so the kernel never counts into those files
+(kernel-abi.md §2.3-2.4). `pcie_aer` must not present the zeros; `vigil_collector` says
+`unavailable=aer_not_native`. Unprivileged (64-byte configs).
+""")
+    t.device("0000:00:01.1", None, config=header64(0x1022, 0x1483, 0x0604, True), driver="pcieport",
+             link=("16.0 GT/s PCIe", "4", "16.0 GT/s PCIe", "4"), aer=True, rootport=(0, 0, 0))
+    t.device("0000:01:00.0", "0000:00:01.1", config=header64(0x144D, 0xA80A, 0x0108), driver="nvme",
+             link=("16.0 GT/s PCIe", "4", "16.0 GT/s PCIe", "4"), aer=True)
+    t.platform(PVE_CMD.replace("intel_iommu=on", "amd_iommu=on"))
+    svc = "0000:00:01.1:pcie001"
+    t.link("sys/bus/pci_express/devices/" + svc, "../../../devices/" + t.rel("0000:00:01.1")[len("sys/devices/"):] + "/" + svc)
+    t.link(t.rel("0000:00:01.1") + "/" + svc + "/driver", "../../../../bus/pci_express/drivers/pcie_pme")
+    os.makedirs(os.path.join(t.root, "sys/bus/pci_express/drivers/pcie_pme"), exist_ok=True)
+    rank = lambda csrow, ch, ce: {"dimm_ce_count": ce, "dimm_ue_count": 0, "dimm_mem_type": "Unbuffered-DDR4",
+                                  "dimm_dev_type": "Unknown", "size": 8192,
+                                  "dimm_label": "mc#0csrow#%dchannel#%d" % (csrow, ch),
+                                  "dimm_location": "csrow %d channel %d " % (csrow, ch), "dimm_edac_mode": "SECDED"}
+    t.edac({"mc0": ({"mc_name": "F17h", "size_mb": 32768, "seconds_since_reset": 86400, "ce_count": 12,
+                     "ue_count": 0, "ce_noinfo_count": 0, "ue_noinfo_count": 0, "max_location": "csrow 3 channel 1",
+                     "dram_hole": "0 0 0", "topmem": "0x00000000e0000000"},
+                    {"rank4": rank(2, 0, 0), "rank5": rank(2, 1, 12), "rank6": rank(3, 0, 0), "rank7": rank(3, 1, 0),
+                     "csrow2": {"ce_count": 12, "ue_count": 0, "size_mb": 16384, "ch0_ce_count": 0, "ch1_ce_count": 12,
+                                "ch0_dimm_label": "mc#0csrow#2channel#0", "ch1_dimm_label": "mc#0csrow#2channel#1"}})})
 
     # -- crash-forensics readiness ----------------------------------------------------
     JD = os.path.join(DATA, "journald")

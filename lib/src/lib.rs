@@ -6,6 +6,7 @@
 //! binary. Only [`read`] touches the filesystem; parsers are pure.
 
 pub mod config;
+pub mod edac;
 pub mod forensics;
 pub mod heartbeat;
 pub mod kmsg;
@@ -38,6 +39,8 @@ pub struct Snapshot {
     /// process follows /dev/kmsg instead).
     pub events: Vec<kmsg::Event>,
     pub heartbeat: Option<heartbeat::Heartbeat>,
+    /// Memory-controller error counts (EDAC).
+    pub edac: Option<edac::Edac>,
     pub status: BTreeMap<Collector, CollectorStatus>,
     pub diagnostics: Vec<Diagnostic>,
     /// Whole collection, microseconds (0 with a fixed clock).
@@ -170,6 +173,12 @@ pub fn collect(root: &Root, sel: &Selection, clock: Clock) -> Snapshot {
         tally.add_time(Collector::Vigil, sw.elapsed_us());
         h
     });
+    let edac = sel.has(Collector::Edac).then(|| {
+        let sw = clock.start();
+        let e = edac::collect(root, &mut tally);
+        tally.add_time(Collector::Edac, sw.elapsed_us());
+        e
+    });
     // Only selected collectors report; pci bookkeeping may have touched others.
     tally.status.retain(|c, _| sel.has(*c));
     Snapshot {
@@ -181,6 +190,7 @@ pub fn collect(root: &Root, sel: &Selection, clock: Clock) -> Snapshot {
         findings,
         events,
         heartbeat,
+        edac,
         status: tally.status,
         diagnostics: tally.diagnostics,
         duration_us: total.elapsed_us(),

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 
 use vigil_collector::config::{bit_names, COR_NAMES, UNCOR_NAMES};
+use vigil_collector::edac::Edac;
 use vigil_collector::kmsg::{Category, Event};
 use vigil_collector::pci::{parse::aer_field_name, PciDevice, Severity, Width};
 use vigil_collector::vfio::VfioDevice;
@@ -321,6 +322,9 @@ impl Converter<'_> {
         if self.sel.has(Collector::KernelEvent) {
             out.extend(s.events.iter().map(event_metric));
         }
+        if let Some(e) = &s.edac {
+            out.extend(edac_metrics(e, t));
+        }
         if let Some(hb) = &s.heartbeat {
             let mut m = Metric::new("vigil", t);
             m.field("version", Field::str(self.version.to_string()));
@@ -618,6 +622,41 @@ impl Converter<'_> {
         }
         Some(m)
     }
+}
+
+/// `edac_mc` per memory controller and `edac_dimm` per DIMM or rank.
+fn edac_metrics(e: &Edac, t: i64) -> Vec<Metric<'_>> {
+    let mut out = Vec::new();
+    for mc in &e.controllers {
+        let mut m = Metric::new("edac_mc", t);
+        m.tag("controller", mc.name.as_str());
+        m.opt("ce_count", mc.ce_count.map(Field::uint));
+        m.opt("ue_count", mc.ue_count.map(Field::uint));
+        m.opt("ce_noinfo_count", mc.ce_noinfo_count.map(Field::uint));
+        m.opt("ue_noinfo_count", mc.ue_noinfo_count.map(Field::uint));
+        m.opt("mc_name", mc.mc_name.as_deref().map(Field::str));
+        m.opt("size_mb", mc.size_mb.map(Field::uint));
+        m.opt(
+            "seconds_since_reset",
+            mc.seconds_since_reset.map(Field::uint),
+        );
+        m.field("dimms", Field::uint(mc.dimms.len() as u64));
+        out.push(m);
+        for d in &mc.dimms {
+            let mut m = Metric::new("edac_dimm", t);
+            m.tag("controller", mc.name.as_str());
+            m.tag("dimm", d.name.as_str());
+            m.opt("ce_count", d.ce_count.map(Field::uint));
+            m.opt("ue_count", d.ue_count.map(Field::uint));
+            m.opt("label", d.label.as_deref().map(Field::str));
+            m.opt("location", d.location.as_deref().map(Field::str));
+            m.opt("size_mb", d.size_mb.map(Field::uint));
+            m.opt("mem_type", d.mem_type.as_deref().map(Field::str));
+            m.opt("edac_mode", d.edac_mode.as_deref().map(Field::str));
+            out.push(m);
+        }
+    }
+    out
 }
 
 pub fn event_metric(e: &Event) -> Metric<'_> {

@@ -121,6 +121,12 @@ fn capture_keeps_intel_vmd_domains() {
     round_trip("intel-vmd");
 }
 
+/// The EDAC tree replays the same memory-controller lines.
+#[test]
+fn capture_keeps_edac_counts() {
+    round_trip("edac-firmware-first");
+}
+
 fn round_trip(name: &str) {
     let tmp = tempfile::tempdir().expect("tmp");
     let archive = tmp.path().join("fx.tar.gz");

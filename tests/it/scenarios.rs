@@ -313,3 +313,55 @@ fn fields_do_not_depend_on_the_collector_selection() {
     let hb = points(&ps, "vigil").next().expect("vigil");
     assert_eq!(int(hb, "privileged"), Some(1));
 }
+
+/// EDAC counts per memory controller and per rank, as amd64_edac lays them out;
+/// the legacy csrow directory repeating the same counts is not added in.
+#[test]
+fn memory_errors_per_controller_and_rank() {
+    let ps = collect("edac-firmware-first");
+    assert_eq!(total_errors(&ps), 0);
+    let mc = points(&ps, "edac_mc").next().expect("edac_mc");
+    assert_eq!(mc.tags["controller"], "mc0");
+    assert_eq!(
+        (
+            int(mc, "ce_count"),
+            int(mc, "ue_count"),
+            int(mc, "dimms"),
+            string(mc, "mc_name").as_deref()
+        ),
+        (Some(12), Some(0), Some(4), Some("F17h"))
+    );
+    let ranks: Vec<&Point> = points(&ps, "edac_dimm").collect();
+    assert_eq!(ranks.len(), 4, "ranks 4-7, not csrow2");
+    let r5 = ranks
+        .iter()
+        .find(|p| p.tags["dimm"] == "rank5")
+        .expect("rank5");
+    assert_eq!(int(r5, "ce_count"), Some(12));
+    assert_eq!(string(r5, "location").as_deref(), Some("csrow 2 channel 1"));
+    assert_eq!(int(r5, "size_mb"), Some(8192));
+    // Nothing counts memory errors on a node without an EDAC driver: say so.
+    let ps = collect("passthrough-gpu-vfio");
+    assert_eq!(points(&ps, "edac_mc").count(), 0);
+    let c = points(&ps, "vigil_collector")
+        .find(|p| p.tags["collector"] == "edac")
+        .expect("edac status");
+    assert_eq!(string(c, "unavailable").as_deref(), Some("no_controller"));
+}
+
+/// Firmware-first AER: the port bus has services but none is AER, so the
+/// counter files are never incremented and their zeros are not emitted.
+#[test]
+fn aer_counters_without_os_native_aer_are_not_measurements() {
+    let ps = collect("edac-firmware-first");
+    assert_eq!(points(&ps, "pcie_aer").count(), 0, "was 6 lines of zeros");
+    let c = points(&ps, "vigil_collector")
+        .find(|p| p.tags["collector"] == "pcie_aer")
+        .expect("status");
+    assert_eq!(string(c, "unavailable").as_deref(), Some("aer_not_native"));
+    let plat = points(&ps, "pcie_platform").next().expect("platform");
+    assert_eq!(
+        (int(plat, "aer_native"), int(plat, "aer_devices")),
+        (Some(0), Some(2))
+    );
+}

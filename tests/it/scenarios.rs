@@ -1,5 +1,7 @@
 //! What each fixture is about, asserted directly (the goldens hold the rest).
 
+use std::collections::BTreeMap;
+
 use crate::util::*;
 
 fn collect(name: &str) -> Vec<Point> {
@@ -364,4 +366,45 @@ fn aer_counters_without_os_native_aer_are_not_measurements() {
         (int(plat, "aer_native"), int(plat, "aer_devices")),
         (Some(0), Some(2))
     );
+}
+
+/// Every field a collector emits, selected alone with `vigil` and
+/// `pcie_platform` (which summarise the others' sources), has the value the
+/// full selection gives it, on every fixture: what vigil reports depends on the host, never on
+/// `--collectors`. Durations, and `vigil errors` (the sum over the selected
+/// collectors, by definition), are the exceptions.
+#[test]
+fn every_collector_alone_agrees_with_the_full_selection() {
+    type Key = (String, Vec<(String, String)>, String);
+    let values = |root: &std::path::Path, extra: &[&str]| -> BTreeMap<Key, String> {
+        let out = run_once(root, extra);
+        assert_eq!(out.status.code(), Some(0));
+        let mut m = BTreeMap::new();
+        for p in parse_lp(&String::from_utf8(out.stdout).expect("utf8")) {
+            for (f, v) in p.fields {
+                let tags: Vec<(String, String)> = p.tags.clone().into_iter().collect();
+                m.insert((p.name.clone(), tags, f), format!("{v:?}"));
+            }
+        }
+        m
+    };
+    for name in fixtures() {
+        let root = fixture(&name);
+        let all = values(&root, &[]);
+        for c in vigil_collector::Collector::ALL {
+            // With the two collectors that summarise the others' sources.
+            let sel = format!("{},vigil,pcie_platform", c.name());
+            for ((m, tags, f), v) in values(&root, &["--collectors", &sel]) {
+                if f == "duration_us" || (m == "vigil" && f == "errors") {
+                    continue;
+                }
+                let want = all.get(&(m.clone(), tags.clone(), f.clone()));
+                assert_eq!(
+                    Some(&v),
+                    want,
+                    "{name}: --collectors {sel} gives {m} {tags:?} {f}"
+                );
+            }
+        }
+    }
 }

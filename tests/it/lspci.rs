@@ -383,3 +383,35 @@ fn dpc_status_agrees_with_lspci() {
     assert_eq!(int(p, "dpc_triggered"), Some(1));
     assert_eq!(int(p, "dpc_trigger_reason"), Some(i64::from(reason)));
 }
+
+/// lspci lists the functions of an Intel VMD domain (`10000:e1:00.0`) too:
+/// vigil reports the same set of addresses.
+#[test]
+fn vmd_domains_listed_like_lspci() {
+    if !lspci_available() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must install pciutils (lspci)"
+        );
+        return;
+    }
+    let root = fixture("intel-vmd");
+    let out = Command::new("lspci")
+        .args(["-A", "linux-sysfs", "-O"])
+        .arg(format!("sysfs.path={}", root.join("sys/bus/pci").display()))
+        .arg("-D")
+        .output()
+        .expect("lspci");
+    let want: BTreeSet<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+        .collect();
+    assert!(want.contains("10000:e1:00.0"), "{want:?}");
+    let vout = run_once(&root, &[]);
+    let got: BTreeSet<String> = parse_lp(&String::from_utf8(vout.stdout).expect("utf8"))
+        .iter()
+        .filter(|p| p.name == "pcie_device")
+        .map(|p| p.tags["address"].clone())
+        .collect();
+    assert_eq!(got, want);
+}

@@ -80,6 +80,15 @@ sed -i "s/^btime .*/btime $((now - uptime))/" "$work/root/proc/stat"
 while IFS=$'\t' read -r rel t; do
   touch -h -d "@$((now - (1700000000 - t)))" "$work/root/$rel"
 done < "$work/root/mtimes.tsv"
+# The AER panels and rules need counts the kernel really keeps. This node boots
+# with pci=noaer, under which vigil emits no pcie_aer at all: lift it and bind
+# an AER service on root port 00:07.0, as once that mitigation is reverted.
+sed -i 's/ pci=noaer//' "$work/root/proc/cmdline"
+svc=0000:00:07.0:pcie002
+mkdir -p "$work/root/sys/devices/pci0000:00/0000:00:07.0/$svc" \
+  "$work/root/sys/bus/pci_express/devices" "$work/root/sys/bus/pci_express/drivers/aer"
+ln -s ../../../../bus/pci_express/drivers/aer "$work/root/sys/devices/pci0000:00/0000:00:07.0/$svc/driver"
+ln -s "../../../devices/pci0000:00/0000:00:07.0/$svc" "$work/root/sys/bus/pci_express/devices/$svc"
 
 # --- InfluxDB 1.x on loopback ----------------------------------------------
 cat > "$work/influxdb.conf" <<CONF

@@ -174,6 +174,19 @@ class Tree:
             for k, v in watchdog.items():
                 self.write("sys/class/watchdog/watchdog0/" + k, v + "\n")
 
+    def edac(self, controllers):
+        """/sys/devices/system/edac/mc as edac_mc_sysfs.c lays it out: `controllers` maps
+        `mcN` to (attrs, {dimm_dir: attrs}); values are written as the kernel prints them."""
+        base = "sys/devices/system/edac/mc"
+        self.write(base + "/power/runtime_status", "unsupported\n")
+        for mc, (attrs, dimms) in controllers.items():
+            for k, v in attrs.items():
+                self.write("%s/%s/%s" % (base, mc, k), "%s\n" % v)
+            for dimm, dattrs in dimms.items():
+                for k, v in dattrs.items():
+                    self.write("%s/%s/%s/%s" % (base, mc, dimm, k), "%s\n" % v)
+                self.write("%s/%s/%s/power/runtime_status" % (base, mc, dimm), "unsupported\n")
+
     def kmsg(self, records):
         """dev/kmsg as a capture: records as /dev/kmsg returns them (header + continuation lines)."""
         self.write("dev/kmsg", b"".join(r if isinstance(r, bytes) else r.encode() for r in records))
@@ -187,8 +200,15 @@ class Tree:
         """One function. `link` = (cur_speed, cur_width, max_speed, max_width) strings, or
         'derive' to compute them from `config`. `cfg_view` truncates the config file
         (64 = what an unprivileged reader gets)."""
-        dom = bdf[:4]
-        base = "sys/devices/pci%s:%s" % (dom, bdf[5:7]) if parent is None else self.paths[parent]
+        dom, bus = bdf.split(":")[:2]
+        if parent is None:
+            base = "sys/devices/pci%s:%s" % (dom, bus)
+        elif parent.split(":")[0] != dom:
+            # A domain that hangs below a device of another (Intel VMD: pci10000:e0
+            # sits in the VMD endpoint's directory).
+            base = "%s/pci%s:%s" % (self.paths[parent], dom, bus)
+        else:
+            base = self.paths[parent]
         d = base + "/" + bdf
         self.paths[bdf] = d
         depth = d.count("/")
@@ -424,7 +444,9 @@ journal at `Storage=auto` inside the RAM disk, Debian's sysctl defaults (`panic=
 `dev/kmsg` holds what such a node logs before it freezes (formats of drivers/pci/pci.c and
 vfio, kernel/watchdog.c, kernel/hung_task.c): a vfio reset, a failed D3cold->D0 transition, a
 soft lockup of a KVM vCPU thread, a hung task; plus an escaped and a non-UTF-8 byte, a
-2000-character message (truncated to 1024) and unrelated lines (dropped). Because of `pcie_aspm=off` there is no `link/` directory anywhere and the policy file
+2000-character message (truncated to 1024) and unrelated lines (dropped). `/sys/devices/system/edac/mc` exists (EDAC core built in) but no driver registered a memory
+controller: nothing counts memory errors (`vigil_collector,collector=edac
+unavailable=no_controller`). Because of `pcie_aspm=off` there is no `link/` directory anywhere and the policy file
 cannot change anything; because of `pci=noaer` no `pcie002` AER service exists. Config space
 still shows what firmware left enabled in Link Control: `pcie_aspm source=config` is the only
 way to see it. GPU and audio share IOMMU group 8.
@@ -438,6 +460,9 @@ way to see it. GPU and audio share IOMMU group 8.
     with open(os.path.join(DATA, "incident", "proc-cmdline.post-mitigation.txt")) as f:
         t.platform(f.read().strip(), uptime="775.02 18233.10\n")
     t.iommu(dev_vfio=[8])
+    # Debian's kernel has the EDAC core built in; no driver registered a controller
+    # (desktop memory without ECC): the mc directory holds only its power/ group.
+    t.edac({})
     # VM 100 runs (Proxmox starts QEMU as /usr/bin/kvm -id 100) and holds group 8.
     t.process(4242, "kvm", ["/usr/bin/kvm", "-id", "100", "-name", "gpu-vm,debug-threads=on", "-no-shutdown"],
               {0: "/dev/null", 27: "/dev/vfio/vfio", 28: "/dev/vfio/8", 29: "anon_inode:[vfio-device]"})
@@ -488,6 +513,10 @@ Values are the real ones of two machines:
 - Samsung PM174X NVMe 2e:00.0 at 16 of 32 GT/s "(downgraded)" from pciutils tests/cap-phy32
   (its first 64 config bytes are the captured ones), under a Gen5 x4 root port 00:1d.0, with
   the `link/` values of the NVMe example in kernel-abi.md §3.2 (L1 substates enabled).
+- A Gen5 x4 root port 00:1b.0 (8086:7a38) above a Gen4 NVMe 03:00.0 (Samsung PM9A1 144d:a80a)
+  that runtime PM put in D3hot: the NVMe's link files and config are traps (directories), so
+  they are never read and the port's partner maximum is unknown. The port trained at 16 GT/s
+  is not called downgraded: no `expected_*`, no verdict (synthetic values on real IDs).
 sysfs strings use the >= 5.7 format. The Thunderbolt bridge's max width is x4 (its LnkCap),
 so the eGPU's expected width is 4: not width-downgraded, only speed.
 """)
@@ -514,6 +543,13 @@ so the eGPU's expected width is 4: not width-downgraded, only speed.
              link=("16.0 GT/s PCIe", "8", "16.0 GT/s PCIe", "16"))
     t.device("0000:41:00.0", "0000:00:02.0", config=header64(0x10DE, 0x27B0, 0x0300), driver="nvidia",
              link=("16.0 GT/s PCIe", "8", "16.0 GT/s PCIe", "16"), aer=True, numa="0")
+    # A Gen5 x4 port above a Gen4 NVMe that runtime PM put in D3hot: the NVMe's link
+    # files are skipped (traps prove it), so the port has no known partner maximum.
+    t.device("0000:00:1b.0", None, config=header64(0x8086, 0x7A38, 0x0604, True), driver="pcieport",
+             link=("16.0 GT/s PCIe", "4", "32.0 GT/s PCIe", "4"))
+    t.device("0000:03:00.0", "0000:00:1b.0", config=header64(0x144D, 0xA80A, 0x0108), driver="nvme",
+             power="D3hot", runtime="suspended", link=("16.0 GT/s PCIe", "4", "16.0 GT/s PCIe", "4"),
+             traps=("current_link_speed", "current_link_width", "max_link_speed", "max_link_width", "config"))
     t.platform("BOOT_IMAGE=/boot/vmlinuz-5.13.0-30-generic root=UUID=2b1c ro quiet splash",
                aer_ports=["0000:00:1c.4"])
 
@@ -696,10 +732,19 @@ function 02:00.1 was left on `snd_hda_intel`: `host_companions=1`. A template VM
 lists the same slot is ignored, as Proxmox ignores it. The modprobe.d directories check
 precedence: `/usr/lib/modprobe.d/vfio.conf` is hidden by the same name in `/etc/modprobe.d`, so
 its `ids=dead:beef` never applies.
+
+VM 102 takes the 02:00 slot with its options first, `hostpci0: x-vga=1,pcie=1,host=02:00`
+(Proxmox's property string: `host=` anywhere; the config is qemu-server's
+q35-linux-hostpci.conf test with that line, ../shared/data/proxmox-qemu-server-tests,
+AGPL-3.0-or-later): `configured_vmids=102` on both functions. A third GP104 03:00.0, also
+listed in `vfio-pci.ids`, has a `driver` link that does not point into `bus/pci/drivers`
+(unreadable, synthetic): its driver is unknown, so no `bound` and no `driver` is reported, not
+a misbinding, and its IOMMU group 5's viability is unknown.
 """ + SRC, PVE_CMD + " vfio-pci.ids=10de:1b80,10de:10f0",
         [rp("0000:00:01.0", 1), gpu("0000:01:00.0", "0000:00:01.0", "nouveau", 2), audio("0000:01:00.1", "0000:00:01.0", "snd_hda_intel", 2),
          rp("0000:00:02.0", 3), dict(gpu("0000:02:00.0", "0000:00:02.0", "vfio-pci", 4), config=hdr(0x10DE, 0x1C82, 0x0300)),
-         dict(audio("0000:02:00.1", "0000:00:02.0", "snd_hda_intel", 4), config=hdr(0x10DE, 0x0FB9, 0x0403))],
+         dict(audio("0000:02:00.1", "0000:00:02.0", "snd_hda_intel", 4), config=hdr(0x10DE, 0x0FB9, 0x0403)),
+         rp("0000:00:03.0", 5), gpu("0000:03:00.0", "0000:00:03.0", None, 5)],
         dict(dev_vfio=[4]),
         {"etc/modprobe.d/vfio.conf": "options vfio-pci ids=10de:1b80,10de:10f0\n",
          "usr/lib/modprobe.d/vfio.conf": "options vfio-pci ids=dead:beef\n",
@@ -708,6 +753,11 @@ its `ids=dead:beef` never applies.
         t.write("etc/pve/qemu-server/101.conf", f.read())
     with open(os.path.join(TESTS, "q35-linux-hostpci-template.conf")) as f:
         t.write("etc/pve/qemu-server/999.conf", f.read() + "hostpci5: 02:00\n")
+    with open(os.path.join(TESTS, "q35-linux-hostpci.conf")) as f:
+        vm = [l for l in f.read().splitlines() if not l.startswith("hostpci")]
+    t.write("etc/pve/qemu-server/102.conf", "\n".join(vm + ["hostpci0: x-vga=1,pcie=1,host=02:00"]) + "\n")
+    # A driver link that leads nowhere a driver lives: the driver is unknown.
+    t.link(t.rel("0000:03:00.0") + "/driver", "../../../../module/nouveau")
 
     vfio_host("iommu-off", """
 # iommu-off
@@ -721,6 +771,78 @@ vfio-pci cannot bind without an IOMMU, so it sits unbound: `iommu_enabled=0`, `i
         dict(units=(), ir=False, unsafe=None),
         {"etc/modprobe.d/vfio.conf": "options vfio-pci ids=10de:1b80\n"})
     os.makedirs(os.path.join(OUT, "iommu-off", "sys/kernel/iommu_groups"), exist_ok=True)
+
+    # -- Intel VMD: a PCI domain with five hex digits --------------------------------
+    t = Tree("intel-vmd", """
+# intel-vmd
+
+An Intel client board with VMD (Volume Management Device) enabled in firmware, as many
+workstations ship: the VMD endpoint 0000:00:0e.0 (8086:467f, class 0104, driver `vmd`) remaps
+the NVMe root port into its own PCI domain, which the kernel numbers from 0x10000. The remapped
+root port 10000:e0:06.0 (8086:464d) and the Samsung 980 PRO NVMe 10000:e1:00.0 below it
+(144d:a80a, Gen4 x4) appear in sysfs under `pci0000:00/0000:00:0e.0/pci10000:e0/`, as the
+kernel lays them out (drivers/pci/controller/vmd.c, domain from 0x10000). They share the VMD
+endpoint's IOMMU group 9 (their DMA carries its requester ID). Next to it, an ordinary root
+port 00:1c.0 with an I350 NIC in domain 0000. Unprivileged (64-byte configs), OS-native AER on
+00:1c.0. Synthetic values on real IDs and the kernel's naming; addresses as in issue reports
+of `10000:e1:00.0`. Every device must be listed, placed in the topology and its group.
+""")
+    t.device("0000:00:0e.0", None, config=header64(0x8086, 0x467F, 0x0104), driver="vmd", iommu_group=9)
+    t.device("10000:e0:06.0", "0000:00:0e.0", config=header64(0x8086, 0x464D, 0x0604, True), driver="pcieport",
+             link=("16.0 GT/s PCIe", "4", "16.0 GT/s PCIe", "4"), iommu_group=9)
+    t.device("10000:e1:00.0", "10000:e0:06.0", config=header64(0x144D, 0xA80A, 0x0108), driver="nvme",
+             link=("16.0 GT/s PCIe", "4", "16.0 GT/s PCIe", "4"), aer=True, iommu_group=9,
+             aspm={"l1_aspm": "1", "l1_1_aspm": "1", "l1_2_aspm": "1", "clkpm": "1"},
+             aer_counts={"cor": {"RxErr": 2}, "cor_total": 2})
+    t.device("0000:00:1c.0", None, config=header64(0x8086, 0x7A38, 0x0604, True), driver="pcieport",
+             link=("5.0 GT/s PCIe", "4", "8.0 GT/s PCIe", "4"), aer=True, rootport=(0, 0, 0), iommu_group=10)
+    t.device("0000:02:00.0", "0000:00:1c.0", config=header64(0x8086, 0x1521, 0x0200), driver="igb",
+             link=("5.0 GT/s PCIe", "4", "5.0 GT/s PCIe", "4"), aer=True, iommu_group=11)
+    t.platform(PVE_CMD, aer_ports=["0000:00:1c.0"])
+    t.iommu()
+
+    # -- memory errors (EDAC) and firmware-first AER ---------------------------------
+    t = Tree("edac-firmware-first", """
+# edac-firmware-first
+
+An AMD Zen node whose memory controller is watched by `amd64_edac` and whose firmware kept PCIe
+AER (`_OSC` did not grant it: firmware-first).
+
+EDAC: `mc0` with `mc_name` `F17h` and ranks laid out as in a real `grep -r .
+/sys/devices/system/edac/mc/` by the EDAC maintainer (Borislav Petkov, linux-edac, 11 Nov 2021,
+"Re: [PATCH v6 5/5] EDAC/amd64: Enumerate memory on Aldebaran GPU nodes": `rankN/` with
+`dimm_ce_count`, `dimm_ue_count`, `dimm_label` `mc#0csrow#2channel#1`, `dimm_location`
+`csrow 2 channel 1 ` with its trailing space, `size` 8192, `Unbuffered-DDR4`, `SECDED`,
+`power/`, and `mc0/dram_hole`, `topmem`). Ranks 4-7 are modelled (the post lists 5 and 7, the
+others follow the driver's csrow/channel numbering). Rank 5 has corrected 12 errors, so `mc0`
+has `ce_count` 12 (synthetic counts). The legacy `csrow2/` directory repeats rank 4-5's counts
+and must not be counted twice.
+
+AER: root port 00:01.1 (1022:1483) and an NVMe below it have AER counter files (zeros), and
+`/sys/bus/pci_express/devices` holds the port's PME service `0000:00:01.1:pcie001` bound to
+`pcie_pme` but no `pcie002`: the OS does not own AER, so the kernel never counts into those files
+(kernel-abi.md §2.3-2.4). `pcie_aer` must not present the zeros; `vigil_collector` says
+`unavailable=aer_not_native`. Unprivileged (64-byte configs).
+""")
+    t.device("0000:00:01.1", None, config=header64(0x1022, 0x1483, 0x0604, True), driver="pcieport",
+             link=("16.0 GT/s PCIe", "4", "16.0 GT/s PCIe", "4"), aer=True, rootport=(0, 0, 0))
+    t.device("0000:01:00.0", "0000:00:01.1", config=header64(0x144D, 0xA80A, 0x0108), driver="nvme",
+             link=("16.0 GT/s PCIe", "4", "16.0 GT/s PCIe", "4"), aer=True)
+    t.platform(PVE_CMD.replace("intel_iommu=on", "amd_iommu=on"))
+    svc = "0000:00:01.1:pcie001"
+    t.link("sys/bus/pci_express/devices/" + svc, "../../../devices/" + t.rel("0000:00:01.1")[len("sys/devices/"):] + "/" + svc)
+    t.link(t.rel("0000:00:01.1") + "/" + svc + "/driver", "../../../../bus/pci_express/drivers/pcie_pme")
+    os.makedirs(os.path.join(t.root, "sys/bus/pci_express/drivers/pcie_pme"), exist_ok=True)
+    rank = lambda csrow, ch, ce: {"dimm_ce_count": ce, "dimm_ue_count": 0, "dimm_mem_type": "Unbuffered-DDR4",
+                                  "dimm_dev_type": "Unknown", "size": 8192,
+                                  "dimm_label": "mc#0csrow#%dchannel#%d" % (csrow, ch),
+                                  "dimm_location": "csrow %d channel %d " % (csrow, ch), "dimm_edac_mode": "SECDED"}
+    t.edac({"mc0": ({"mc_name": "F17h", "size_mb": 32768, "seconds_since_reset": 86400, "ce_count": 12,
+                     "ue_count": 0, "ce_noinfo_count": 0, "ue_noinfo_count": 0, "max_location": "csrow 3 channel 1",
+                     "dram_hole": "0 0 0", "topmem": "0x00000000e0000000"},
+                    {"rank4": rank(2, 0, 0), "rank5": rank(2, 1, 12), "rank6": rank(3, 0, 0), "rank7": rank(3, 1, 0),
+                     "csrow2": {"ce_count": 12, "ue_count": 0, "size_mb": 16384, "ch0_ce_count": 0, "ch1_ce_count": 12,
+                                "ch0_dimm_label": "mc#0csrow#2channel#0", "ch1_dimm_label": "mc#0csrow#2channel#1"}})})
 
     # -- crash-forensics readiness ----------------------------------------------------
     JD = os.path.join(DATA, "journald")

@@ -232,6 +232,35 @@ pub struct L1ss {
     pub ctl1: u32,
 }
 
+/// L1SS Capabilities and Control 1 share their low bits (kernel-abi.md §4.8):
+/// b0 PCI-PM L1.2, b1 PCI-PM L1.1, b2 ASPM L1.2, b3 ASPM L1.1.
+impl L1ss {
+    pub fn cap_pcipm_l1_2(&self) -> bool {
+        self.cap & 1 != 0
+    }
+    pub fn cap_pcipm_l1_1(&self) -> bool {
+        self.cap & 2 != 0
+    }
+    pub fn cap_aspm_l1_2(&self) -> bool {
+        self.cap & 4 != 0
+    }
+    pub fn cap_aspm_l1_1(&self) -> bool {
+        self.cap & 8 != 0
+    }
+    pub fn ctl_pcipm_l1_2(&self) -> bool {
+        self.ctl1 & 1 != 0
+    }
+    pub fn ctl_pcipm_l1_1(&self) -> bool {
+        self.ctl1 & 2 != 0
+    }
+    pub fn ctl_aspm_l1_2(&self) -> bool {
+        self.ctl1 & 4 != 0
+    }
+    pub fn ctl_aspm_l1_1(&self) -> bool {
+        self.ctl1 & 8 != 0
+    }
+}
+
 /// lspci's names for Uncorrectable Error Status bits (UESta), by bit.
 pub const UNCOR_NAMES: [(u32, &str); 21] = [
     (4, "DLP"),

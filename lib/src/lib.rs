@@ -6,6 +6,7 @@
 //! binary. Only [`read`] touches the filesystem; parsers are pure.
 
 pub mod config;
+pub mod edac;
 pub mod forensics;
 pub mod heartbeat;
 pub mod kmsg;
@@ -40,6 +41,8 @@ pub struct Snapshot {
     /// Events of the ring held back by the storm limit, one summary per category and device.
     pub events_suppressed: Vec<kmsg::Suppressed>,
     pub heartbeat: Option<heartbeat::Heartbeat>,
+    /// Memory-controller error counts (EDAC).
+    pub edac: Option<edac::Edac>,
     pub status: BTreeMap<Collector, CollectorStatus>,
     pub diagnostics: Vec<Diagnostic>,
     /// Whole collection, microseconds (0 with a fixed clock).
@@ -73,7 +76,7 @@ pub fn collect(root: &Root, sel: &Selection, clock: Clock) -> Snapshot {
     ]
     .into_iter()
     .any(|c| sel.has(c));
-    let pci = if wants_pci {
+    let mut pci = if wants_pci {
         pci::collect(root, sel, clock, &mut tally)
     } else {
         None
@@ -86,11 +89,24 @@ pub fn collect(root: &Root, sel: &Selection, clock: Clock) -> Snapshot {
     .into_iter()
     .any(|c| sel.has(c));
     let wants_forensics = sel.has(Collector::CrashForensics);
-    let cmdline = if wants_vfio || wants_forensics {
+    let wants_aer = sel.has(Collector::PcieAer);
+    let cmdline = if wants_vfio || wants_forensics || wants_aer {
         platform::read_cmdline(root, &mut tally)
     } else {
         None
     };
+    let aer_service = (wants_aer || wants_forensics || sel.has(Collector::PciePlatform))
+        .then(|| platform::aer_service(root, &mut tally))
+        .flatten();
+    if let (true, Some(p)) = (wants_aer, pci.as_mut()) {
+        let noaer = cmdline
+            .as_deref()
+            .map(|c| platform::cmdline::pci_option(&platform::cmdline::parse(c), "noaer"));
+        if let Some(why) = platform::aer_not_counted(noaer, aer_service) {
+            p.drop_aer_counts();
+            tally.unavailable(Collector::PcieAer, why);
+        }
+    }
     let vfio = wants_vfio.then(|| {
         let sw = clock.start();
         let v = vfio::collect(root, cmdline.as_deref(), pci.as_ref(), &mut tally);
@@ -102,7 +118,13 @@ pub fn collect(root: &Root, sel: &Selection, clock: Clock) -> Snapshot {
     });
     let platform = sel.has(Collector::PciePlatform).then(|| {
         let sw = clock.start();
-        let p = platform::collect(root, cmdline.as_deref(), pci.as_ref(), &mut tally);
+        let p = platform::collect(
+            root,
+            cmdline.as_deref(),
+            pci.as_ref(),
+            aer_service,
+            &mut tally,
+        );
         tally.add_time(Collector::PciePlatform, sw.elapsed_us());
         p
     });
@@ -115,6 +137,7 @@ pub fn collect(root: &Root, sel: &Selection, clock: Clock) -> Snapshot {
             cmdline.as_deref(),
             pci.as_ref(),
             platform.as_ref(),
+            aer_service,
             &mut tally,
         );
         findings = forensics::findings::findings(&f, &facts);
@@ -157,6 +180,12 @@ pub fn collect(root: &Root, sel: &Selection, clock: Clock) -> Snapshot {
         tally.add_time(Collector::Vigil, sw.elapsed_us());
         h
     });
+    let edac = sel.has(Collector::Edac).then(|| {
+        let sw = clock.start();
+        let e = edac::collect(root, &mut tally);
+        tally.add_time(Collector::Edac, sw.elapsed_us());
+        e
+    });
     // Only selected collectors report; pci bookkeeping may have touched others.
     tally.status.retain(|c, _| sel.has(*c));
     Snapshot {
@@ -169,6 +198,7 @@ pub fn collect(root: &Root, sel: &Selection, clock: Clock) -> Snapshot {
         events,
         events_suppressed,
         heartbeat,
+        edac,
         status: tally.status,
         diagnostics: tally.diagnostics,
         duration_us: total.elapsed_us(),
@@ -182,11 +212,12 @@ fn platform_facts(
     cmdline: Option<&str>,
     pci: Option<&pci::PciSnapshot>,
     platform: Option<&platform::Platform>,
+    aer_service: Option<platform::AerService>,
     tally: &mut status::Tally,
 ) -> forensics::findings::PlatformFacts {
     let p = match platform {
         Some(p) => p.clone(),
-        None => platform::collect(root, cmdline, pci, tally),
+        None => platform::collect(root, cmdline, pci, aer_service, tally),
     };
     let hw_aspm_enabled = pci
         .map(|s| {

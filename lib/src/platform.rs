@@ -22,7 +22,9 @@ pub struct Platform {
     pub aer_cmdline_disabled: Option<bool>,
     /// An AER port service (`*:pcie002`) is bound to the `aer` driver.
     pub aer_native: Option<bool>,
-    pub aer_devices: u64,
+    /// Devices with AER counter files; `None` when the files were not read
+    /// (the `pcie_aer` collector was not selected).
+    pub aer_devices: Option<u64>,
     pub devices: u64,
     pub pcie_devices: u64,
     pub suspended_devices: u64,
@@ -45,6 +47,7 @@ pub fn collect(
     root: &Root,
     cmdline_text: Option<&str>,
     pci: Option<&PciSnapshot>,
+    aer: Option<AerService>,
     tally: &mut Tally,
 ) -> Platform {
     let c = Collector::PciePlatform;
@@ -62,25 +65,38 @@ pub fn collect(
         },
         Err(e) => tally.read_failed(c, &e),
     }
-    p.aer_native = aer_native(root, tally);
+    p.aer_native = aer.map(|a| a == AerService::Bound);
     if let Some(pci) = pci {
         for d in pci.devices.values() {
             p.devices += 1;
             p.pcie_devices += u64::from(d.pcie);
             p.suspended_devices += u64::from(d.suspended());
-            p.aer_devices += u64::from(!d.aer.is_empty());
+        }
+        if pci.aer_read {
+            p.aer_devices = Some(pci.devices.values().filter(|d| d.aer_files).count() as u64);
         }
     }
     p
 }
 
-/// OS-native AER is active when some port's `pcie002` service has the `aer`
-/// driver bound. No `pci_express` bus at all means no port services: not native.
-fn aer_native(root: &Root, tally: &mut Tally) -> Option<bool> {
+/// The kernel's AER port service (kernel-abi.md §2.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AerService {
+    /// Some port's `pcie002` service has the `aer` driver: OS-native AER.
+    Bound,
+    /// The port bus exists, no `aer` service is bound (`pci=noaer`, no MSI,
+    /// firmware kept AER through `_OSC`).
+    Unbound,
+    /// No `pci_express` bus at all: no port services. A kernel with AER
+    /// counter files always has one, so this is an incomplete capture.
+    NoPortBus,
+}
+
+pub fn aer_service(root: &Root, tally: &mut Tally) -> Option<AerService> {
     let dir = root.path(PCI_EXPRESS_DEVICES);
     let names = match read::list_dir(&dir) {
         Ok(n) => n,
-        Err(e) if e.kind == ErrorKind::Absent => return Some(false),
+        Err(e) if e.kind == ErrorKind::Absent => return Some(AerService::NoPortBus),
         Err(e) => {
             tally.read_failed(Collector::PciePlatform, &e);
             return None;
@@ -89,9 +105,41 @@ fn aer_native(root: &Root, tally: &mut Tally) -> Option<bool> {
     for n in names.iter().filter(|n| n.ends_with(":pcie002")) {
         if let Ok(drv) = read::read_link_name(&dir.join(n).join("driver")) {
             if drv == "aer" {
-                return Some(true);
+                return Some(AerService::Bound);
             }
         }
     }
-    Some(false)
+    Some(AerService::Unbound)
+}
+
+/// Why the `aer_dev_*` and `aer_rootport_total_*` counters are not counting,
+/// if they are not: under `pci=noaer` or without an OS-native AER service
+/// the kernel still creates the files but its native path never increments
+/// them (kernel-abi.md §2.3; firmware-first GHES records may bump device
+/// counters, never the root-port totals), so their zeros are no measurement.
+pub fn aer_not_counted(noaer: Option<bool>, service: Option<AerService>) -> Option<&'static str> {
+    if noaer == Some(true) {
+        return Some("noaer");
+    }
+    (service == Some(AerService::Unbound)).then_some("aer_not_native")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aer_counts_only_while_the_os_handles_aer() {
+        use AerService::*;
+        assert_eq!(aer_not_counted(Some(true), Some(Unbound)), Some("noaer"));
+        assert_eq!(aer_not_counted(Some(true), None), Some("noaer"));
+        assert_eq!(
+            aer_not_counted(Some(false), Some(Unbound)),
+            Some("aer_not_native")
+        );
+        assert_eq!(aer_not_counted(Some(false), Some(Bound)), None);
+        // Unknown (no command line, an incomplete capture) is not "not counted".
+        assert_eq!(aer_not_counted(None, None), None);
+        assert_eq!(aer_not_counted(Some(false), Some(NoPortBus)), None);
+    }
 }

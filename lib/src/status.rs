@@ -22,10 +22,11 @@ pub enum Collector {
     CrashForensics,
     KernelEvent,
     Vigil,
+    Edac,
 }
 
 impl Collector {
-    pub const ALL: [Collector; 11] = [
+    pub const ALL: [Collector; 12] = [
         Collector::PcieDevice,
         Collector::PcieLink,
         Collector::PcieAer,
@@ -37,6 +38,7 @@ impl Collector {
         Collector::CrashForensics,
         Collector::KernelEvent,
         Collector::Vigil,
+        Collector::Edac,
     ];
 
     pub fn name(self) -> &'static str {
@@ -52,6 +54,7 @@ impl Collector {
             Collector::CrashForensics => "crash_forensics",
             Collector::KernelEvent => "kernel_event",
             Collector::Vigil => "vigil",
+            Collector::Edac => "edac",
         }
     }
 

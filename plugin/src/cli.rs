@@ -53,6 +53,7 @@ pub fn collector_help(c: Collector) -> &'static str {
         Collector::CrashForensics => "would a freeze leave evidence: readiness score, findings",
         Collector::KernelEvent => "hardware events from /dev/kmsg (AER, DPC, Xid, lockups...)",
         Collector::Vigil => "heartbeat: version, boot_id, uptime, collection time",
+        Collector::Edac => "memory errors per controller and DIMM (EDAC)",
     }
 }
 

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 
 use vigil_collector::config::{bit_names, COR_NAMES, UNCOR_NAMES};
+use vigil_collector::edac::Edac;
 use vigil_collector::kmsg::{Event, Suppressed};
 use vigil_collector::pci::{parse::aer_field_name, PciDevice, Severity, Width};
 use vigil_collector::vfio::VfioDevice;
@@ -206,7 +207,7 @@ impl Converter<'_> {
                     m.field("vfio_devices", Field::uint(g.vfio_devices));
                     m.field("bridges", Field::uint(g.bridges));
                     m.field("other_devices", Field::uint(g.other_devices));
-                    m.field("viable", Field::flag(g.viable));
+                    m.opt("viable", g.viable.map(Field::flag));
                     m.field("members", Field::str(g.members.join(",")));
                     out.push(m);
                 }
@@ -242,7 +243,7 @@ impl Converter<'_> {
             );
             m.opt("aer_native", p.aer_native.map(Field::flag));
             if s.pci.is_some() {
-                m.field("aer_devices", Field::uint(p.aer_devices));
+                m.opt("aer_devices", p.aer_devices.map(Field::uint));
                 m.field("devices", Field::uint(p.devices));
                 m.field("pcie_devices", Field::uint(p.pcie_devices));
                 m.field("suspended_devices", Field::uint(p.suspended_devices));
@@ -322,6 +323,9 @@ impl Converter<'_> {
             out.extend(s.events.iter().map(event_metric));
             out.extend(s.events_suppressed.iter().map(suppressed_metric));
         }
+        if let Some(e) = &s.edac {
+            out.extend(edac_metrics(e, t));
+        }
         if let Some(hb) = &s.heartbeat {
             let mut m = Metric::new("vigil", t);
             m.field("version", Field::str(self.version.to_string()));
@@ -330,7 +334,7 @@ impl Converter<'_> {
             m.field("duration_us", Field::uint(s.duration_us));
             m.field("errors", Field::uint(s.errors()));
             if let Some(pci) = &s.pci {
-                m.field("privileged", Field::flag(pci.privileged()));
+                m.opt("privileged", pci.privileged().map(Field::flag));
                 m.field("devices", Field::uint(pci.devices.len() as u64));
             }
             out.push(m);
@@ -367,7 +371,7 @@ impl Converter<'_> {
             .as_ref()
             .map(|drv| drv.as_deref().unwrap_or("none"));
         m.opt("driver", driver.map(Field::str));
-        m.field("bound", Field::flag(vd.bound));
+        m.opt("bound", vd.bound.map(Field::flag));
         m.field("intended", Field::flag(vd.intended));
         if !vd.intended_by.is_empty() {
             let by: Vec<&str> = vd.intended_by.iter().map(String::as_str).collect();
@@ -520,6 +524,20 @@ impl Converter<'_> {
             m.field("lnkctl_clkpm", Field::flag(e.lnkctl_clkpm()));
             m.field("lnkcap_l0s", Field::flag(e.lnkcap_l0s()));
             m.field("lnkcap_l1", Field::flag(e.lnkcap_l1()));
+            if let Some(l) = d.config.as_ref().and_then(|c| c.l1ss.as_ref()) {
+                for (name, on) in [
+                    ("l1sscap_aspm_l1_1", l.cap_aspm_l1_1()),
+                    ("l1sscap_aspm_l1_2", l.cap_aspm_l1_2()),
+                    ("l1sscap_pcipm_l1_1", l.cap_pcipm_l1_1()),
+                    ("l1sscap_pcipm_l1_2", l.cap_pcipm_l1_2()),
+                    ("l1ssctl_aspm_l1_1", l.ctl_aspm_l1_1()),
+                    ("l1ssctl_aspm_l1_2", l.ctl_aspm_l1_2()),
+                    ("l1ssctl_pcipm_l1_1", l.ctl_pcipm_l1_1()),
+                    ("l1ssctl_pcipm_l1_2", l.ctl_pcipm_l1_2()),
+                ] {
+                    m.field(name, Field::flag(on));
+                }
+            }
         }
         m.field("enabled", Field::flag(enabled));
         m.field("source", Field::str(source));
@@ -605,6 +623,41 @@ impl Converter<'_> {
         }
         Some(m)
     }
+}
+
+/// `edac_mc` per memory controller and `edac_dimm` per DIMM or rank.
+fn edac_metrics(e: &Edac, t: i64) -> Vec<Metric<'_>> {
+    let mut out = Vec::new();
+    for mc in &e.controllers {
+        let mut m = Metric::new("edac_mc", t);
+        m.tag("controller", mc.name.as_str());
+        m.opt("ce_count", mc.ce_count.map(Field::uint));
+        m.opt("ue_count", mc.ue_count.map(Field::uint));
+        m.opt("ce_noinfo_count", mc.ce_noinfo_count.map(Field::uint));
+        m.opt("ue_noinfo_count", mc.ue_noinfo_count.map(Field::uint));
+        m.opt("mc_name", mc.mc_name.as_deref().map(Field::str));
+        m.opt("size_mb", mc.size_mb.map(Field::uint));
+        m.opt(
+            "seconds_since_reset",
+            mc.seconds_since_reset.map(Field::uint),
+        );
+        m.field("dimms", Field::uint(mc.dimms.len() as u64));
+        out.push(m);
+        for d in &mc.dimms {
+            let mut m = Metric::new("edac_dimm", t);
+            m.tag("controller", mc.name.as_str());
+            m.tag("dimm", d.name.as_str());
+            m.opt("ce_count", d.ce_count.map(Field::uint));
+            m.opt("ue_count", d.ue_count.map(Field::uint));
+            m.opt("label", d.label.as_deref().map(Field::str));
+            m.opt("location", d.location.as_deref().map(Field::str));
+            m.opt("size_mb", d.size_mb.map(Field::uint));
+            m.opt("mem_type", d.mem_type.as_deref().map(Field::str));
+            m.opt("edac_mode", d.edac_mode.as_deref().map(Field::str));
+            out.push(m);
+        }
+    }
+    out
 }
 
 pub fn event_metric(e: &Event) -> Metric<'_> {

@@ -112,17 +112,33 @@ fn capture_replays_like_the_live_machine() {
 #[test]
 fn capture_of_a_fixture_reproduces_its_output() {
     // A capture of a replayed root is itself replayable: the fixture round-trips.
+    round_trip("passthrough-gpu-vfio");
+}
+
+/// Five-digit VMD domains survive a capture: the replay lists the same devices.
+#[test]
+fn capture_keeps_intel_vmd_domains() {
+    round_trip("intel-vmd");
+}
+
+/// The EDAC tree replays the same memory-controller lines.
+#[test]
+fn capture_keeps_edac_counts() {
+    round_trip("edac-firmware-first");
+}
+
+fn round_trip(name: &str) {
     let tmp = tempfile::tempdir().expect("tmp");
     let archive = tmp.path().join("fx.tar.gz");
     let st = Command::new(bin())
         .args(["capture", "--root"])
-        .arg(fixture("passthrough-gpu-vfio"))
+        .arg(fixture(name))
         .arg("--out")
         .arg(&archive)
         .output()
         .expect("capture");
     assert_eq!(st.status.code(), Some(0));
-    let a = run_once(&fixture("passthrough-gpu-vfio"), &[]);
+    let a = run_once(&fixture(name), &[]);
     let b = run_once(&archive, &[]);
     assert_eq!(
         comparable(&String::from_utf8_lossy(&a.stdout)),

@@ -45,6 +45,8 @@ struct Lspci {
     devsta: Option<String>,
     uesta: Option<String>,
     cesta: Option<String>,
+    l1subcap: Option<String>,
+    l1subctl1: Option<String>,
 }
 
 fn parse_lspci(text: &str) -> BTreeMap<String, Lspci> {
@@ -78,6 +80,8 @@ fn parse_lspci(text: &str) -> BTreeMap<String, Lspci> {
             "DevSta" => e.devsta = Some(rest),
             "UESta" => e.uesta = Some(rest),
             "CESta" => e.cesta = Some(rest),
+            "L1SubCap" => e.l1subcap = Some(rest),
+            "L1SubCtl1" => e.l1subctl1 = Some(rest),
             "" if prev_key == "LnkSta" && e.lnksta_bits.is_none() => e.lnksta_bits = Some(rest),
             _ => {}
         }
@@ -259,9 +263,78 @@ fn config_decode_agrees_with_lspci() {
                 .collect();
             assert_eq!(out_names, plus_names(ce), "{ctx}: output cor_status_names");
         }
+        l1_substates_agree(l, &cs, &ps, addr, &ctx);
         compared += 1;
     }
     assert!(compared >= 20, "only {compared} devices compared");
+}
+
+/// `L1SubCap: PCI-PM_L1.2+ PCI-PM_L1.1+ ASPM_L1.2+ ASPM_L1.1+ ...` and
+/// `L1SubCtl1: ...` against the decode and the `pcie_aspm` fields.
+fn l1_substates_agree(
+    l: &Lspci,
+    cs: &vigil_collector::config::ConfigSpace,
+    ps: &[Point],
+    addr: &str,
+    ctx: &str,
+) {
+    let (Some(cap), Some(ctl)) = (&l.l1subcap, &l.l1subctl1) else {
+        assert!(cs.l1ss.is_none(), "{ctx}: L1SS decoded, lspci shows none");
+        return;
+    };
+    let ss = cs.l1ss.as_ref().expect("lspci shows L1SS");
+    let (cap, ctl) = (plus_names(cap), plus_names(ctl));
+    let p = points(ps, "pcie_aspm")
+        .find(|p| p.tags["address"] == addr)
+        .expect("pcie_aspm line");
+    for (lspci_name, field, decoded_cap, decoded_ctl) in [
+        (
+            "ASPM_L1.1",
+            "aspm_l1_1",
+            ss.cap_aspm_l1_1(),
+            ss.ctl_aspm_l1_1(),
+        ),
+        (
+            "ASPM_L1.2",
+            "aspm_l1_2",
+            ss.cap_aspm_l1_2(),
+            ss.ctl_aspm_l1_2(),
+        ),
+        (
+            "PCI-PM_L1.1",
+            "pcipm_l1_1",
+            ss.cap_pcipm_l1_1(),
+            ss.ctl_pcipm_l1_1(),
+        ),
+        (
+            "PCI-PM_L1.2",
+            "pcipm_l1_2",
+            ss.cap_pcipm_l1_2(),
+            ss.ctl_pcipm_l1_2(),
+        ),
+    ] {
+        assert_eq!(
+            decoded_cap,
+            cap.contains(lspci_name),
+            "{ctx}: L1SubCap {lspci_name}"
+        );
+        assert_eq!(
+            decoded_ctl,
+            ctl.contains(lspci_name),
+            "{ctx}: L1SubCtl1 {lspci_name}"
+        );
+        let want = |on: bool| Some(i64::from(on));
+        assert_eq!(
+            int(p, &format!("l1sscap_{field}")),
+            want(decoded_cap),
+            "{ctx}"
+        );
+        assert_eq!(
+            int(p, &format!("l1ssctl_{field}")),
+            want(decoded_ctl),
+            "{ctx}"
+        );
+    }
 }
 
 fn source_of(root: &std::path::Path, addr: &str) -> String {
@@ -309,4 +382,36 @@ fn dpc_status_agrees_with_lspci() {
     let p = one(&ps, "pcie_aer_status", "0000:00:1c.0");
     assert_eq!(int(p, "dpc_triggered"), Some(1));
     assert_eq!(int(p, "dpc_trigger_reason"), Some(i64::from(reason)));
+}
+
+/// lspci lists the functions of an Intel VMD domain (`10000:e1:00.0`) too:
+/// vigil reports the same set of addresses.
+#[test]
+fn vmd_domains_listed_like_lspci() {
+    if !lspci_available() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must install pciutils (lspci)"
+        );
+        return;
+    }
+    let root = fixture("intel-vmd");
+    let out = Command::new("lspci")
+        .args(["-A", "linux-sysfs", "-O"])
+        .arg(format!("sysfs.path={}", root.join("sys/bus/pci").display()))
+        .arg("-D")
+        .output()
+        .expect("lspci");
+    let want: BTreeSet<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+        .collect();
+    assert!(want.contains("10000:e1:00.0"), "{want:?}");
+    let vout = run_once(&root, &[]);
+    let got: BTreeSet<String> = parse_lp(&String::from_utf8(vout.stdout).expect("utf8"))
+        .iter()
+        .filter(|p| p.name == "pcie_device")
+        .map(|p| p.tags["address"].clone())
+        .collect();
+    assert_eq!(got, want);
 }

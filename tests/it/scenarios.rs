@@ -1,5 +1,7 @@
 //! What each fixture is about, asserted directly (the goldens hold the rest).
 
+use std::collections::BTreeMap;
+
 use crate::util::*;
 
 fn collect(name: &str) -> Vec<Point> {
@@ -100,6 +102,18 @@ fn downgraded_links_are_judged_against_the_partner() {
     assert_eq!(f("0000:2e:00.0"), (Some(0), Some(1), Some(4), Some(32.0)));
     // eGPU: x16-capable card behind an x4 Thunderbolt bridge is not width-downgraded.
     assert_eq!(f("0000:07:00.0"), (Some(0), Some(1), Some(4), Some(8.0)));
+    // Gen5 port above a Gen4 NVMe in D3hot: the partner's maximum is unknown, so
+    // nothing is expected and nothing is called downgraded (was 32 GT/s, downgraded=1).
+    assert_eq!(f("0000:00:1b.0"), (None, None, None, None));
+    assert_eq!(
+        int(one(&ps, "pcie_device", "0000:03:00.0"), "link_skipped"),
+        Some(1)
+    );
+    assert_eq!(
+        total_errors(&ps),
+        0,
+        "the sleeping NVMe's traps were not opened"
+    );
     // Unprivileged view: no config-space fields, and it says why.
     assert_eq!(points(&ps, "pcie_aer_status").count(), 0);
     let c = points(&ps, "vigil_collector")
@@ -148,6 +162,27 @@ fn passthrough_node_with_aspm_off_still_shows_hardware_aspm() {
         int(points(&ps, "vigil").next().expect("vigil"), "privileged"),
         Some(1)
     );
+}
+
+/// Under `pci=noaer` the kernel keeps the `aer_dev_*` files but never counts:
+/// their zeros are not emitted as healthy counts, `vigil_collector` says why,
+/// and what still works (Device Status, AER and DPC registers) is reported.
+#[test]
+fn aer_counters_under_noaer_are_not_measurements() {
+    let ps = collect("passthrough-gpu-vfio");
+    assert_eq!(points(&ps, "pcie_aer").count(), 0, "was 3 lines of zeros");
+    let c = points(&ps, "vigil_collector")
+        .find(|p| p.tags["collector"] == "pcie_aer")
+        .expect("status");
+    assert_eq!(string(c, "unavailable").as_deref(), Some("noaer"));
+    let plat = points(&ps, "pcie_platform").next().expect("platform");
+    assert_eq!(int(plat, "aer_devices"), Some(1), "the files exist");
+    assert!(int(
+        one(&ps, "pcie_aer_status", "0000:06:00.0"),
+        "devsta_corr_err"
+    )
+    .is_some());
+    assert!(int(one(&ps, "pcie_aer_status", "0000:00:07.0"), "cor_status").is_some());
 }
 
 #[test]
@@ -212,5 +247,164 @@ fn switch_topology_partners() {
             (Some(0), None),
             "{addr}"
         );
+    }
+}
+
+/// Intel VMD numbers its domains from 0x10000: `10000:e1:00.0` is listed, placed
+/// below its root port, judged against it and put in its IOMMU group (such
+/// devices used to vanish without an error).
+#[test]
+fn intel_vmd_domains_are_listed_and_placed() {
+    let ps = collect("intel-vmd");
+    assert_eq!(total_errors(&ps), 0);
+    let nvme = one(&ps, "pcie_device", "10000:e1:00.0");
+    assert_eq!(
+        string(nvme, "upstream_port").as_deref(),
+        Some("10000:e0:06.0")
+    );
+    // The VMD endpoint is the root port's sysfs parent, not its bridge.
+    assert_eq!(
+        string(one(&ps, "pcie_device", "10000:e0:06.0"), "upstream_port"),
+        None
+    );
+    let rp = one(&ps, "pcie_link", "10000:e0:06.0");
+    assert_eq!(
+        (float(rp, "expected_speed_gts"), int(rp, "speed_downgraded")),
+        (Some(16.0), Some(0))
+    );
+    assert_eq!(
+        points(&ps, "pcie_aer")
+            .filter(|p| p.tags["address"] == "10000:e1:00.0")
+            .count(),
+        3
+    );
+    let g = points(&ps, "iommu_group")
+        .find(|p| p.tags["group"] == "9")
+        .expect("group 9");
+    assert_eq!(
+        string(g, "members").as_deref(),
+        Some("0000:00:0e.0,10000:e0:06.0,10000:e1:00.0")
+    );
+    assert_eq!(
+        int(points(&ps, "vigil").next().expect("vigil"), "devices"),
+        Some(5)
+    );
+}
+
+/// A field whose source this selection did not read is left off: it depends on
+/// `--collectors`, not on the host (was `aer_devices=0i`, `privileged=0i`).
+#[test]
+fn fields_do_not_depend_on_the_collector_selection() {
+    let run = |sel: &str| {
+        let out = run_once(&fixture("passthrough-gpu-vfio"), &["--collectors", sel]);
+        assert_eq!(out.status.code(), Some(0));
+        parse_lp(&String::from_utf8(out.stdout).expect("utf8"))
+    };
+    let ps = run("pcie_platform");
+    let plat = points(&ps, "pcie_platform").next().expect("platform");
+    assert_eq!(int(plat, "aer_devices"), None);
+    assert_eq!(int(plat, "devices"), Some(3));
+    let ps = run("pcie_platform,pcie_aer");
+    let plat = points(&ps, "pcie_platform").next().expect("platform");
+    assert_eq!(int(plat, "aer_devices"), Some(1));
+    let ps = run("vigil,pcie_aer");
+    let hb = points(&ps, "vigil").next().expect("vigil");
+    assert_eq!(int(hb, "privileged"), None);
+    assert_eq!(int(hb, "devices"), Some(3));
+    let ps = run("vigil,pcie_device");
+    let hb = points(&ps, "vigil").next().expect("vigil");
+    assert_eq!(int(hb, "privileged"), Some(1));
+}
+
+/// EDAC counts per memory controller and per rank, as amd64_edac lays them out;
+/// the legacy csrow directory repeating the same counts is not added in.
+#[test]
+fn memory_errors_per_controller_and_rank() {
+    let ps = collect("edac-firmware-first");
+    assert_eq!(total_errors(&ps), 0);
+    let mc = points(&ps, "edac_mc").next().expect("edac_mc");
+    assert_eq!(mc.tags["controller"], "mc0");
+    assert_eq!(
+        (
+            int(mc, "ce_count"),
+            int(mc, "ue_count"),
+            int(mc, "dimms"),
+            string(mc, "mc_name").as_deref()
+        ),
+        (Some(12), Some(0), Some(4), Some("F17h"))
+    );
+    let ranks: Vec<&Point> = points(&ps, "edac_dimm").collect();
+    assert_eq!(ranks.len(), 4, "ranks 4-7, not csrow2");
+    let r5 = ranks
+        .iter()
+        .find(|p| p.tags["dimm"] == "rank5")
+        .expect("rank5");
+    assert_eq!(int(r5, "ce_count"), Some(12));
+    assert_eq!(string(r5, "location").as_deref(), Some("csrow 2 channel 1"));
+    assert_eq!(int(r5, "size_mb"), Some(8192));
+    // Nothing counts memory errors on a node without an EDAC driver: say so.
+    let ps = collect("passthrough-gpu-vfio");
+    assert_eq!(points(&ps, "edac_mc").count(), 0);
+    let c = points(&ps, "vigil_collector")
+        .find(|p| p.tags["collector"] == "edac")
+        .expect("edac status");
+    assert_eq!(string(c, "unavailable").as_deref(), Some("no_controller"));
+}
+
+/// Firmware-first AER: the port bus has services but none is AER, so the
+/// counter files are never incremented and their zeros are not emitted.
+#[test]
+fn aer_counters_without_os_native_aer_are_not_measurements() {
+    let ps = collect("edac-firmware-first");
+    assert_eq!(points(&ps, "pcie_aer").count(), 0, "was 6 lines of zeros");
+    let c = points(&ps, "vigil_collector")
+        .find(|p| p.tags["collector"] == "pcie_aer")
+        .expect("status");
+    assert_eq!(string(c, "unavailable").as_deref(), Some("aer_not_native"));
+    let plat = points(&ps, "pcie_platform").next().expect("platform");
+    assert_eq!(
+        (int(plat, "aer_native"), int(plat, "aer_devices")),
+        (Some(0), Some(2))
+    );
+}
+
+/// Every field a collector emits, selected alone with `vigil` and
+/// `pcie_platform` (which summarise the others' sources), has the value the
+/// full selection gives it, on every fixture: what vigil reports depends on the host, never on
+/// `--collectors`. Durations, and `vigil errors` (the sum over the selected
+/// collectors, by definition), are the exceptions.
+#[test]
+fn every_collector_alone_agrees_with_the_full_selection() {
+    type Key = (String, Vec<(String, String)>, String);
+    let values = |root: &std::path::Path, extra: &[&str]| -> BTreeMap<Key, String> {
+        let out = run_once(root, extra);
+        assert_eq!(out.status.code(), Some(0));
+        let mut m = BTreeMap::new();
+        for p in parse_lp(&String::from_utf8(out.stdout).expect("utf8")) {
+            for (f, v) in p.fields {
+                let tags: Vec<(String, String)> = p.tags.clone().into_iter().collect();
+                m.insert((p.name.clone(), tags, f), format!("{v:?}"));
+            }
+        }
+        m
+    };
+    for name in fixtures() {
+        let root = fixture(&name);
+        let all = values(&root, &[]);
+        for c in vigil_collector::Collector::ALL {
+            // With the two collectors that summarise the others' sources.
+            let sel = format!("{},vigil,pcie_platform", c.name());
+            for ((m, tags, f), v) in values(&root, &["--collectors", &sel]) {
+                if f == "duration_us" || (m == "vigil" && f == "errors") {
+                    continue;
+                }
+                let want = all.get(&(m.clone(), tags.clone(), f.clone()));
+                assert_eq!(
+                    Some(&v),
+                    want,
+                    "{name}: --collectors {sel} gives {m} {tags:?} {f}"
+                );
+            }
+        }
     }
 }

@@ -144,6 +144,40 @@ fn misbound_gpu_and_a_companion_left_on_the_host() {
     assert_eq!(int(passed, "intended"), Some(0));
 }
 
+/// `hostpci0: x-vga=1,pcie=1,host=02:00` names the slot after its options: Proxmox
+/// reads `host=` anywhere (only the first item used to be looked at).
+#[test]
+fn hostpci_with_options_first_still_names_the_device() {
+    let ps = collect("vfio-misbound");
+    for addr in ["0000:02:00.0", "0000:02:00.1"] {
+        assert_eq!(
+            string(one(&ps, "vfio_device", addr), "configured_vmids").as_deref(),
+            Some("102"),
+            "{addr}"
+        );
+    }
+}
+
+/// A `driver` link that could not be read is an unknown driver, not "not vfio":
+/// no `bound`, no `driver`, and no viability verdict for its group.
+#[test]
+fn an_unreadable_driver_link_is_not_a_misbinding() {
+    let ps = collect("vfio-misbound");
+    let gpu = one(&ps, "vfio_device", "0000:03:00.0");
+    assert_eq!(int(gpu, "intended"), Some(1));
+    assert_eq!(
+        (int(gpu, "bound"), string(gpu, "driver")),
+        (None, None),
+        "was bound=0i intended=1i"
+    );
+    assert_eq!(int(gpu, "group_viable"), None);
+    assert_eq!(int(group(&ps, "5"), "viable"), None);
+    assert_eq!(
+        string(one(&ps, "pcie_device", "0000:03:00.0"), "driver"),
+        None
+    );
+}
+
 #[test]
 fn iommu_off_node() {
     let ps = collect("iommu-off");

@@ -125,7 +125,8 @@ pub struct PciDevice {
     pub numa_node: Option<i64>,
     /// Parent bridge address; `None` on a root bus.
     pub upstream_port: Option<String>,
-    /// Bridges above, nearest last.
+    /// PCI devices above in sysfs, nearest last: bridges, and the VMD
+    /// endpoint above a VMD domain.
     #[serde(skip)]
     pub ancestors: Vec<String>,
     /// The device has a PCI Express capability (sysfs link files or config).
@@ -135,6 +136,9 @@ pub struct PciDevice {
     pub aspm: Option<AspmSysfs>,
     pub aer: BTreeMap<Severity, AerCounters>,
     pub rootport_total: BTreeMap<Severity, u64>,
+    /// The device has AER counter files, whether or not their counts are kept
+    /// (see [`PciSnapshot::drop_aer_counts`]).
+    pub aer_files: bool,
     pub config: Option<ConfigSpace>,
     pub link_state: Option<LinkState>,
 }
@@ -190,13 +194,31 @@ impl PciDevice {
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct PciSnapshot {
     pub devices: BTreeMap<String, PciDevice>,
+    /// Config space was read this collection (some selected collector uses it).
+    pub config_read: bool,
+    /// AER counter files were read this collection (`pcie_aer` selected).
+    pub aer_read: bool,
 }
 
 impl PciSnapshot {
-    pub fn privileged(&self) -> bool {
-        self.devices
-            .values()
-            .any(|d| d.config.as_ref().is_some_and(ConfigSpace::privileged))
+    /// Config space beyond the header was readable; `None` when no selected
+    /// collector read config space, so nothing is known.
+    pub fn privileged(&self) -> Option<bool> {
+        self.config_read.then(|| {
+            self.devices
+                .values()
+                .any(|d| d.config.as_ref().is_some_and(ConfigSpace::privileged))
+        })
+    }
+
+    /// Forget AER counts that the kernel does not increment (`pci=noaer`, no
+    /// OS-native AER): a zero that was never counted is no measurement.
+    /// Which devices have the files is kept.
+    pub fn drop_aer_counts(&mut self) {
+        for d in self.devices.values_mut() {
+            d.aer.clear();
+            d.rootport_total.clear();
+        }
     }
 }
 
@@ -319,9 +341,17 @@ pub fn collect(
                 continue;
             }
         };
+        // The parent bridge is on the same domain: the first devices of an
+        // Intel VMD domain (10000:e0:..) hang below the VMD endpoint
+        // (0000:00:0e.0) in sysfs, which is no bridge but still an ancestor
+        // whose sleep matters.
+        let upstream_port = chain
+            .last()
+            .filter(|p| parse::domain_of(p) == parse::domain_of(&name))
+            .cloned();
         let mut d = PciDevice {
             address: name,
-            upstream_port: chain.last().cloned(),
+            upstream_port,
             ancestors: chain,
             ..PciDevice::default()
         };
@@ -355,7 +385,11 @@ pub fn collect(
     let sw = clock.start();
     derive_link_states(&mut devices);
     tally.add_time(Collector::PcieLink, sw.elapsed_us());
-    Some(PciSnapshot { devices })
+    Some(PciSnapshot {
+        devices,
+        config_read: wants_config,
+        aer_read: sel.has(Collector::PcieAer),
+    })
 }
 
 fn pci_collectors() -> [Collector; 5] {
@@ -614,6 +648,7 @@ fn read_aer(d: &mut PciDevice, dir: &DirHandle, tally: &mut Tally) {
                     );
                 }
                 d.aer.insert(sev, counters);
+                d.aer_files = true;
             }
             Err(e) => tally.read_failed(c, &e),
         }
@@ -669,16 +704,13 @@ fn derive_link_states(devices: &mut BTreeMap<String, PciDevice>) {
         let partner_dev = partner.as_ref().and_then(|p| devices.get(p));
         let (own_speed, own_width) = d.max_caps();
         let (p_speed, p_width) = partner_dev.map(PciDevice::max_caps).unwrap_or((None, None));
-        let expected_speed = match (own_speed, p_speed) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, None) => a,
-            (None, _) => None,
-        };
-        let expected_width = match (own_width, p_width) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, None) => a,
-            (None, _) => None,
-        };
+        // What the link should train to needs both ends: with the partner's
+        // maximum unknown (asleep, its link files skipped; not enumerated;
+        // no topology) there is no expected value and so no verdict. Using
+        // this end's maximum alone would call a Gen5 port above a sleeping
+        // Gen4 device downgraded, flapping with runtime PM.
+        let expected_speed = own_speed.zip(p_speed).map(|(a, b)| a.min(b));
+        let expected_width = own_width.zip(p_width).map(|(a, b)| a.min(b));
         let express = d.config.as_ref().and_then(|c| c.express.as_ref());
         let (cur_speed, cur_width) = match &d.link {
             Some(l) => (l.speed_gts, l.width),
@@ -720,5 +752,64 @@ fn derive_link_states(devices: &mut BTreeMap<String, PciDevice>) {
         if let Some(d) = devices.get_mut(&addr) {
             d.link_state = Some(st);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dev(addr: &str, up: Option<&str>, class: u32, link: Option<LinkAttrs>) -> PciDevice {
+        PciDevice {
+            address: addr.to_string(),
+            class: Some(class),
+            upstream_port: up.map(str::to_string),
+            link,
+            ..PciDevice::default()
+        }
+    }
+
+    fn attrs(speed: f64, width: u8, max_speed: f64, max_width: u8) -> Option<LinkAttrs> {
+        Some(LinkAttrs {
+            speed_gts: Some(speed),
+            width: Some(Width::Lanes(width)),
+            max_speed_gts: Some(max_speed),
+            max_width: Some(Width::Lanes(max_width)),
+        })
+    }
+
+    #[test]
+    fn a_sleeping_partner_gives_no_expected_value_and_no_verdict() {
+        // Gen5 x4 root port above a Gen4 NVMe in D3hot: the NVMe's link files
+        // were skipped, so its maximum is unknown.
+        let mut devices = BTreeMap::new();
+        for d in [
+            dev("0000:00:1b.0", None, 0x060400, attrs(16.0, 4, 32.0, 4)),
+            PciDevice {
+                power_state: Some(PowerState::D3hot),
+                link_skipped: true,
+                ..dev("0000:03:00.0", Some("0000:00:1b.0"), 0x010802, None)
+            },
+        ] {
+            devices.insert(d.address.clone(), d);
+        }
+        derive_link_states(&mut devices);
+        let st = devices["0000:00:1b.0"].link_state.clone().expect("state");
+        assert_eq!(st.partner.as_deref(), Some("0000:03:00.0"));
+        assert_eq!(st.link_up, Some(true));
+        assert_eq!(
+            (st.expected_speed_gts, st.speed_downgraded),
+            (None, None),
+            "unknown partner: no expected speed, no verdict"
+        );
+        assert_eq!((st.expected_width, st.width_downgraded), (None, None));
+        // The same port with the partner awake is judged against it.
+        devices.get_mut("0000:03:00.0").expect("nvme").link = attrs(16.0, 4, 16.0, 4);
+        derive_link_states(&mut devices);
+        let st = devices["0000:00:1b.0"].link_state.clone().expect("state");
+        assert_eq!(
+            (st.expected_speed_gts, st.speed_downgraded),
+            (Some(16.0), Some(false))
+        );
     }
 }

@@ -442,16 +442,33 @@ pub fn aspm_policy(s: &str) -> R<String> {
         .ok_or_else(|| ParseError(format!("no [active] policy in {:?}", s.trim())))
 }
 
-/// A PCI address `DDDD:BB:DD.F`.
+/// A PCI address `DDDD:BB:DD.F` as the kernel names devices (`%04x:%02x:%02x.%d`):
+/// the domain has at least four hex digits and more where the number needs them,
+/// as behind Intel VMD (`10000:e1:00.0`, domains from 0x10000).
 pub fn is_bdf(s: &str) -> bool {
-    let b = s.as_bytes();
-    b.len() == 12
-        && b[4] == b':'
-        && b[7] == b':'
-        && b[10] == b'.'
-        && b.iter()
-            .enumerate()
-            .all(|(i, c)| matches!(i, 4 | 7 | 10) || c.is_ascii_hexdigit())
+    let Some((domain, rest)) = s.split_once(':') else {
+        return false;
+    };
+    let hex = |t: &str| t.bytes().all(|c| c.is_ascii_hexdigit());
+    let r = rest.as_bytes();
+    (4..=8).contains(&domain.len())
+        && hex(domain)
+        && r.len() == 7
+        && r[2] == b':'
+        && r[5] == b'.'
+        && hex(&rest[..2])
+        && hex(&rest[3..5])
+        && hex(&rest[6..])
+}
+
+/// The slot part of an address (`10000:e1:00` of `10000:e1:00.0`).
+pub fn slot_of(address: &str) -> &str {
+    address.rsplit_once('.').map_or(address, |(slot, _)| slot)
+}
+
+/// The domain part of an address (`10000` of `10000:e1:00.0`).
+pub fn domain_of(address: &str) -> &str {
+    address.split_once(':').map_or(address, |(d, _)| d)
 }
 
 #[cfg(test)]
@@ -598,7 +615,17 @@ mod tests {
     #[test]
     fn bdf_shape() {
         assert!(is_bdf("0000:01:00.0"));
-        assert!(!is_bdf("10000:01:00.0"));
+        // Intel VMD: the kernel numbers its domains from 0x10000.
+        assert!(is_bdf("10000:e1:00.0"));
+        assert!(is_bdf("1000a:00:02.0"));
+        assert!(!is_bdf("000:01:00.0"));
+        assert!(!is_bdf("0000:1:00.0"));
+        assert!(!is_bdf("0000:01:00.0.1"));
+        assert!(!is_bdf("0000:01:0g.0"));
         assert!(!is_bdf("pci0000:00"));
+        assert!(!is_bdf("pci10000:e0"));
+        assert!(!is_bdf("0000:00:0e.0:pcie002"));
+        assert_eq!(slot_of("10000:e1:00.0"), "10000:e1:00");
+        assert_eq!(domain_of("10000:e1:00.0"), "10000");
     }
 }

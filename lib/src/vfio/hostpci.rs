@@ -1,10 +1,12 @@
 //! Proxmox VM configs (`/etc/pve/qemu-server/<vmid>.conf`): which host PCI
 //! functions each VM is configured to take, from its `hostpciN:` lines.
 //!
-//! Syntaxes (qemu-server `PVE::QemuServer::PCI`): `[host=]ID[;ID...][,opt=v...]`
-//! where ID is `[DDDD:]BB:DD[.F]` (no function = every function of the slot
-//! present on the host) or `mapping=NAME` (a cluster-wide mapping resolved
-//! through `/etc/pve/mapping/pci.cfg` for this node).
+//! Syntax (qemu-server `PVE::QemuServer::PCI`, a pve-common property string):
+//! `[host=]ID[;ID...]` or `mapping=NAME`, with other `key=value` options in any
+//! order around it (`pcie=1,host=01:00.0` is as valid as `01:00.0,pcie=1`). ID
+//! is `[DDDD:]BB:DD[.F]` (no function = every function of the slot present on
+//! the host); a mapping is cluster-wide and resolved through
+//! `/etc/pve/mapping/pci.cfg` for this node.
 
 use std::collections::BTreeSet;
 
@@ -50,57 +52,91 @@ pub fn parse_vm_config(s: &str) -> VmConfig {
     vm
 }
 
+/// A `hostpciN:` value read as Proxmox reads it (`parse_property_string` in
+/// pve-common's PVE::JSONSchema with qemu-server's `$hostpci_fmt`): items split
+/// at `,`, blank items skipped, `key=value` split at the first `=`, and an item
+/// without `=` is the default key `host`, wherever it stands. A key given twice
+/// (a bare ID and `host=` included), an item with an empty key or value, both
+/// `host` and `mapping`, or an ID that does not match qemu-server's pattern
+/// makes the value invalid: Proxmox refuses to start the VM, so it takes
+/// nothing (`None`). Keys this version does not know (`pcie`, `x-vga`,
+/// `driver`...) are ignored rather than refused, so a newer Proxmox's options
+/// do not hide a device.
 pub fn parse_hostpci(value: &str) -> Option<HostPci> {
-    let first = value.split(',').next()?.trim();
-    let (k, v) = match first.split_once('=') {
-        Some((k, v)) => (k.trim(), v.trim()),
-        None => ("host", first),
-    };
-    match k {
-        "mapping" if !v.is_empty() => Some(HostPci::Mapping(v.to_string())),
-        "host" => {
-            let ids: Vec<String> = v.split(';').filter_map(normalise_id).collect();
-            (!ids.is_empty()).then_some(HostPci::Ids(ids))
+    let mut seen: BTreeSet<&str> = BTreeSet::new();
+    let (mut host, mut mapping) = (None, None);
+    for item in value.split(',') {
+        if item.trim().is_empty() {
+            continue;
         }
+        let (key, v) = match item.split_once('=') {
+            None => ("host", item),
+            Some((k, v)) if !k.is_empty() && !v.is_empty() => (k, v),
+            Some(_) => return None,
+        };
+        if !seen.insert(key) {
+            return None;
+        }
+        match key {
+            "host" => host = Some(v),
+            "mapping" => mapping = Some(v),
+            _ => {}
+        }
+    }
+    match (host, mapping) {
+        (Some(h), None) => {
+            let ids: Option<Vec<String>> = h.split(';').map(normalise_id).collect();
+            ids.map(HostPci::Ids)
+        }
+        (None, Some(m)) if is_config_id(m) => Some(HostPci::Mapping(m.to_string())),
         _ => None,
     }
 }
 
-/// `01:00.0` -> `0000:01:00.0`; `01:00` -> `0000:01:00` (a slot); lower-case.
+/// pve-configid: a letter, then letters, digits, `-` and `_`.
+fn is_config_id(s: &str) -> bool {
+    let mut c = s.chars();
+    c.next().is_some_and(|f| f.is_ascii_alphabetic())
+        && c.all(|x| x.is_ascii_alphanumeric() || x == '-' || x == '_')
+}
+
+/// One host ID as qemu-server's pattern takes it, `[DDDD:]BB:DD[.F]` with
+/// lower-case hex, a domain of four or more digits (Intel VMD's `10000`):
+/// `01:00.0` -> `0000:01:00.0`; `01:00` -> `0000:01:00` (every function of
+/// the slot). Anything else is `None`.
 fn normalise_id(id: &str) -> Option<String> {
-    let id = id.trim().to_ascii_lowercase();
+    let hex = |s: &str| !s.is_empty() && s.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'));
     let parts: Vec<&str> = id.split(':').collect();
     let (dom, bus, rest) = match parts.as_slice() {
         [b, r] => ("0000", *b, *r),
-        [d, b, r] => (*d, *b, *r),
+        [d, b, r] if d.len() >= 4 => (*d, *b, *r),
         _ => return None,
     };
     let (dev, func) = match rest.split_once('.') {
         Some((d, f)) => (d, Some(f)),
         None => (rest, None),
     };
-    let hex = |s: &str, n: usize| {
-        s.len() <= n && !s.is_empty() && s.chars().all(|c| c.is_ascii_hexdigit())
-    };
-    if !(hex(dom, 4)
-        && hex(bus, 2)
-        && hex(dev, 2)
-        && func.is_none_or(|f| f.len() == 1 && hex(f, 1)))
-    {
-        return None;
+    let ok = hex(dom)
+        && bus.len() == 2
+        && hex(bus)
+        && dev.len() == 2
+        && hex(dev)
+        && func.is_none_or(|f| f.len() == 1 && hex(f));
+    ok.then(|| id_with_domain(dom, bus, dev, func))
+}
+
+fn id_with_domain(dom: &str, bus: &str, dev: &str, func: Option<&str>) -> String {
+    match func {
+        Some(f) => format!("{dom}:{bus}:{dev}.{f}"),
+        None => format!("{dom}:{bus}:{dev}"),
     }
-    let base = format!("{:0>4}:{:0>2}:{:0>2}", dom, bus, dev);
-    Some(match func {
-        Some(f) => format!("{base}.{f}"),
-        None => base,
-    })
 }
 
 /// Host functions an entry selects, given the functions present on the host.
 pub fn resolve(ids: &[String], present: &BTreeSet<String>) -> Vec<String> {
     let mut out = Vec::new();
     for id in ids {
-        if id.len() == 12 {
+        if id.contains('.') {
             out.push(id.clone());
         } else {
             let prefix = format!("{id}.");
@@ -191,6 +227,39 @@ mod tests {
         );
         assert_eq!(parse_hostpci("garbage"), None);
         assert!(parse_vm_config("template: 1\nhostpci0: 00:ff.1").template);
+    }
+
+    #[test]
+    fn property_string_as_proxmox_reads_it() {
+        let ids = |v: &[&str]| Some(HostPci::Ids(v.iter().map(|s| s.to_string()).collect()));
+        // `host=` and the bare ID (the default key) anywhere in the string.
+        assert_eq!(parse_hostpci("pcie=1,host=01:00.0"), ids(&["0000:01:00.0"]));
+        assert_eq!(parse_hostpci("x-vga=1,pcie=1,01:00"), ids(&["0000:01:00"]));
+        assert_eq!(parse_hostpci("01:00.0,,pcie=1,"), ids(&["0000:01:00.0"]));
+        assert_eq!(
+            parse_hostpci("rombar=0,mapping=gpu-1"),
+            Some(HostPci::Mapping("gpu-1".into()))
+        );
+        // Intel VMD domains have five hex digits.
+        assert_eq!(parse_hostpci("10000:e1:00.0"), ids(&["10000:e1:00.0"]));
+        // What Proxmox refuses (the VM does not start, so it takes nothing).
+        for bad in [
+            "01:00.0,host=02:00.0",       // host twice
+            "01:00.0,02:00.0",            // default key twice
+            "host=01:00.0,mapping=gpu",   // both
+            "pcie=1,pcie=0,host=01:00.0", // a key twice
+            "pcie=1",                     // neither
+            "01:00.0,pcie=",              // an empty value
+            "01:00.0,=1",                 // an empty key
+            "01:00.0;zz",                 // one bad ID spoils the list
+            "0A:00.0",                    // the pattern is lower-case
+            "1:00.0",                     // two-digit bus
+            "000:01:00.0",                // domain of four or more
+            "01:00.10",                   // one-digit function
+            "mapping=9gpu",               // not a pve-configid
+        ] {
+            assert_eq!(parse_hostpci(bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -30,8 +30,9 @@ pub struct IommuGroup {
     pub vfio_devices: u64,
     pub bridges: u64,
     pub other_devices: u64,
-    /// Every non-bridge member is on vfio-pci/pci-stub or unbound.
-    pub viable: bool,
+    /// Every non-bridge member is on vfio-pci/pci-stub or unbound; `None`
+    /// when no member is on a host driver but some member's driver is unknown.
+    pub viable: Option<bool>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -45,7 +46,9 @@ pub struct Holder {
 pub struct VfioDevice {
     pub address: String,
     pub group: Option<u32>,
-    pub bound: bool,
+    /// On vfio-pci or pci-stub; `None` when the `driver` link could not be
+    /// read (unknown is not "no": it would read as a misbinding).
+    pub bound: Option<bool>,
     pub intended: bool,
     /// Why it is meant for vfio: `cmdline`, `modprobe`, `driver_override`.
     pub intended_by: BTreeSet<String>,
@@ -128,7 +131,7 @@ pub fn collect(
                 // in its own `iommu_group` link, already read, so the group's
                 // `devices/` directory is not listed again.
                 g.members = members.remove(&id).unwrap_or_default();
-                let mut viable = true;
+                let (mut host_driver, mut unknown) = (false, false);
                 for m in &g.members {
                     let dev = devices.get(m);
                     let bridge = dev.is_some_and(PciDevice::is_bridge);
@@ -139,12 +142,20 @@ pub fn collect(
                         g.vfio_devices += 1;
                     } else {
                         g.other_devices += 1;
-                        // Unbound is safe; a host driver (or an unknown state) is not.
-                        let unbound = dev.is_some_and(|d| d.driver == Some(None));
-                        viable &= unbound;
+                        // Unbound is safe, a host driver is not; a driver that
+                        // could not be read leaves the verdict open.
+                        match dev.map(|d| &d.driver) {
+                            Some(Some(None)) => {}
+                            Some(Some(Some(_))) => host_driver = true,
+                            _ => unknown = true,
+                        }
                     }
                 }
-                g.viable = viable;
+                g.viable = if host_driver {
+                    Some(false)
+                } else {
+                    (!unknown).then_some(true)
+                };
                 s.groups.insert(id, g);
             }
         }
@@ -216,8 +227,10 @@ pub fn collect(
     let mut bus: Option<read::Result<DirHandle>> = None;
     // Devices bound to, meant for, or configured for vfio.
     for d in devices.values() {
-        let drv = driver_of(d);
-        let bound = drv.is_some_and(is_vfio_driver);
+        let bound = d
+            .driver
+            .as_ref()
+            .map(|drv| drv.as_deref().is_some_and(is_vfio_driver));
         let mut by = BTreeSet::new();
         if d.driver_override.as_deref().is_some_and(is_vfio_driver) {
             by.insert("driver_override".to_string());
@@ -238,15 +251,15 @@ pub fn collect(
             }
         }
         let vmids = configured.get(&d.address).cloned().unwrap_or_default();
-        if !bound && by.is_empty() && vmids.is_empty() {
+        if bound != Some(true) && by.is_empty() && vmids.is_empty() {
             continue;
         }
         // The other functions of the slot: adjacent keys of the address-ordered map.
-        let slot = &d.address[..10];
+        let slot = crate::pci::parse::slot_of(&d.address);
         let host_companions = devices
             .range::<str, _>((std::ops::Bound::Included(slot), std::ops::Bound::Unbounded))
             .map(|(_, o)| o)
-            .take_while(|o| o.address.starts_with(slot))
+            .take_while(|o| crate::pci::parse::slot_of(&o.address) == slot)
             .filter(|o| o.address != d.address)
             .filter(|o| driver_of(o).is_some_and(|x| !is_vfio_driver(x)))
             .map(|o| o.address.clone())
@@ -275,7 +288,7 @@ pub fn collect(
                 group_viable: d
                     .iommu_group
                     .and_then(|g| s.groups.get(&g))
-                    .map(|g| g.viable),
+                    .and_then(|g| g.viable),
                 holder: None,
                 configured_vmids: vmids,
                 reset_method,

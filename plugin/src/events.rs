@@ -63,8 +63,12 @@ impl Follower {
             },
             ..FollowState::default()
         }));
-        let (l2, s2) = (limiter.clone(), state.clone());
-        std::thread::spawn(move || follow(&root, format, &l2, &s2));
+        // Opened here, not in the thread: a permission or other failure is
+        // then in the state before the first batch can be written.
+        if let Some(reader) = open(&root, &state) {
+            let (l2, s2) = (limiter.clone(), state.clone());
+            std::thread::spawn(move || follow(reader, format, &l2, &s2));
+        }
         Follower { state, limiter }
     }
 
@@ -114,10 +118,12 @@ fn open(root: &Root, state: &Mutex<FollowState>) -> Option<Reader> {
     None
 }
 
-fn follow(root: &Root, format: Format, limiter: &Mutex<Limiter>, state: &Mutex<FollowState>) {
-    let Some(mut reader) = open(root, state) else {
-        return;
-    };
+fn follow(
+    mut reader: Reader,
+    format: Format,
+    limiter: &Mutex<Limiter>,
+    state: &Mutex<FollowState>,
+) {
     let mut pace = Pace {
         since: Instant::now(),
         at: (0, 0),

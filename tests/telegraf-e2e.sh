@@ -125,3 +125,7 @@ log "checking InfluxDB"
 python3 tests/telegraf_e2e.py --url "http://127.0.0.1:$PORT" --db vigil_e2e --host vigil-e2e \
   --once "$work/once.lp" --dashboard telegraf-snippets/grafana-dashboard.json \
   --alerts telegraf-snippets/grafana-alerts.yaml --queries telegraf-snippets/queries.md
+
+log "alert rules on scenarios, evaluated as Grafana evaluates them"
+python3 tests/alert_scenarios.py --url "http://127.0.0.1:$PORT" --alerts telegraf-snippets/grafana-alerts.yaml \
+  --metrics-doc docs/metrics.md --rule-before tests/alerts-heartbeat-before-17.yaml

@@ -3,8 +3,9 @@
 
 1. Every measurement vigil printed for the fixture arrived, each series with the same
    field values (time-dependent fields excepted), and every kernel event by sequence.
-2. Every query of the Grafana dashboard (panels and the host variable), of the alert
-   rules and of the post-mortem page runs without error and returns rows.
+2. Every query of the Grafana dashboard (panels and the host variable) and of the post-mortem
+   page runs without error and returns rows; every alert rule query runs without error (what
+   the rules decide is proven by tests/alert_scenarios.py).
 """
 import argparse
 import json
@@ -147,6 +148,11 @@ def main():
     for label, q in queries:
         try:
             rows = ix.query(fill(q))
+            # An alert rule's query may rightly return nothing on a healthy fixture (no DPC port,
+            # no error): tests/alert_scenarios.py proves what each rule does; here it must run.
+            if label.startswith("alert "):
+                check(label, True)
+                continue
             check(label, bool(rows) and any(s.get("values") for s in rows), "returned no rows: " + fill(q))
         except Exception as e:  # noqa: BLE001 - any failure of a user-facing query is a test failure
             check(label, False, f"{e}: {fill(q)}")

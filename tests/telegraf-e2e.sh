@@ -97,25 +97,36 @@ sed -e "s|command = \\[\"/usr/bin/vigil\"\\]|command = [\"$VIGIL\", \"--root\", 
 grep -q -- "--root" "$work/telegraf.d/vigil.conf"
 
 log "telegraf --test parses vigil's output"
-"$TELEGRAF" --test --test-wait 2 --config "$work/telegraf.d/vigil.conf" > "$work/test.out" 2> "$work/test.err"
+# A freshly linked debug binary on a loaded machine can take seconds to answer its first
+# batch: run it once (page cache) and give the service input 5 s, not 2.
+"$VIGIL" --once --root "$work/root" > /dev/null
+"$TELEGRAF" --test --test-wait 5 --config "$work/telegraf.d/vigil.conf" > "$work/test.out" 2> "$work/test.err"
 grep -q '^> vigil,' "$work/test.out" || grep -q '^> vigil ' "$work/test.out"
 grep -q '^> pcie_link,' "$work/test.out"
 if grep -E ' E! ' "$work/test.err"; then echo "telegraf --test logged errors"; exit 1; fi
 
+# The agent flushes as Telegraf does by default (10 s, plus jitter): only the shipped fast
+# output, pointed at the test database, can bring a kernel record in within 2 s.
 cat > "$work/telegraf.conf" <<CONF
 [agent]
   interval = "1s"
-  flush_interval = "1s"
+  flush_interval = "10s"
+  flush_jitter = "2s"
   omit_hostname = false
   hostname = "vigil-e2e"
 [[outputs.influxdb]]
   urls = ["http://127.0.0.1:$PORT"]
   database = "vigil_e2e"
 CONF
-log "Telegraf -> InfluxDB for 8 s"
+sed -e "s|http://influxdb.example.org:8086|http://127.0.0.1:$PORT|" -e 's|database = "telegraf"|database = "vigil_e2e"|' \
+  telegraf-snippets/vigil-fast-output.conf > "$work/telegraf.d/vigil-fast-output.conf"
+grep -q "127.0.0.1:$PORT" "$work/telegraf.d/vigil-fast-output.conf"
+log "Telegraf -> InfluxDB: a kernel record's way to the database, then 8 s in all"
 "$TELEGRAF" --config "$work/telegraf.conf" --config-directory "$work/telegraf.d" > "$work/telegraf.log" 2>&1 &
 TG_PID=$!
-sleep 8
+started=$(date +%s)
+python3 tests/kmsg_latency.py --url "http://127.0.0.1:$PORT" --db vigil_e2e --root "$work/root" --max 2
+sleep $((8 - ($(date +%s) - started))) 2>/dev/null || true
 kill "$TG_PID"; wait "$TG_PID" 2>/dev/null || true
 TG_PID=
 if grep -E ' E! ' "$work/telegraf.log"; then echo "telegraf logged errors"; exit 1; fi

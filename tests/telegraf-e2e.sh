@@ -96,14 +96,24 @@ sed -e "s|command = \\[\"/usr/bin/vigil\"\\]|command = [\"$VIGIL\", \"--root\", 
   telegraf-snippets/vigil.conf > "$work/telegraf.d/vigil.conf"
 grep -q -- "--root" "$work/telegraf.d/vigil.conf"
 
+# Telegraf's execd (internal/process cmdWait) calls Cmd.Wait while its goroutines still read
+# the child's stdout/stderr; Wait closes the pipes when vigil exits on stdin EOF, so a shutdown
+# can log "read |0: file already closed" and --test then exits 1 ("input plugins recorded N
+# errors"). Those two lines are that race and nothing else; any other E! line fails the test.
+telegraf_errors() {
+  grep ' E! ' "$1" | grep -v 'read |0: file already closed' | grep -Ev 'input plugins recorded [0-9]+ errors' || true
+}
+
 log "telegraf --test parses vigil's output"
-# A freshly linked debug binary on a loaded machine can take seconds to answer its first
-# batch: run it once (page cache) and give the service input 5 s, not 2.
-"$VIGIL" --once --root "$work/root" > /dev/null
-"$TELEGRAF" --test --test-wait 5 --config "$work/telegraf.d/vigil.conf" > "$work/test.out" 2> "$work/test.err"
+tg_rc=0
+"$TELEGRAF" --test --test-wait 2 --config "$work/telegraf.d/vigil.conf" > "$work/test.out" 2> "$work/test.err" || tg_rc=$?
+if [ "$tg_rc" -ne 0 ] && ! grep -q 'file already closed' "$work/test.err"; then
+  cat "$work/test.err"; echo "telegraf --test exited $tg_rc"; exit 1
+fi
 grep -q '^> vigil,' "$work/test.out" || grep -q '^> vigil ' "$work/test.out"
 grep -q '^> pcie_link,' "$work/test.out"
-if grep -E ' E! ' "$work/test.err"; then echo "telegraf --test logged errors"; exit 1; fi
+errs=$(telegraf_errors "$work/test.err")
+if [ -n "$errs" ]; then echo "$errs"; echo "telegraf --test logged errors"; exit 1; fi
 
 # The agent flushes as Telegraf does by default (10 s, plus jitter): only the shipped fast
 # output, pointed at the test database, can bring a kernel record in within 2 s.
@@ -129,7 +139,8 @@ python3 tests/kmsg_latency.py --url "http://127.0.0.1:$PORT" --db vigil_e2e --ro
 sleep $((8 - ($(date +%s) - started))) 2>/dev/null || true
 kill "$TG_PID"; wait "$TG_PID" 2>/dev/null || true
 TG_PID=
-if grep -E ' E! ' "$work/telegraf.log"; then echo "telegraf logged errors"; exit 1; fi
+errs=$(telegraf_errors "$work/telegraf.log")
+if [ -n "$errs" ]; then echo "$errs"; echo "telegraf logged errors"; exit 1; fi
 
 log "checking InfluxDB"
 "$VIGIL" --once --root "$work/root" > "$work/once.lp"

@@ -26,6 +26,10 @@ What is modelled, and where Grafana does it (grafana/grafana):
   an instance whose series is missing is resolved after 2 evaluation intervals (MissingSeries,
   docs/sources/alerting/fundamentals/alert-rule-evaluation/stale-alert-instances.md).
 - Annotations: `{{ $labels.X }}` and `{{ $values.R.Value }}` rendered per instance.
+
+A rule fails the test when it fires where it should not, fires late, fires only at some
+evaluation phases, leaves the host or device out of its summary, or fires in no scenario at
+all (its silence elsewhere would prove nothing).
 """
 import argparse
 import json
@@ -393,7 +397,7 @@ def node_state(**kw):
         "port_power": "D0", "aer": {"correctable": 12, "nonfatal": 0, "fatal": 0},
         "devsta": {"corr": 0, "nonfatal": 0, "fatal": 0, "ur": 0}, "dpc_triggered": 0,
         "privileged": True, "aer_files": True, "vfio": True, "intended": 1, "group_viable": 1,
-        "readiness": 50, "log2ram": True, "sync_age": 3600,
+        "readiness": 50, "log2ram": True, "sync_age": 3600, "gpu_reachable": 1,
     }
     st.update(kw)
     return st
@@ -419,7 +423,7 @@ def collect(tl, rel, host, st):
     tl.add(rel, "pcie_device", {**h, **GPU}, {
         "driver": st["gpu_driver"], "power_state": st["gpu_power"], "d_state": d_state[st["gpu_power"]],
         "runtime_status": "active" if st["gpu_power"] == "D0" else "suspended", "link_skipped": int(gpu_sleeps),
-        "upstream_port": PORT["address"], **({} if gpu_sleeps else {"reachable": 1})})
+        "upstream_port": PORT["address"], **({} if gpu_sleeps else {"reachable": st["gpu_reachable"]})})
     if not gpu_sleeps:  # vigil never reads a sleeping device's link (nor its parent's)
         for dev in (PORT, GPU):
             tl.add(rel, "pcie_link", {**h, **dev}, {
@@ -575,6 +579,26 @@ def sc_noaer(tl):
     run_nodes(tl, -1800, 900, 10, {"pve1": pve1})
 
 
+def sc_drift(tl):
+    """Every other rule must be able to fire. pve1's configuration drifts at t=0: kdump
+    unloaded (readiness 60 -> 50) and the passthrough GPU taken by nouveau (misbound, its
+    group no longer viable). pve2's GPU link trains at x8 at t=0, takes a burst of 200
+    correctable errors, and the GPU falls off the bus at t=600."""
+    def pve1(t):
+        if t < 0:
+            return node_state(readiness=60)
+        return node_state(readiness=50, gpu_driver="nouveau", group_viable=0)
+    def pve2(t):
+        st = node_state()
+        if t >= 0:
+            st["gpu_width"] = 8
+            st["aer"] = {"correctable": 12 + min(200, int(t)), "nonfatal": 0, "fatal": 0}
+        if t >= 600:
+            st["gpu_reachable"] = 0
+        return st
+    run_nodes(tl, -3 * 3600, 1800, 10, {"pve1": pve1, "pve2": pve2})
+
+
 GPU_A = GPU["address"]
 SCENARIOS = [
     ("3 hosts, pve2 freezes", sc_frozen, (-600, 600), [
@@ -590,6 +614,14 @@ SCENARIOS = [
     ("stock nodes for 8 days (pve2's log2ram timer stops)", sc_stock, (-3 * DAY, 0), [
         ("vigil-ram-logs-unsynced", {"host": "pve2"}, None)]),
     ("GPU runtime-suspended at idle", sc_suspend, (-600, 4200), []),
+    ("configuration drift on pve1, a failing link on pve2", sc_drift, (-600, 1800), [
+        ("vigil-readiness-drop", {"host": "pve1"}, 1200),
+        ("vigil-vfio-misbound", {"host": "pve1", "address": GPU_A}, 900),
+        ("vigil-iommu-group-not-viable", {"host": "pve1", "address": GPU_A}, 900),
+        ("vigil-link-width-downgrade", {"host": "pve2", "address": GPU_A}, 360),
+        ("vigil-link-width-downgrade", {"host": "pve2", "address": PORT["address"]}, 360),  # both ends
+        ("vigil-aer-correctable-rate", {"host": "pve2", "address": GPU_A}, 180),
+        ("vigil-device-unreachable", {"host": "pve2", "address": GPU_A}, 630)]),
     ("pci=noaer: Device Status bit, then DPC", sc_noaer, (-600, 900), [
         ("vigil-device-status-error", {"host": "pve1", "address": GPU_A}, 30),
         ("vigil-dpc-triggered", {"host": "pve1", "address": PORT["address"]}, 330)]),
@@ -636,6 +668,11 @@ def run_scenario(influx, now, name, build, window, rules, phase, long_step=None)
     return states, tl.used
 
 
+def rel_time(t):
+    """Seconds after the scenario's t=0, in hours past a day's worth of seconds."""
+    return f"{t:+d}s" if abs(t) < 7200 else f"{t / 3600:+.1f}h"
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--url", required=True)
@@ -648,7 +685,7 @@ def main():
     rules = load_rules(args.alerts)
     documented = documented_fields(args.metrics_doc)
     now = (int(time.time()) // 3600) * 3600 - 2 * 3600  # once; every timestamp is relative to it
-    failures, rows = [], []
+    failures, rows, fired_somewhere = [], [], set()
 
     for g, r in rules:
         for field in ("summary",):
@@ -670,6 +707,7 @@ def main():
             for m, f in sorted(used):
                 if (m, f) not in documented and not (m == "pcie_aer" and f not in ("total",) and ("pcie_aer", "<counter>") in documented):
                     failures.append(f"{name}: {m}.{f} is not in docs/metrics.md")
+        quiet = []
         for g, r in rules:
             uid = r["uid"]
             exp = [(lb, dl) for u, lb, dl in expect if u == uid]
@@ -685,7 +723,7 @@ def main():
                 labels = hits[0][1]
                 worst = max(h[0] for h in hits)
                 ident = " ".join(v for k, v in sorted(labels.items()) if k in ("host", "address", "severity", "category") and v)
-                got_txt.append(f"fires {ident} at +{worst}s" if worst >= 0 else f"fires {ident} at {worst}s")
+                got_txt.append(f"fires {ident} at {rel_time(worst)}")
                 ok = False
                 for i, (lb, dl) in enumerate(exp):
                     if contains(labels, lb):
@@ -706,8 +744,10 @@ def main():
                     failures.append(f"{name}: {uid} did not fire for {lb}")
             if exp or got:
                 rows.append((name, uid, exp_txt, "; ".join(got_txt) or "silent"))
+                fired_somewhere.update([uid] if got else [])
             else:
-                rows.append((name, uid, "silent", "silent"))
+                quiet.append(uid)
+        other_row = (name, f"the other {len(quiet)} rules", "silent", "silent")
         if args.rule_before and name.startswith("3 hosts"):
             old = load_rules(args.rule_before)
             states, _ = run_scenario(influx, now, name + " old", build, window, old, 0)
@@ -716,6 +756,12 @@ def main():
             rows.append((name, "heartbeat rule before issue 17", "fires pve2 by +120s", got_txt + " (the test fails it)"))
             if any(lb.get("host") == "pve2" for lb in fired):
                 failures.append("the heartbeat rule before issue 17 passed the frozen-node scenario: the scenario proves nothing")
+        rows.append(other_row)
+
+    if not args.only:
+        for g, r in rules:
+            if r["uid"] not in fired_somewhere:
+                failures.append(f"{r['uid']} fires in no scenario: its silence proves nothing")
 
     w = [max(len(r[i]) for r in rows + [("scenario", "rule", "expected", "got")]) for i in range(4)]
     line = lambda r: " | ".join(c.ljust(w[i]) for i, c in enumerate(r))

@@ -25,7 +25,7 @@ fi
 # Debian starts the packaged service; the test runs its own instance.
 systemctl stop influxdb >/dev/null 2>&1 || true
 
-if [ ! -x "$TELEGRAF" ]; then
+ensure_go() {
   if ! command -v go >/dev/null 2>&1; then
     [ -x /usr/local/go/bin/go ] && export PATH=$PATH:/usr/local/go/bin
   fi
@@ -33,6 +33,10 @@ if [ ! -x "$TELEGRAF" ]; then
     log "installing Go (GOTOOLCHAIN=auto fetches the version Telegraf asks for)"
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq golang-go >/dev/null
   fi
+}
+
+if [ ! -x "$TELEGRAF" ]; then
+  ensure_go
   log "building Telegraf $TELEGRAF_VERSION (inputs.execd, outputs.influxdb, outputs.file)"
   src=$(mktemp -d)
   dir=$(GOFLAGS=-mod=mod go mod download -json "github.com/influxdata/telegraf@$TELEGRAF_VERSION" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')
@@ -45,6 +49,18 @@ if [ ! -x "$TELEGRAF" ]; then
   rm -rf "$src"
 fi
 "$TELEGRAF" plugins | grep -x inputs.execd >/dev/null  # no -q: grep -q may exit before telegraf has written all, and pipefail would see SIGPIPE
+
+# The dashboard against Grafana's schema (grafana-foundation-sdk, Apache-2.0), cached by the
+# checker's source.
+SCHEMA_CHECK=$CACHE/dashboard-schema-$(cat tests/dashboard-schema/go.mod tests/dashboard-schema/go.sum tests/dashboard-schema/main.go | sha256sum | cut -c1-16)
+if [ ! -x "$SCHEMA_CHECK" ]; then
+  ensure_go
+  log "building the dashboard schema check"
+  mkdir -p "$CACHE"
+  (cd tests/dashboard-schema && GOTOOLCHAIN=auto GOFLAGS=-mod=mod go build -trimpath -o "$SCHEMA_CHECK.tmp" .)
+  mv "$SCHEMA_CHECK.tmp" "$SCHEMA_CHECK"
+fi
+"$SCHEMA_CHECK" telegraf-snippets/grafana-dashboard.json
 
 log "building vigil"
 cargo build -q

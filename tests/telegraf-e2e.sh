@@ -52,7 +52,7 @@ fi
 
 # The dashboard against Grafana's schema (grafana-foundation-sdk, Apache-2.0), cached by the
 # checker's source.
-SCHEMA_CHECK=$CACHE/dashboard-schema-$(cat tests/dashboard-schema/go.mod tests/dashboard-schema/go.sum tests/dashboard-schema/main.go | sha256sum | cut -c1-16)
+SCHEMA_CHECK=$CACHE/dashboard-schema-$(cat tests/dashboard-schema/go.* tests/dashboard-schema/*.go | sha256sum | cut -c1-16)
 if [ ! -x "$SCHEMA_CHECK" ]; then
   ensure_go
   log "building the dashboard schema check"
@@ -61,6 +61,8 @@ if [ ! -x "$SCHEMA_CHECK" ]; then
   mv "$SCHEMA_CHECK.tmp" "$SCHEMA_CHECK"
 fi
 "$SCHEMA_CHECK" telegraf-snippets/grafana-dashboard.json
+"$SCHEMA_CHECK" --rules <(python3 -c 'import json, sys, yaml; json.dump(yaml.safe_load(open(sys.argv[1])), sys.stdout)' \
+  telegraf-snippets/grafana-alerts.yaml)
 
 log "building vigil"
 cargo build -q

@@ -1,7 +1,8 @@
 // Checks telegraf-snippets/grafana-dashboard.json against Grafana's dashboard schema as the
 // Apache-2.0 grafana-foundation-sdk generates it (Grafana itself is AGPL and not used here):
 // strict decoding (unknown keys, wrong types and missing required fields fail, panel options by
-// panel type) and the SDK's validation. Built and run by tests/telegraf-e2e.sh.
+// panel type) and the SDK's validation. With --rules, the alert provisioning file (as JSON):
+// each rule strictly decoded as the SDK's alert rule. Built and run by tests/telegraf-e2e.sh.
 package main
 
 import (
@@ -17,6 +18,17 @@ import (
 
 func main() {
 	plugins.RegisterDefaultPlugins()
+	if len(os.Args) == 3 && os.Args[1] == "--rules" {
+		raw, err := os.ReadFile(os.Args[2])
+		if err == nil {
+			err = checkRules(raw)
+		}
+		if err != nil {
+			fmt.Println("grafana-foundation-sdk, alert rules:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	raw, err := os.ReadFile(os.Args[1])
 	if err != nil {
 		fmt.Println(err)

@@ -4,6 +4,11 @@
 //! (kernel-abi.md §0): gone (`Absent`), not allowed (`Permission`), the kernel
 //! refused this cycle (`Unavailable`: EINVAL/EIO/EBUSY/EAGAIN/ENODEV/...), or
 //! the content itself is unusable (`Invalid`). Each error carries its path.
+#![allow(
+    clippy::disallowed_methods,
+    clippy::disallowed_types,
+    reason = "read.rs is the library's one door to the filesystem (lib/clippy.toml)"
+)]
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -534,7 +539,7 @@ impl DirHandle {
 /// A stream to follow (`/dev/kmsg` or a capture of it), read-only, optionally
 /// non-blocking, and whether it is a character device (one record per `read()`)
 /// rather than a byte stream. The caller bounds what it reads.
-pub fn open_stream(path: &Path, nonblocking: bool) -> Result<(File, bool)> {
+pub fn open_stream(path: &Path, nonblocking: bool) -> Result<(Stream, bool)> {
     use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
     let mut opts = std::fs::OpenOptions::new();
     opts.read(true);
@@ -545,7 +550,18 @@ pub fn open_stream(path: &Path, nonblocking: bool) -> Result<(File, bool)> {
     let is_char = file
         .metadata()
         .is_ok_and(|m| m.file_type().is_char_device());
-    Ok((file, is_char))
+    Ok((Stream(file), is_char))
+}
+
+/// An open stream from [`open_stream`]: it can only be read, and only through
+/// here, so the library's readers hold no `File` of their own.
+#[derive(Debug)]
+pub struct Stream(File);
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.read(buf)
+    }
 }
 
 #[cfg(test)]

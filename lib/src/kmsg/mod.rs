@@ -14,7 +14,6 @@ pub mod limit;
 pub mod record;
 
 use serde::Serialize;
-use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -160,7 +159,7 @@ impl BootClock {
 
 /// A reader over `/dev/kmsg` (one record per read) or a captured file (a stream).
 pub struct Reader {
-    file: File,
+    file: read::Stream,
     path: PathBuf,
     root: Root,
     is_device: bool,

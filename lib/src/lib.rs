@@ -131,7 +131,7 @@ pub fn collect(root: &Root, sel: &Selection, clock: Clock) -> Snapshot {
     let mut findings = Vec::new();
     let forensics = wants_forensics.then(|| {
         let sw = clock.start();
-        let f = forensics::collect(root, cmdline.as_deref(), clock, &mut tally);
+        let f = forensics::collect(root, cmdline.as_deref(), time_unix_ns, &mut tally);
         let facts = platform_facts(
             root,
             cmdline.as_deref(),

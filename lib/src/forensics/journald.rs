@@ -22,6 +22,12 @@
 //! - `SyncIntervalSec=` is `config_parse_sec` (parse_sec in src/basic/time-util.c):
 //!   an unparsable or empty value is likewise ignored.
 
+use super::mounts::{self, Mount};
+use super::{masked, os_error, remote, systemd_conf_files, Forensics, C};
+use crate::read::{self, ErrorKind};
+use crate::root::Root;
+use crate::status::Tally;
+
 /// Where systemd looks for `NAME` and `NAME.d/*.conf`, highest precedence first
 /// (CONF_PATHS in src/basic/path-lookup.h; Debian 12+ has merged /usr, so no /lib).
 pub const CONF_DIRS: [&str; 4] = [
@@ -174,6 +180,60 @@ fn unit_seconds(unit: &str) -> Option<f64> {
         "y" | "year" | "years" => 31_557_600.0,
         _ => return None,
     })
+}
+
+/// The settings journald runs with, and whether `/var/log/journal` exists
+/// (what `Storage=auto` decides by).
+pub fn collect(root: &Root, f: &mut Forensics, tally: &mut Tally) {
+    let (js, unreadable) = running_settings(root, tally);
+    f.journal_storage = js.storage.unwrap_or_else(|| "auto".into());
+    f.journal_storage_from = js.storage_from;
+    f.journal_sync_interval_s = js.sync_interval_s.unwrap_or(DEFAULT_SYNC_S);
+    f.journal_config_ignored = js.ignored;
+    f.journal_config_unreadable = unreadable;
+    f.journal_dir_exists = read::is_dir(&root.path("/var/log/journal"));
+}
+
+/// The settings journald is running with, from its files in its precedence,
+/// and the files that could not be read (then the settings are unknown).
+fn running_settings(root: &Root, tally: &mut Tally) -> (Settings, Vec<String>) {
+    let mut js = Settings::default();
+    let mut unreadable = Vec::new();
+    for path in systemd_conf_files(root, "journald.conf") {
+        if masked(root, &path) {
+            continue;
+        }
+        match remote::read_config(root, &path) {
+            Ok(t) => apply(&mut js, &t, &path),
+            Err(e) if e.kind == ErrorKind::Absent => {}
+            Err(e) => {
+                tally.read_failed(C, &e);
+                unreadable.push(os_error(root, &e));
+            }
+        }
+    }
+    (js, unreadable)
+}
+
+/// Whether the journal survives a reset: written under /var (by its settings)
+/// to a filesystem that is not in RAM (by the mounts).
+pub fn judge_persistence(mounts: &[Mount], f: &mut Forensics) {
+    let journal_mount = mounts::holding(mounts, "/var/log/journal");
+    if let Some(m) = journal_mount {
+        f.journal_fs = Some(m.fstype.clone());
+        f.journal_source = Some(m.source.clone());
+    }
+    let journal_in_ram = journal_mount.is_some_and(Mount::in_ram);
+    let writes_to_var = match f.journal_storage.as_str() {
+        "persistent" => true,
+        "auto" => f.journal_dir_exists,
+        _ => false,
+    };
+    // An unreadable journald.conf could say anything: unknown, not a verdict.
+    f.journal_persistent = f
+        .journal_config_unreadable
+        .is_empty()
+        .then_some(writes_to_var && !journal_in_ram);
 }
 
 #[cfg(test)]

@@ -8,9 +8,11 @@
 
 use std::collections::BTreeSet;
 
-use super::journald;
+use super::{journald, masked, os_error, systemd_conf_files, Forensics, C};
+use crate::platform::cmdline;
 use crate::read::{self, ErrorKind, ReadError};
 use crate::root::Root;
+use crate::status::Tally;
 
 /// What one configuration file says.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -437,6 +439,114 @@ pub fn rsyslog_skip(_: &str) -> bool {
 /// syslog-ng skips backup and hidden files in an included directory.
 pub fn syslog_ng_skip(n: &str) -> bool {
     n.ends_with('~') || n.starts_with('.')
+}
+
+/// journal-upload: enabled, with a `URL=` in its configuration.
+fn journal_upload(root: &Root) -> Verdict {
+    let mut v = Verdict::default();
+    let enabled = read::exists(
+        &root.path("/etc/systemd/system/multi-user.target.wants/systemd-journal-upload.service"),
+    );
+    if !enabled {
+        return v;
+    }
+    let mut url = None;
+    for path in systemd_conf_files(root, "journal-upload.conf") {
+        if masked(root, &path) {
+            continue;
+        }
+        match read_config(root, &path) {
+            Ok(t) => journal_upload_url(&mut url, &t),
+            Err(e) if e.kind == ErrorKind::Absent => {}
+            Err(e) => v.unreadable.push(e),
+        }
+    }
+    // An unreadable file could set or clear the URL: only a clean read is an answer.
+    v.forwards = url.is_some() && v.unreadable.is_empty();
+    v
+}
+
+/// netconsole: registered as a console, enabled in configfs, or on the command line.
+fn netconsole(root: &Root, params: &[(String, Option<String>)]) -> Verdict {
+    let mut v = Verdict::default();
+    match read::read_text(&root.path("/proc/consoles")) {
+        Ok(t) => v.forwards |= netconsole_console(&t),
+        Err(e) if e.kind == ErrorKind::Absent => {}
+        Err(e) => v.unreadable.push(e),
+    }
+    let dir = "/sys/kernel/config/netconsole";
+    match read::list_dir(&root.path(dir)) {
+        Ok(targets) => {
+            for t in targets {
+                match read::read_attr(&root.path(&format!("{dir}/{t}/enabled"))) {
+                    Ok(e) => v.forwards |= e.trim() == "1",
+                    Err(e) if e.kind == ErrorKind::Absent => {}
+                    Err(e) => v.unreadable.push(e),
+                }
+            }
+        }
+        Err(e) if e.kind == ErrorKind::Absent => {}
+        Err(e) => v.unreadable.push(e),
+    }
+    v.forwards |= cmdline::has_key(params, "netconsole");
+    v
+}
+
+/// A daemon's program is there: a configuration left behind by `apt remove`
+/// forwards nothing.
+fn installed(root: &Root, program: &str) -> bool {
+    read::is_file(&root.path(program))
+}
+
+/// Which ways off the node are in use; a way whose configuration could not be
+/// read is unknown, reported in `unavailable` and never counted as "none".
+pub fn collect(root: &Root, cmdline_text: Option<&str>, f: &mut Forensics, tally: &mut Tally) {
+    let params = cmdline_text.map(cmdline::parse).unwrap_or_default();
+    let ways = [
+        ("journal-upload", Some(journal_upload(root))),
+        (
+            "rsyslog",
+            installed(root, "/usr/sbin/rsyslogd").then(|| {
+                follow(
+                    root,
+                    "/etc/rsyslog.conf",
+                    rsyslog_file,
+                    rsyslog_resolve,
+                    rsyslog_skip,
+                )
+            }),
+        ),
+        (
+            "syslog-ng",
+            installed(root, "/usr/sbin/syslog-ng").then(|| {
+                follow(
+                    root,
+                    "/etc/syslog-ng/syslog-ng.conf",
+                    syslog_ng_file,
+                    syslog_ng_resolve,
+                    syslog_ng_skip,
+                )
+            }),
+        ),
+        ("netconsole", Some(netconsole(root, &params))),
+    ];
+    for (name, v) in ways {
+        let v = v.unwrap_or_default();
+        match v.known() {
+            Some(true) => f.remote_logging.push(name.into()),
+            Some(false) => {}
+            None => {
+                for e in &v.unreadable {
+                    tally.read_failed(C, e);
+                    f.remote_logging_unknown
+                        .push(format!("{name}: {}", os_error(root, e)));
+                }
+            }
+        }
+        if name == "netconsole" {
+            f.netconsole = v.known();
+        }
+    }
 }
 
 #[cfg(test)]

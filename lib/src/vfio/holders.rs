@@ -1,5 +1,94 @@
 //! Who holds `/dev/vfio/<group>` open: the process (usually QEMU) and its VM id.
 
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::{Holder, VfioDevice};
+use crate::read::{self, ErrorKind};
+use crate::root::Root;
+use crate::status::{Collector, Tally};
+
+const C: Collector = Collector::VfioDevice;
+
+/// Who holds each device's group open. Only worth a /proc walk when a group
+/// node exists; `None` where some process could not be inspected.
+pub fn collect(root: &Root, devices: &mut BTreeMap<String, VfioDevice>, tally: &mut Tally) {
+    if devices.is_empty() {
+        return;
+    }
+    let nodes: BTreeSet<u32> = read::list_dir(&root.path("/dev/vfio"))
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|n| vfio_group_of_link(&format!("/dev/vfio/{n}")))
+        .collect();
+    let (found, complete) = if nodes.is_empty() {
+        (BTreeMap::new(), true)
+    } else {
+        scan(root, &nodes, tally)
+    };
+    for dev in devices.values_mut() {
+        let Some(g) = dev.group else { continue };
+        dev.holder = match found.get(&g) {
+            Some(h) => Some(Some(h.clone())),
+            None if complete => Some(None),
+            None => None,
+        };
+    }
+}
+
+/// Group -> holder, and whether every process could be inspected.
+fn scan(root: &Root, groups: &BTreeSet<u32>, tally: &mut Tally) -> (BTreeMap<u32, Holder>, bool) {
+    let mut found = BTreeMap::new();
+    let mut complete = true;
+    let proc_dir = root.path("/proc");
+    let Ok(pids) = read::list_dir(&proc_dir) else {
+        tally.unavailable(C, "absent");
+        return (found, false);
+    };
+    for pid in pids
+        .iter()
+        .filter(|p| p.chars().all(|c| c.is_ascii_digit()))
+    {
+        let fd_dir = proc_dir.join(pid).join("fd");
+        let fds = match read::list_dir(&fd_dir) {
+            Ok(f) => f,
+            Err(e) if e.kind == ErrorKind::Permission => {
+                complete = false;
+                continue;
+            }
+            Err(_) => continue, // exited meanwhile, or a kernel thread
+        };
+        for fd in fds {
+            let Ok(target) = read::read_link(&fd_dir.join(&fd)) else {
+                continue;
+            };
+            let Some(g) = target.to_str().and_then(vfio_group_of_link) else {
+                continue;
+            };
+            if !groups.contains(&g) || found.contains_key(&g) {
+                continue;
+            }
+            let name = read::read_attr(&proc_dir.join(pid).join("comm"))
+                .ok()
+                .map(|c| c.trim().to_string());
+            let vmid = read::read_bytes(&proc_dir.join(pid).join("cmdline"), 1 << 16)
+                .ok()
+                .and_then(|b| vmid_from_cmdline(&b));
+            found.insert(
+                g,
+                Holder {
+                    pid: pid.parse().unwrap_or(0),
+                    name,
+                    vmid,
+                },
+            );
+        }
+    }
+    if !complete {
+        tally.unavailable(C, "permission");
+    }
+    (found, complete)
+}
+
 /// VM id from a QEMU argv (NUL-separated `/proc/<pid>/cmdline`): Proxmox passes
 /// `-id <vmid>`; otherwise libvirt's `-name guest=<name>,...` or `-name <name>`.
 pub fn vmid_from_cmdline(raw: &[u8]) -> Option<String> {

@@ -8,7 +8,14 @@
 //! the host); a mapping is cluster-wide and resolved through
 //! `/etc/pve/mapping/pci.cfg` for this node.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::pci::PciDevice;
+use crate::read;
+use crate::root::Root;
+use crate::status::{Collector, Tally};
+
+const C: Collector = Collector::VfioDevice;
 
 /// One `hostpciN:` entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -177,6 +184,56 @@ pub fn mapping_paths(cfg: &str, name: &str, node: &str) -> Vec<String> {
         }
         if on_node {
             out.extend(paths);
+        }
+    }
+    out
+}
+
+/// address -> VM ids whose config takes it.
+pub fn configured(
+    root: &Root,
+    devices: &BTreeMap<String, PciDevice>,
+    tally: &mut Tally,
+) -> BTreeMap<String, BTreeSet<String>> {
+    let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let dir = root.path("/etc/pve/qemu-server");
+    let Ok(names) = read::list_dir(&dir) else {
+        return out;
+    };
+    let present: BTreeSet<String> = devices.keys().cloned().collect();
+    let node = read::read_attr(&root.path("/etc/hostname"))
+        .ok()
+        .map(|h| h.trim().to_string());
+    let mapping = read::read_text(&root.path("/etc/pve/mapping/pci.cfg")).ok();
+    for n in names {
+        let Some(vmid) = n
+            .strip_suffix(".conf")
+            .filter(|v| v.chars().all(|c| c.is_ascii_digit()))
+        else {
+            continue;
+        };
+        let text = match read::read_text(&dir.join(&n)) {
+            Ok(t) => t,
+            Err(e) => {
+                tally.read_failed(C, &e);
+                continue;
+            }
+        };
+        let vm = parse_vm_config(&text);
+        if vm.template {
+            continue;
+        }
+        for (_, entry) in vm.entries {
+            let addrs = match entry {
+                HostPci::Ids(ids) => resolve(&ids, &present),
+                HostPci::Mapping(name) => match (&mapping, &node) {
+                    (Some(m), Some(node)) => resolve(&mapping_paths(m, &name, node), &present),
+                    _ => Vec::new(),
+                },
+            };
+            for a in addrs {
+                out.entry(a).or_default().insert(vmid.to_string());
+            }
         }
     }
     out

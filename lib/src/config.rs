@@ -721,7 +721,6 @@ mod tests {
             prop_assert!(cs.len <= 4096);
         }
 
-        #[test]
         /// Reading only what is decoded decodes the same as reading it all,
         /// on garbage of any length and on mutated real spaces (extended
         /// chains with loops and wild pointers included).

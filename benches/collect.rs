@@ -94,7 +94,7 @@ fn parsers(c: &mut Criterion) {
         b.iter(|| parse::aer_field_name(black_box("PoisonTLPBlocked")))
     });
     c.bench_function("decode/config_4096", |b| {
-        b.iter(|| vigil_collector::config::decode(black_box(&cfg)))
+        b.iter(|| vigil_collector::pci::config_space::decode(black_box(&cfg)))
     });
     c.bench_function("kmsg/parse_classify", |b| {
         b.iter(|| {

@@ -5,7 +5,6 @@
 //! knows nothing about line protocol: naming and encoding live in the `vigil`
 //! binary. Only [`read`] touches the filesystem; parsers are pure.
 
-pub mod config;
 pub mod edac;
 pub mod forensics;
 pub mod heartbeat;

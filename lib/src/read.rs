@@ -420,7 +420,7 @@ impl DirHandle {
     /// A binary attribute read in pieces at offsets chosen by `read`, which
     /// gets the file's size and a `pread`: for `config`, where every dword
     /// read costs a bus transaction and only some are wanted
-    /// (`config::read_sparse`). One open; the size comes from `fstat`, which
+    /// (`pci::config_space::read_sparse`). One open; the size comes from `fstat`, which
     /// reads no register.
     pub fn read_parts(
         &self,

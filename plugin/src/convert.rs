@@ -4,9 +4,9 @@
 
 use std::collections::HashMap;
 
-use vigil_collector::config::{bit_names, COR_NAMES, UNCOR_NAMES};
 use vigil_collector::edac::Edac;
 use vigil_collector::kmsg::{Event, Suppressed};
+use vigil_collector::pci::config_space::{bit_names, COR_NAMES, UNCOR_NAMES};
 use vigil_collector::pci::{parse::aer_field_name, PciDevice, Severity, Width};
 use vigil_collector::vfio::VfioDevice;
 use vigil_collector::{Collector, Selection, Snapshot};

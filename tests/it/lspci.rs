@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
 
-use vigil_collector::config::{bit_names, decode, COR_NAMES, UNCOR_NAMES};
+use vigil_collector::pci::config_space::{bit_names, decode, COR_NAMES, UNCOR_NAMES};
 
 use crate::util::*;
 
@@ -273,7 +273,7 @@ fn config_decode_agrees_with_lspci() {
 /// `L1SubCtl1: ...` against the decode and the `pcie_aspm` fields.
 fn l1_substates_agree(
     l: &Lspci,
-    cs: &vigil_collector::config::ConfigSpace,
+    cs: &vigil_collector::pci::config_space::ConfigSpace,
     ps: &[Point],
     addr: &str,
     ctx: &str,

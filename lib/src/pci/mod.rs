@@ -7,6 +7,7 @@
 //! parent bridge on current kernels, are read only when the device and every
 //! bridge above it are awake. Otherwise `link_skipped` is set.
 
+pub mod config_space;
 mod observer;
 pub mod parse;
 
@@ -14,7 +15,7 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use crate::config::{ConfigSpace, PortType};
+use config_space::{ConfigSpace, PortType};
 use crate::read::{self, DirHandle, ErrorKind};
 use crate::root::Root;
 use crate::status::{Clock, Collector, Selection, Tally};

@@ -31,8 +31,8 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::config_space::{self, ConfigSpace};
 use super::parse::{PowerState, RuntimeStatus};
-use crate::config::{self, ConfigSpace};
 use crate::read::{self, DirHandle, ReadError};
 
 /// The link attributes, in the order [`Observed::link`] holds them.
@@ -140,15 +140,17 @@ fn observe(bus: &DirHandle, plan: &Plan, i: usize, asleep: &BTreeSet<String>) ->
     let (mut config, mut link) = (None, None);
     if !skipped {
         if plan.config {
-            // Only the parts decoded are read (`config::read_sparse`); the
+            // Only the parts decoded are read (`config_space::read_sparse`); the
             // kernel returns 64 bytes to unprivileged openers.
             config = Some(
-                dir.read_parts("config", |size, pread| config::read_sparse(size, pread))
-                    .map(|b| ConfigRead {
-                        len: b.len(),
-                        space: config::decode(&b),
-                        raw: plan.record.then_some(b),
-                    }),
+                dir.read_parts("config", |size, pread| {
+                    config_space::read_sparse(size, pread)
+                })
+                .map(|b| ConfigRead {
+                    len: b.len(),
+                    space: config_space::decode(&b),
+                    raw: plan.record.then_some(b),
+                }),
             );
         }
         let id = |r: &read::Result<String>| attr(r).and_then(|s| super::parse::hex_u16(s).ok());

@@ -15,9 +15,10 @@
 
 use serde::Serialize;
 
+use crate::collector::Collector;
 use crate::read::{DirHandle, ErrorKind};
 use crate::root::Root;
-use crate::status::{Collector, Tally};
+use crate::status::Tally;
 
 pub const MC_DIR: &str = "/sys/devices/system/edac/mc";
 

@@ -3,9 +3,10 @@
 
 use serde::Serialize;
 
+use crate::collector::Collector;
 use crate::read;
 use crate::root::Root;
-use crate::status::{Collector, Tally};
+use crate::status::Tally;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Heartbeat {

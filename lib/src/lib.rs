@@ -5,6 +5,8 @@
 //! knows nothing about line protocol: naming and encoding live in the `vigil`
 //! binary. Only [`read`] touches the filesystem; parsers are pure.
 
+pub mod clock;
+pub mod collector;
 pub mod edac;
 pub mod forensics;
 pub mod heartbeat;
@@ -19,8 +21,10 @@ pub mod vfio;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
+pub use clock::Clock;
+pub use collector::{Collector, Selection};
 pub use root::Root;
-pub use status::{Clock, Collector, CollectorStatus, Diagnostic, Selection};
+pub use status::{CollectorStatus, Diagnostic};
 
 /// Everything one collection saw.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]

@@ -1,79 +1,11 @@
-//! Which collectors exist, and how each one fared this collection.
+//! How each collector fared this collection: success, duration, errors, why
+//! data is missing, and what to tell a person (kept by [`Tally`]).
 
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::Instant;
 
+use crate::collector::Collector;
 use crate::read::{ErrorKind, ReadError};
-
-/// Every collector, by its contract name. The CLI's `--collectors` list and
-/// the `vigil_collector` lines are driven from this one table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Collector {
-    PcieDevice,
-    PcieLink,
-    PcieAer,
-    PcieAerStatus,
-    PcieAspm,
-    PciePlatform,
-    IommuGroup,
-    VfioDevice,
-    CrashForensics,
-    KernelEvent,
-    Vigil,
-    Edac,
-}
-
-impl Collector {
-    pub const ALL: [Collector; 12] = [
-        Collector::PcieDevice,
-        Collector::PcieLink,
-        Collector::PcieAer,
-        Collector::PcieAerStatus,
-        Collector::PcieAspm,
-        Collector::PciePlatform,
-        Collector::IommuGroup,
-        Collector::VfioDevice,
-        Collector::CrashForensics,
-        Collector::KernelEvent,
-        Collector::Vigil,
-        Collector::Edac,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Collector::PcieDevice => "pcie_device",
-            Collector::PcieLink => "pcie_link",
-            Collector::PcieAer => "pcie_aer",
-            Collector::PcieAerStatus => "pcie_aer_status",
-            Collector::PcieAspm => "pcie_aspm",
-            Collector::PciePlatform => "pcie_platform",
-            Collector::IommuGroup => "iommu_group",
-            Collector::VfioDevice => "vfio_device",
-            Collector::CrashForensics => "crash_forensics",
-            Collector::KernelEvent => "kernel_event",
-            Collector::Vigil => "vigil",
-            Collector::Edac => "edac",
-        }
-    }
-
-    pub fn from_name(s: &str) -> Option<Collector> {
-        Collector::ALL.into_iter().find(|c| c.name() == s)
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Selection(pub BTreeSet<Collector>);
-
-impl Selection {
-    pub fn all() -> Selection {
-        Selection(Collector::ALL.into_iter().collect())
-    }
-    pub fn has(&self, c: Collector) -> bool {
-        self.0.contains(&c)
-    }
-}
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct CollectorStatus {
@@ -91,48 +23,6 @@ pub struct CollectorStatus {
 pub struct Diagnostic {
     pub collector: Collector,
     pub message: String,
-}
-
-/// Wall clock and stopwatch. `Fixed` makes output reproducible: one timestamp,
-/// zero durations (goldens, `--fake-time`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Clock {
-    System,
-    Fixed { unix_ns: i64 },
-}
-
-impl Clock {
-    pub fn now_unix_ns(self) -> i64 {
-        match self {
-            Clock::System => std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
-                .unwrap_or(0),
-            Clock::Fixed { unix_ns } => unix_ns,
-        }
-    }
-    pub fn start(self) -> Stopwatch {
-        Stopwatch {
-            start: Instant::now(),
-            fixed: matches!(self, Clock::Fixed { .. }),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy)]
-pub struct Stopwatch {
-    start: Instant,
-    fixed: bool,
-}
-
-impl Stopwatch {
-    pub fn elapsed_us(&self) -> u64 {
-        if self.fixed {
-            0
-        } else {
-            u64::try_from(self.start.elapsed().as_micros()).unwrap_or(u64::MAX)
-        }
-    }
 }
 
 /// Per-collection bookkeeping shared by every collector.

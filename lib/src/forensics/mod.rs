@@ -24,9 +24,10 @@ pub mod watchdog;
 use serde::Serialize;
 use std::path::Path;
 
+use crate::collector::Collector;
 use crate::read;
 use crate::root::Root;
-use crate::status::{Collector, Tally};
+use crate::status::Tally;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Forensics {

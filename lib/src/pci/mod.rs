@@ -15,10 +15,12 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use config_space::{ConfigSpace, PortType};
+use crate::clock::Clock;
+use crate::collector::{Collector, Selection};
 use crate::read::{self, DirHandle, ErrorKind};
 use crate::root::Root;
-use crate::status::{Clock, Collector, Selection, Tally};
+use crate::status::Tally;
+use config_space::{ConfigSpace, PortType};
 use observer::{ConfigRead, Observed, Observer, Plan};
 pub use parse::{AerCounters, PowerState, RuntimeStatus, Width};
 

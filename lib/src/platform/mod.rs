@@ -5,10 +5,11 @@ pub mod cmdline;
 
 use serde::Serialize;
 
+use crate::collector::Collector;
 use crate::pci::PciSnapshot;
 use crate::read::{self, ErrorKind};
 use crate::root::Root;
-use crate::status::{Collector, Tally};
+use crate::status::Tally;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Platform {

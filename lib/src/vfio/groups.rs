@@ -4,10 +4,11 @@
 use std::collections::BTreeMap;
 
 use super::{driver_of, is_vfio_driver, IommuGroup};
+use crate::collector::Collector;
 use crate::pci::PciDevice;
 use crate::read::{self, DirHandle, ErrorKind};
 use crate::root::Root;
-use crate::status::{Collector, Tally};
+use crate::status::Tally;
 
 const C: Collector = Collector::IommuGroup;
 

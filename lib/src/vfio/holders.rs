@@ -3,9 +3,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::{Holder, VfioDevice};
+use crate::collector::Collector;
 use crate::read::{self, ErrorKind};
 use crate::root::Root;
-use crate::status::{Collector, Tally};
+use crate::status::Tally;
 
 const C: Collector = Collector::VfioDevice;
 

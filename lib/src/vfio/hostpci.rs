@@ -10,10 +10,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::collector::Collector;
 use crate::pci::PciDevice;
 use crate::read;
 use crate::root::Root;
-use crate::status::{Collector, Tally};
+use crate::status::Tally;
 
 const C: Collector = Collector::VfioDevice;
 

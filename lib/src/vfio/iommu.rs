@@ -3,10 +3,11 @@
 //! and the ACS override patch. Reported on the `pcie_platform` line.
 
 use super::VfioSnapshot;
+use crate::collector::Collector;
 use crate::platform::cmdline;
 use crate::read;
 use crate::root::Root;
-use crate::status::{Collector, Tally};
+use crate::status::Tally;
 
 const C: Collector = Collector::PciePlatform;
 

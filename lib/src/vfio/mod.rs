@@ -16,11 +16,12 @@ pub mod modprobe;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::collector::Collector;
 use crate::pci::{PciDevice, PciSnapshot};
 use crate::platform::cmdline;
 use crate::read::{self, DirHandle};
 use crate::root::Root;
-use crate::status::{Collector, Tally};
+use crate::status::Tally;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct IommuGroup {

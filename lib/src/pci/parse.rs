@@ -309,9 +309,9 @@ pub const AER_KERNEL_NAMES: [&str; 31] = [
 ];
 
 fn aer_name(name: &str) -> Cow<'static, str> {
-    // A match compiles to a length switch and few compares: cheaper than a
-    // binary search, and this runs for every line of every AER file. A test
-    // keeps the arms equal to the table.
+    // A match on the name (a length switch and a few compares), not a search
+    // of the table: this runs for every line of every AER file. A test keeps
+    // the arms equal to the table.
     let i = match name {
         "ACSViol" => 0,
         "AtomicOpBlocked" => 1,
@@ -561,12 +561,10 @@ mod tests {
             assert!(matches!(aer_name(n), Cow::Borrowed(b) if b == n), "{n}");
         }
         assert!(matches!(aer_name("Receiver Error"), Cow::Owned(_)));
+        // Sorted, so a name is easy to find and a duplicate shows.
         let mut sorted = AER_KERNEL_NAMES;
         sorted.sort_unstable();
-        assert_eq!(
-            sorted, AER_KERNEL_NAMES,
-            "binary search needs a sorted table"
-        );
+        assert_eq!(sorted, AER_KERNEL_NAMES, "keep the table sorted");
         assert_eq!(c.total, Some(7));
         assert_eq!(e.len(), 2);
     }

@@ -6,7 +6,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
 
-use vigil_collector::pci::config_space::{bit_names, decode, COR_NAMES, UNCOR_NAMES};
+use vigil_collector::pci::config_space::{
+    bit_names, decode, ConfigSpace, Express, COR_NAMES, UNCOR_NAMES,
+};
 
 use crate::util::*;
 
@@ -130,154 +132,173 @@ fn config_decode_agrees_with_lspci() {
             continue;
         };
         let ctx = format!("{addr} ({})", source_of(&root, addr));
-        // LnkCap: "Port #1, Speed 8GT/s, Width x1, ASPM L1, Exit Latency ..."
-        if let Some(cap) = &l.lnkcap {
-            let parts: Vec<&str> = cap.split(", ").collect();
-            let cap_speed = parts
-                .iter()
-                .find_map(|p| p.strip_prefix("Speed "))
-                .and_then(speed);
-            // lspci's LnkCap shows LNKCAP.SLS; the kernel's max_link_speed and vigil
-            // use the LNKCAP2 vector, which lspci prints as LnkCap2's upper bound.
-            let want = l.lnkcap2_max.or(cap_speed);
-            assert_eq!(e.max_speed_gts(), want, "{ctx}: max speed");
-            let w = parts
-                .iter()
-                .find_map(|p| p.strip_prefix("Width x"))
-                .and_then(|w| w.parse::<u8>().ok());
-            assert_eq!(Some(e.max_width()), w, "{ctx}: max width");
-            let aspm = parts
-                .iter()
-                .find_map(|p| p.strip_prefix("ASPM "))
-                .unwrap_or("");
-            let (l0s, l1) = match aspm {
-                "not supported" => (false, false),
-                "L0s" => (true, false),
-                "L1" => (false, true),
-                "L0s L1" => (true, true),
-                other => panic!("{ctx}: unknown LnkCap ASPM {other:?}"),
-            };
-            assert_eq!(
-                (e.lnkcap_l0s(), e.lnkcap_l1()),
-                (l0s, l1),
-                "{ctx}: LnkCap ASPM"
-            );
-        }
-        // LnkCtl: "ASPM L1 Enabled; ..." / "ASPM Disabled; ..."
-        if let Some(ctl) = &l.lnkctl {
-            let aspm = ctl.split(';').next().unwrap_or("");
-            let want = match aspm {
-                "ASPM Disabled" => (false, false),
-                "ASPM L0s Enabled" => (true, false),
-                "ASPM L1 Enabled" => (false, true),
-                "ASPM L0s L1 Enabled" => (true, true),
-                other => panic!("{ctx}: unknown LnkCtl {other:?}"),
-            };
-            assert_eq!((e.lnkctl_l0s(), e.lnkctl_l1()), want, "{ctx}: LnkCtl ASPM");
-            if let Some(p) = points(&ps, "pcie_aspm").find(|p| p.tags["address"] == *addr) {
-                assert_eq!(
-                    int(p, "lnkctl_l1"),
-                    Some(i64::from(want.1)),
-                    "{ctx}: output lnkctl_l1"
-                );
-                assert_eq!(
-                    int(p, "lnkctl_l0s"),
-                    Some(i64::from(want.0)),
-                    "{ctx}: output lnkctl_l0s"
-                );
-                assert_eq!(string(p, "source").as_deref(), Some("config"));
-            }
-        }
-        // LnkSta: "Speed 5GT/s (downgraded), Width x1 (ok)"
-        if let Some(sta) = &l.lnksta {
-            let parts: Vec<&str> = sta.split(", ").collect();
-            let sp = parts[0]
-                .strip_prefix("Speed ")
-                .map(|s| s.split(' ').next().unwrap_or(""));
-            assert_eq!(e.speed_gts(), sp.and_then(speed), "{ctx}: current speed");
-            let w = parts
-                .iter()
-                .find_map(|p| p.strip_prefix("Width x"))
-                .and_then(|w| w.split(' ').next())
-                .and_then(|w| w.parse::<u8>().ok());
-            assert_eq!(Some(e.width()), w, "{ctx}: current width");
-        }
-        if let Some(bits) = &l.lnksta_bits {
-            let on = plus_names(bits);
-            assert_eq!(e.link_training(), on.contains("Train"), "{ctx}: LT");
-            assert_eq!(e.dll_link_active(), on.contains("DLActive"), "{ctx}: DLLLA");
-            assert_eq!(e.bw_mgmt_status(), on.contains("BWMgmt"), "{ctx}: LBMS");
-            assert_eq!(
-                e.autonomous_bw_status(),
-                on.contains("ABWMgmt"),
-                "{ctx}: LABS"
-            );
-        }
-        if let Some(ds) = &l.devsta {
-            let on = plus_names(ds);
-            let got = [
-                ("CorrErr", e.devsta_corr_err()),
-                ("NonFatalErr", e.devsta_nonfatal_err()),
-                ("FatalErr", e.devsta_fatal_err()),
-                ("UnsupReq", e.devsta_unsupp_req()),
-            ];
-            for (n, v) in got {
-                assert_eq!(v, on.contains(n), "{ctx}: DevSta {n}");
-            }
-            let p = one(&ps, "pcie_aer_status", addr);
-            assert_eq!(
-                int(p, "devsta_corr_err"),
-                Some(i64::from(on.contains("CorrErr"))),
-                "{ctx}"
-            );
-            assert_eq!(
-                int(p, "devsta_unsupp_req"),
-                Some(i64::from(on.contains("UnsupReq"))),
-                "{ctx}"
-            );
-        }
-        if let (Some(ue), Some(aer)) = (&l.uesta, &cs.aer) {
-            // lspci names only the bits it knows; compare on those.
-            let known = minus_or_plus(ue);
-            let ours: BTreeSet<String> = bit_names(aer.uncor_status, &UNCOR_NAMES)
-                .split(',')
-                .filter(|n| known.contains(*n))
-                .map(str::to_string)
-                .collect();
-            assert_eq!(ours, plus_names(ue), "{ctx}: UESta");
-        }
-        if let (Some(ce), Some(aer)) = (&l.cesta, &cs.aer) {
-            let known = minus_or_plus(ce);
-            let ours: BTreeSet<String> = bit_names(aer.cor_status, &COR_NAMES)
-                .split(',')
-                .filter(|n| known.contains(*n))
-                .map(str::to_string)
-                .collect();
-            assert_eq!(ours, plus_names(ce), "{ctx}: CESta");
-            let p = one(&ps, "pcie_aer_status", addr);
-            let out_names: BTreeSet<String> = string(p, "cor_status_names")
-                .unwrap_or_default()
-                .split(',')
-                .filter(|n| known.contains(*n))
-                .map(str::to_string)
-                .collect();
-            assert_eq!(out_names, plus_names(ce), "{ctx}: output cor_status_names");
-        }
+        link_cap_agrees(l, e, &ctx);
+        link_ctl_agrees(l, e, &ps, addr, &ctx);
+        link_sta_agrees(l, e, &ctx);
+        devsta_agrees(l, e, &ps, addr, &ctx);
+        aer_status_agrees(l, &cs, &ps, addr, &ctx);
         l1_substates_agree(l, &cs, &ps, addr, &ctx);
         compared += 1;
     }
     assert!(compared >= 20, "only {compared} devices compared");
 }
 
+/// LnkCap (speed, width, ASPM support) against the decode.
+fn link_cap_agrees(l: &Lspci, e: &Express, ctx: &str) {
+    // LnkCap: "Port #1, Speed 8GT/s, Width x1, ASPM L1, Exit Latency ..."
+    if let Some(cap) = &l.lnkcap {
+        let parts: Vec<&str> = cap.split(", ").collect();
+        let cap_speed = parts
+            .iter()
+            .find_map(|p| p.strip_prefix("Speed "))
+            .and_then(speed);
+        // lspci's LnkCap shows LNKCAP.SLS; the kernel's max_link_speed and vigil
+        // use the LNKCAP2 vector, which lspci prints as LnkCap2's upper bound.
+        let want = l.lnkcap2_max.or(cap_speed);
+        assert_eq!(e.max_speed_gts(), want, "{ctx}: max speed");
+        let w = parts
+            .iter()
+            .find_map(|p| p.strip_prefix("Width x"))
+            .and_then(|w| w.parse::<u8>().ok());
+        assert_eq!(Some(e.max_width()), w, "{ctx}: max width");
+        let aspm = parts
+            .iter()
+            .find_map(|p| p.strip_prefix("ASPM "))
+            .unwrap_or("");
+        let (l0s, l1) = match aspm {
+            "not supported" => (false, false),
+            "L0s" => (true, false),
+            "L1" => (false, true),
+            "L0s L1" => (true, true),
+            other => panic!("{ctx}: unknown LnkCap ASPM {other:?}"),
+        };
+        assert_eq!(
+            (e.lnkcap_l0s(), e.lnkcap_l1()),
+            (l0s, l1),
+            "{ctx}: LnkCap ASPM"
+        );
+    }
+}
+
+/// LnkCtl ASPM against the decode and the `pcie_aspm` fields.
+fn link_ctl_agrees(l: &Lspci, e: &Express, ps: &[Point], addr: &str, ctx: &str) {
+    // LnkCtl: "ASPM L1 Enabled; ..." / "ASPM Disabled; ..."
+    if let Some(ctl) = &l.lnkctl {
+        let aspm = ctl.split(';').next().unwrap_or("");
+        let want = match aspm {
+            "ASPM Disabled" => (false, false),
+            "ASPM L0s Enabled" => (true, false),
+            "ASPM L1 Enabled" => (false, true),
+            "ASPM L0s L1 Enabled" => (true, true),
+            other => panic!("{ctx}: unknown LnkCtl {other:?}"),
+        };
+        assert_eq!((e.lnkctl_l0s(), e.lnkctl_l1()), want, "{ctx}: LnkCtl ASPM");
+        if let Some(p) = points(ps, "pcie_aspm").find(|p| p.tags["address"] == *addr) {
+            assert_eq!(
+                int(p, "lnkctl_l1"),
+                Some(i64::from(want.1)),
+                "{ctx}: output lnkctl_l1"
+            );
+            assert_eq!(
+                int(p, "lnkctl_l0s"),
+                Some(i64::from(want.0)),
+                "{ctx}: output lnkctl_l0s"
+            );
+            assert_eq!(string(p, "source").as_deref(), Some("config"));
+        }
+    }
+}
+
+/// LnkSta (speed, width, status bits) against the decode.
+fn link_sta_agrees(l: &Lspci, e: &Express, ctx: &str) {
+    // LnkSta: "Speed 5GT/s (downgraded), Width x1 (ok)"
+    if let Some(sta) = &l.lnksta {
+        let parts: Vec<&str> = sta.split(", ").collect();
+        let sp = parts[0]
+            .strip_prefix("Speed ")
+            .map(|s| s.split(' ').next().unwrap_or(""));
+        assert_eq!(e.speed_gts(), sp.and_then(speed), "{ctx}: current speed");
+        let w = parts
+            .iter()
+            .find_map(|p| p.strip_prefix("Width x"))
+            .and_then(|w| w.split(' ').next())
+            .and_then(|w| w.parse::<u8>().ok());
+        assert_eq!(Some(e.width()), w, "{ctx}: current width");
+    }
+    if let Some(bits) = &l.lnksta_bits {
+        let on = plus_names(bits);
+        assert_eq!(e.link_training(), on.contains("Train"), "{ctx}: LT");
+        assert_eq!(e.dll_link_active(), on.contains("DLActive"), "{ctx}: DLLLA");
+        assert_eq!(e.bw_mgmt_status(), on.contains("BWMgmt"), "{ctx}: LBMS");
+        assert_eq!(
+            e.autonomous_bw_status(),
+            on.contains("ABWMgmt"),
+            "{ctx}: LABS"
+        );
+    }
+}
+
+/// DevSta error bits against the decode and the `pcie_aer_status` fields.
+fn devsta_agrees(l: &Lspci, e: &Express, ps: &[Point], addr: &str, ctx: &str) {
+    if let Some(ds) = &l.devsta {
+        let on = plus_names(ds);
+        let got = [
+            ("CorrErr", e.devsta_corr_err()),
+            ("NonFatalErr", e.devsta_nonfatal_err()),
+            ("FatalErr", e.devsta_fatal_err()),
+            ("UnsupReq", e.devsta_unsupp_req()),
+        ];
+        for (n, v) in got {
+            assert_eq!(v, on.contains(n), "{ctx}: DevSta {n}");
+        }
+        let p = one(ps, "pcie_aer_status", addr);
+        assert_eq!(
+            int(p, "devsta_corr_err"),
+            Some(i64::from(on.contains("CorrErr"))),
+            "{ctx}"
+        );
+        assert_eq!(
+            int(p, "devsta_unsupp_req"),
+            Some(i64::from(on.contains("UnsupReq"))),
+            "{ctx}"
+        );
+    }
+}
+
+/// UESta/CESta against the decoded AER registers and `cor_status_names`.
+fn aer_status_agrees(l: &Lspci, cs: &ConfigSpace, ps: &[Point], addr: &str, ctx: &str) {
+    if let (Some(ue), Some(aer)) = (&l.uesta, &cs.aer) {
+        // lspci names only the bits it knows; compare on those.
+        let known = minus_or_plus(ue);
+        let ours: BTreeSet<String> = bit_names(aer.uncor_status, &UNCOR_NAMES)
+            .split(',')
+            .filter(|n| known.contains(*n))
+            .map(str::to_string)
+            .collect();
+        assert_eq!(ours, plus_names(ue), "{ctx}: UESta");
+    }
+    if let (Some(ce), Some(aer)) = (&l.cesta, &cs.aer) {
+        let known = minus_or_plus(ce);
+        let ours: BTreeSet<String> = bit_names(aer.cor_status, &COR_NAMES)
+            .split(',')
+            .filter(|n| known.contains(*n))
+            .map(str::to_string)
+            .collect();
+        assert_eq!(ours, plus_names(ce), "{ctx}: CESta");
+        let p = one(ps, "pcie_aer_status", addr);
+        let out_names: BTreeSet<String> = string(p, "cor_status_names")
+            .unwrap_or_default()
+            .split(',')
+            .filter(|n| known.contains(*n))
+            .map(str::to_string)
+            .collect();
+        assert_eq!(out_names, plus_names(ce), "{ctx}: output cor_status_names");
+    }
+}
+
 /// `L1SubCap: PCI-PM_L1.2+ PCI-PM_L1.1+ ASPM_L1.2+ ASPM_L1.1+ ...` and
 /// `L1SubCtl1: ...` against the decode and the `pcie_aspm` fields.
-fn l1_substates_agree(
-    l: &Lspci,
-    cs: &vigil_collector::pci::config_space::ConfigSpace,
-    ps: &[Point],
-    addr: &str,
-    ctx: &str,
-) {
+fn l1_substates_agree(l: &Lspci, cs: &ConfigSpace, ps: &[Point], addr: &str, ctx: &str) {
     let (Some(cap), Some(ctl)) = (&l.l1subcap, &l.l1subctl1) else {
         assert!(cs.l1ss.is_none(), "{ctx}: L1SS decoded, lspci shows none");
         return;

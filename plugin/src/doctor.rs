@@ -28,6 +28,10 @@ fn lines(v: &[&str]) -> Vec<String> {
 }
 
 /// The words for one finding, fitted to what this node has installed.
+///
+/// Longer than most functions on purpose: it is a table, one arm per finding
+/// id, read top to bottom; the arms that depend on the node call out to their
+/// own functions.
 pub fn prose(f: &Finding, fx: Option<&Forensics>, st: &Setup) -> Prose {
     let (title, why, fix): (String, &'static str, Vec<String>) = match f.id {
         "ram_logs" => ram_logs(fx),

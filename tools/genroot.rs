@@ -70,75 +70,83 @@ pub fn generate(repo: &Path, out: &Path, functions: usize) -> std::io::Result<()
                 group as u32 + 1,
             ));
         }
-        for (addr, dir, cfg, drv, class, grp) in fns {
+        for f in fns {
             if made == functions {
                 break;
             }
             made += 1;
-            let d = out.join(&dir);
-            let vendor = format!("0x{:04x}\n", u16::from_le_bytes([cfg[0], cfg[1]]));
-            let device = format!("0x{:04x}\n", u16::from_le_bytes([cfg[2], cfg[3]]));
-            for (k, v) in [
-                ("vendor", vendor.as_str()),
-                ("device", device.as_str()),
-                ("class", &format!("{class}\n")),
-                ("enable", "1\n"),
-                ("d3cold_allowed", "1\n"),
-                ("numa_node", "-1\n"),
-                ("driver_override", "(null)\n"),
-                ("power_state", "D0\n"),
-                ("power/runtime_status", "active\n"),
-                ("current_link_speed", "2.5 GT/s PCIe\n"),
-                ("current_link_width", "16\n"),
-                ("max_link_speed", "5.0 GT/s PCIe\n"),
-                ("max_link_width", "16\n"),
-                ("reset_method", "pm bus\n"),
-                ("irq", "16\n"),
-                ("revision", "0xa1\n"),
-                ("subsystem_vendor", "0x1043\n"),
-                ("subsystem_device", "0x8436\n"),
-                ("resource", "0x00000000f4000000 0x00000000f4ffffff 0x0000000000040200\n0x0000000000000000 0x0000000000000000 0x0000000000000000\n"),
-                ("aer_dev_correctable", AER_COR),
-                ("aer_dev_nonfatal", &format!("{AER_UNCOR}TOTAL_ERR_NONFATAL 0\n")),
-                ("aer_dev_fatal", &format!("{AER_UNCOR}TOTAL_ERR_FATAL 0\n")),
-            ] {
-                write(&d.join(k), v)?;
-            }
-            write(&d.join("config"), cfg)?;
-            if drv == "pcieport" {
-                for k in [
-                    "aer_rootport_total_err_cor",
-                    "aer_rootport_total_err_fatal",
-                    "aer_rootport_total_err_nonfatal",
-                ] {
-                    write(&d.join(k), "0\n")?;
-                }
-            } else {
-                write(&d.join("link/l0s_aspm"), "0\n")?;
-                write(&d.join("link/l1_aspm"), "1\n")?;
-            }
-            let depth = dir.matches('/').count() + 1;
-            let up = "../".repeat(depth);
-            symlink(format!("{up}bus/pci/drivers/{drv}"), d.join("driver"))?;
-            symlink(
-                format!("{up}kernel/iommu_groups/{grp}"),
-                d.join("iommu_group"),
-            )?;
-            std::fs::create_dir_all(out.join(format!("sys/bus/pci/drivers/{drv}")))?;
-            let g = out.join(format!("sys/kernel/iommu_groups/{grp}"));
-            write(&g.join("type"), "DMA-FQ\n")?;
-            std::fs::create_dir_all(g.join("devices"))?;
-            symlink(
-                format!("../../../../{}", &dir["sys/".len()..]),
-                g.join("devices").join(&addr),
-            )?;
-            std::fs::create_dir_all(out.join("sys/bus/pci/devices"))?;
-            symlink(
-                format!("../../../{}", &dir["sys/".len()..]),
-                out.join("sys/bus/pci/devices").join(&addr),
-            )?;
+            write_function(out, f)?;
         }
     }
+    Ok(())
+}
+
+/// One PCI function's directory: attributes, config space, the driver and
+/// IOMMU group links, and its entries under the bus and the group.
+fn write_function(out: &Path, f: Function) -> std::io::Result<()> {
+    let (addr, dir, cfg, drv, class, grp) = f;
+    let d = out.join(&dir);
+    let vendor = format!("0x{:04x}\n", u16::from_le_bytes([cfg[0], cfg[1]]));
+    let device = format!("0x{:04x}\n", u16::from_le_bytes([cfg[2], cfg[3]]));
+    for (k, v) in [
+        ("vendor", vendor.as_str()),
+        ("device", device.as_str()),
+        ("class", &format!("{class}\n")),
+        ("enable", "1\n"),
+        ("d3cold_allowed", "1\n"),
+        ("numa_node", "-1\n"),
+        ("driver_override", "(null)\n"),
+        ("power_state", "D0\n"),
+        ("power/runtime_status", "active\n"),
+        ("current_link_speed", "2.5 GT/s PCIe\n"),
+        ("current_link_width", "16\n"),
+        ("max_link_speed", "5.0 GT/s PCIe\n"),
+        ("max_link_width", "16\n"),
+        ("reset_method", "pm bus\n"),
+        ("irq", "16\n"),
+        ("revision", "0xa1\n"),
+        ("subsystem_vendor", "0x1043\n"),
+        ("subsystem_device", "0x8436\n"),
+        ("resource", "0x00000000f4000000 0x00000000f4ffffff 0x0000000000040200\n0x0000000000000000 0x0000000000000000 0x0000000000000000\n"),
+        ("aer_dev_correctable", AER_COR),
+        ("aer_dev_nonfatal", &format!("{AER_UNCOR}TOTAL_ERR_NONFATAL 0\n")),
+        ("aer_dev_fatal", &format!("{AER_UNCOR}TOTAL_ERR_FATAL 0\n")),
+    ] {
+        write(&d.join(k), v)?;
+    }
+    write(&d.join("config"), cfg)?;
+    if drv == "pcieport" {
+        for k in [
+            "aer_rootport_total_err_cor",
+            "aer_rootport_total_err_fatal",
+            "aer_rootport_total_err_nonfatal",
+        ] {
+            write(&d.join(k), "0\n")?;
+        }
+    } else {
+        write(&d.join("link/l0s_aspm"), "0\n")?;
+        write(&d.join("link/l1_aspm"), "1\n")?;
+    }
+    let depth = dir.matches('/').count() + 1;
+    let up = "../".repeat(depth);
+    symlink(format!("{up}bus/pci/drivers/{drv}"), d.join("driver"))?;
+    symlink(
+        format!("{up}kernel/iommu_groups/{grp}"),
+        d.join("iommu_group"),
+    )?;
+    std::fs::create_dir_all(out.join(format!("sys/bus/pci/drivers/{drv}")))?;
+    let g = out.join(format!("sys/kernel/iommu_groups/{grp}"));
+    write(&g.join("type"), "DMA-FQ\n")?;
+    std::fs::create_dir_all(g.join("devices"))?;
+    symlink(
+        format!("../../../../{}", &dir["sys/".len()..]),
+        g.join("devices").join(&addr),
+    )?;
+    std::fs::create_dir_all(out.join("sys/bus/pci/devices"))?;
+    symlink(
+        format!("../../../{}", &dir["sys/".len()..]),
+        out.join("sys/bus/pci/devices").join(&addr),
+    )?;
     Ok(())
 }
 

@@ -32,6 +32,7 @@ MODES:
   --once           One collection, then exit 0.
   vigil doctor     What this node would lose if it froze now, and the fixes.
   vigil capture    One archive of what vigil reads here, for bug reports.
+  vigil postmortem Why a node went silent, read back from InfluxDB.
 
 stdout carries only metrics; stderr lines start with E!, W!, I! or D!.
 Every measurement and field: /usr/share/doc/vigil/metrics.md
@@ -98,6 +99,8 @@ pub enum Command {
     Doctor(DoctorArgs),
     /// Write one .tar.gz of exactly the files vigil reads here, replayable with --root (for bug reports)
     Capture(CaptureArgs),
+    /// Why a node went silent: its last heartbeat, how it came back, and the suspects, read back from InfluxDB
+    Postmortem(crate::postmortem::Args),
 }
 
 #[derive(Debug, Args)]

@@ -11,6 +11,7 @@ mod lineproto;
 mod log;
 mod metric;
 mod pciname;
+mod postmortem;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -78,6 +79,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match &cli.command {
         Some(Command::Doctor(args)) => return run_doctor(args),
+        Some(Command::Postmortem(args)) => return postmortem::run(args),
         Some(Command::Capture(args)) => {
             let root = match &args.root {
                 Some(d) => Root::new(d),

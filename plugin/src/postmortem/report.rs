@@ -1,0 +1,284 @@
+//! One silence, explained: the JSON object other tools script against, and
+//! the text a person reads (80 columns).
+
+use serde_json::{json, Value};
+
+use super::clues::Suspect;
+use super::gather::{Evidence, WINDOW_S};
+use super::silence::{Gap, Reboot, NS};
+use super::time::{clock, rfc3339, span};
+
+pub struct Silence {
+    pub gap: Gap,
+    pub reboot: Reboot,
+    /// Why the reboot is classified so, in words.
+    pub reboot_why: String,
+    pub evidence: Option<Evidence>,
+    pub now: i64,
+}
+
+impl Silence {
+    pub fn back_at(&self) -> Option<i64> {
+        self.gap.next.as_ref().map(|n| n.t)
+    }
+    /// Last heartbeat to the new boot's start (to the first beat back when the boot did not change).
+    pub fn down_s(&self) -> i64 {
+        let end = self
+            .gap
+            .boot_at()
+            .filter(|b| *b >= self.gap.last.t)
+            .or(self.back_at())
+            .unwrap_or(self.now);
+        (end - self.gap.last.t) / NS
+    }
+    pub fn silent_s(&self) -> i64 {
+        (self.back_at().unwrap_or(self.now) - self.gap.last.t) / NS
+    }
+    pub fn explained(&self) -> bool {
+        self.reboot == Reboot::Orderly || self.suspects().iter().any(|s| s.explains)
+    }
+    pub fn suspects(&self) -> &[Suspect] {
+        self.evidence
+            .as_ref()
+            .map_or(&[], |e| e.suspects.as_slice())
+    }
+    pub fn verdict(&self) -> String {
+        let top = self.suspects().iter().find(|s| s.explains);
+        let who = |s: &Suspect| s.address.clone().or(s.cause.clone()).unwrap_or_default();
+        match (self.reboot, top) {
+            (Reboot::Orderly, _) => "orderly shutdown (vigil's stop mark): not a freeze".into(),
+            (Reboot::None, Some(s)) => format!(
+                "the node kept running (same boot); data stopped; first suspect {}",
+                who(s)
+            ),
+            (Reboot::None, None) => {
+                "the node kept running (same boot): the data did not arrive, no hardware clue"
+                    .into()
+            }
+            (_, Some(s)) => format!(
+                "went down without shutting down; first suspect {}: {}",
+                who(s),
+                s.findings[0]
+            ),
+            (_, None) => "went down without shutting down; no hardware clue in the data".into(),
+        }
+    }
+}
+
+fn t(ns: Option<i64>) -> Value {
+    ns.map_or(Value::Null, |n| Value::String(rfc3339(n)))
+}
+
+pub fn json(host: &str, s: &Silence) -> Value {
+    let g = &s.gap;
+    let n = g.next.as_ref();
+    let mut v = json!({
+        "host": host,
+        "last_heartbeat": rfc3339(g.last.t),
+        "last_uptime_s": g.last.uptime_s,
+        "last_boot_id": g.last.boot_id,
+        "back_at": t(s.back_at()),
+        "back_uptime_s": n.and_then(|n| n.uptime_s),
+        "back_boot_id": n.and_then(|n| n.boot_id.clone()),
+        "boot_at": t(g.boot_at()),
+        "down_s": s.down_s(),
+        "silent_s": s.silent_s(),
+        "still_silent": n.is_none(),
+        "reboot": s.reboot.name(),
+        "reboot_evidence": s.reboot_why,
+        "verdict": s.verdict(),
+        "explained": s.explained(),
+        "suspects": s.suspects(),
+    });
+    if let Some(e) = &s.evidence {
+        v["window"] = json!({"from": rfc3339(g.last.t - WINDOW_S * NS), "to": rfc3339(g.last.t)});
+        v["signals"] = e
+            .signals
+            .iter()
+            .map(|(k, x)| (k.clone(), Value::String(x.clone())))
+            .collect::<serde_json::Map<_, _>>()
+            .into();
+        v["resources"] = json!(e.resources);
+        v["readiness"] = json!(e.readiness);
+        v["fixes"] = e
+            .fixes
+            .iter()
+            .map(|f| json!({"id": f.id, "title": f.title, "why": f.why, "fix": f.fix}))
+            .collect();
+    }
+    v
+}
+
+fn wrap(out: &mut String, first: &str, indent: usize, text: &str) {
+    let width = 80 - indent;
+    let mut line = String::new();
+    let mut lead = first.to_string();
+    for w in text.split_whitespace() {
+        if !line.is_empty() && line.len() + 1 + w.len() > width {
+            out.push_str(&format!("{lead:indent$}{line}\n"));
+            lead = String::new();
+            line.clear();
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(w);
+    }
+    out.push_str(&format!("{lead:indent$}{line}\n"));
+}
+
+fn up(u: Option<f64>) -> String {
+    u.map_or_else(
+        || "uptime unknown".into(),
+        |u| format!("uptime {} s", group(u as i64)),
+    )
+}
+
+fn group(n: i64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn short(id: &Option<String>) -> String {
+    id.as_deref()
+        .map_or_else(|| "?".into(), |b| b.chars().take(8).collect())
+}
+
+pub fn text(host: &str, s: &Silence) -> String {
+    let g = &s.gap;
+    let mut o = String::new();
+    o.push_str(&format!("vigil postmortem: {host}\n\n"));
+    o.push_str(&format!(
+        "Silent     last heartbeat {}  ({}, boot {})\n",
+        rfc3339(g.last.t),
+        up(g.last.uptime_s),
+        short(&g.last.boot_id)
+    ));
+    match &g.next {
+        Some(n) => {
+            o.push_str(&format!(
+                "Back       first heartbeat {} ({}, boot {})\n",
+                rfc3339(n.t),
+                up(n.uptime_s),
+                short(&n.boot_id)
+            ));
+            if let Some(b) = g.boot_at() {
+                o.push_str(&format!("           booted {}\n", rfc3339(b)));
+            }
+            o.push_str(&format!(
+                "Down       {} (no data for {})\n",
+                span(s.down_s()),
+                span(s.silent_s())
+            ));
+        }
+        None => o.push_str(&format!(
+            "Back       not yet: silent for {}\n",
+            span(s.silent_s())
+        )),
+    }
+    wrap(
+        &mut o,
+        "Reboot",
+        11,
+        &format!("{}: {}", s.reboot.name(), s.reboot_why),
+    );
+    wrap(&mut o, "Verdict", 11, &s.verdict());
+    let Some(e) = &s.evidence else { return o };
+    o.push_str(&format!(
+        "\nBefore the silence ({} - {} UTC)\n",
+        clock(g.last.t - WINDOW_S * NS),
+        clock(g.last.t)
+    ));
+    for (k, v) in &e.signals {
+        wrap(&mut o, &format!("  {k}"), 17, v);
+    }
+    o.push_str("\nResources (Telegraf)\n");
+    for r in &e.resources {
+        wrap(
+            &mut o,
+            &format!("  {:<8} {:<10}", r.resource, r.verdict),
+            22,
+            &r.summary,
+        );
+    }
+    o.push_str("\nSuspects\n");
+    if s.suspects().is_empty() {
+        o.push_str("  none: nothing in the data points at a device or a resource\n");
+    }
+    for x in s.suspects() {
+        let who = x.address.clone().or(x.cause.clone()).unwrap_or_default();
+        let name = x
+            .name
+            .as_ref()
+            .map_or_else(String::new, |n| format!(" {n}"));
+        let tag = if x.explains { "" } else { "  [context only]" };
+        wrap(
+            &mut o,
+            &format!("  {}.", x.rank),
+            6,
+            &format!("{who}{name} (score {}){tag}", x.score),
+        );
+        for f in &x.findings {
+            wrap(&mut o, "      -", 8, f);
+        }
+    }
+    let r = &e.readiness;
+    let score = r
+        .score
+        .map_or_else(|| "unknown".into(), |s| format!("{s}/100"));
+    o.push_str(&format!(
+        "\nEvidence it could not keep (readiness {score} at the silence)\n"
+    ));
+    if r.lost.is_empty() {
+        o.push_str("  nothing known to be lost\n");
+    }
+    for l in &r.lost {
+        wrap(&mut o, "  -", 4, l);
+    }
+    if let Some(n) = r.pstore_records_after.filter(|n| *n > 0) {
+        wrap(&mut o, "  !", 4, &format!("after the reboot pstore held {n} record(s): read /sys/fs/pstore or /var/lib/systemd/pstore"));
+    }
+    if !e.fixes.is_empty() {
+        o.push_str("\nFixes that would have kept more (vigil doctor)\n");
+        for f in &e.fixes {
+            wrap(&mut o, &format!("  [{}]", f.id), 4, &f.title);
+            for l in &f.fix {
+                o.push_str(&format!("      {l}\n"));
+            }
+        }
+    }
+    o
+}
+
+/// `--since`: one line per silence.
+pub fn list(host: &str, since: i64, all: &[Silence]) -> String {
+    let mut o = format!(
+        "vigil postmortem: {host}, {} silence(s) since {}\n\n",
+        all.len(),
+        rfc3339(since)
+    );
+    o.push_str("last heartbeat        back at               down         reboot   verdict\n");
+    for s in all {
+        let back = s.back_at().map_or_else(|| "still silent".into(), rfc3339);
+        let line = format!(
+            "{:<21} {:<21} {:<12} {:<8} ",
+            rfc3339(s.gap.last.t),
+            back,
+            span(s.down_s()),
+            s.reboot.name()
+        );
+        o.push_str(&line);
+        let v = s.verdict();
+        let room = 80usize.saturating_sub(line.len()).max(20);
+        o.push_str(&v.chars().take(room).collect::<String>());
+        o.push('\n');
+    }
+    o
+}

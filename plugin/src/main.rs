@@ -12,6 +12,7 @@ mod log;
 mod metric;
 mod pciname;
 mod postmortem;
+mod stopmark;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -109,6 +110,7 @@ fn main() -> ExitCode {
     };
     let mut names = convert::Names::new(!cli.no_names);
     let mut limiter = log::Limiter::default();
+    let mut stop_mark = stopmark::StopMark::default();
     // A long-running process follows /dev/kmsg in its own thread; --once reads the ring.
     let follower = (!cli.once && sel.has(vigil_collector::Collector::KernelEvent))
         .then(|| events::Follower::start(root.clone(), cli.format));
@@ -140,6 +142,7 @@ fn main() -> ExitCode {
             if failed.is_some() {
                 return;
             }
+            stop_mark.remember(m);
             line.clear();
             match cli.format {
                 Format::Influx => lineproto::write_metric(&mut line, m),
@@ -170,7 +173,10 @@ fn main() -> ExitCode {
         log::info(&format!("collecting every {iv:?}"));
     }
     match execd::run(cli.interval, batch) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => {
+            stop_mark.write(&root, clock, cli.format);
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             log::error(&format!("cannot install signal handlers: {e}"));
             ExitCode::from(1)

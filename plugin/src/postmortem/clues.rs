@@ -281,11 +281,15 @@ pub fn status(s: &Series) -> Vec<Clue> {
         if !vals.iter().any(|v| v.1 != 0) {
             continue;
         }
-        let names = rows.iter().rev().find_map(|r| {
-            r.str("uncor_status_names")
-                .filter(|n| !n.is_empty())
-                .or(r.str("cor_status_names").filter(|n| !n.is_empty()))
-        });
+        let kind = if field == "devsta_corr_err" {
+            "cor_status_names"
+        } else {
+            "uncor_status_names"
+        };
+        let names = rows
+            .iter()
+            .rev()
+            .find_map(|r| r.str(kind).filter(|n| !n.is_empty()));
         let extra = names.map_or_else(String::new, |n| format!(" ({n})"));
         if vals[0].1 != 0 {
             out.push(device(
@@ -447,7 +451,9 @@ pub struct Suspect {
 
 /// Groups clues by device or cause; score = strongest clue plus a tenth of
 /// the others, so corroborating evidence breaks ties without outvoting.
-pub fn rank(clues: Vec<Clue>, name_of: impl Fn(&str) -> Option<String>) -> Vec<Suspect> {
+pub fn rank(mut clues: Vec<Clue>, name_of: impl Fn(&str) -> Option<String>) -> Vec<Suspect> {
+    // Strongest first, so each suspect's findings and evidence read in that order.
+    clues.sort_by(|a, b| b.weight.cmp(&a.weight));
     let mut out: Vec<Suspect> = Vec::new();
     for c in clues {
         let key = (c.address.clone(), c.cause.clone());
@@ -473,7 +479,7 @@ pub fn rank(clues: Vec<Clue>, name_of: impl Fn(&str) -> Option<String>) -> Vec<S
         let s = &mut out[i];
         s.findings.push(c.what);
         s.evidence.extend(c.evidence);
-        s.score = s.score.max(c.weight) + c.weight.min(s.score) / 10;
+        s.score = (s.score.max(c.weight) + c.weight.min(s.score) / 10).min(100);
         s.explains |= c.weight >= EXPLAINS;
     }
     out.sort_by(|a, b| {

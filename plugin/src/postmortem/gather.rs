@@ -236,6 +236,10 @@ fn signal_lines(
         match (r[i].len(), moved[i].len()) {
             (0, _) => "no data".into(),
             (n, 0) => format!("{n} {what}: no change"),
+            (n, m) if n == m => format!(
+                "{n} {what}: moved ({})",
+                moved[i].iter().cloned().collect::<Vec<_>>().join(", ")
+            ),
             (n, m) => format!(
                 "{n} {what}: {m} moved ({})",
                 moved[i].iter().cloned().collect::<Vec<_>>().join(", ")
@@ -245,19 +249,32 @@ fn signal_lines(
     let aer = if r[1].is_empty() && noaer {
         "not counted: pci=noaer".to_string()
     } else {
-        count(1, "counter sets")
+        count(1, "counter set(s)")
     };
-    let vfio = if r[5].is_empty() {
+    let held: Vec<String> = r[5]
+        .iter()
+        .filter_map(|s| {
+            let last = s.rows().last()?;
+            let who = match (last.i64("in_use"), last.str("vmid")) {
+                (Some(0), _) => "idle".to_string(),
+                (Some(_), Some(v)) => format!("held by VM {v}"),
+                (Some(_), None) => "in use".to_string(),
+                (None, _) => "holder unknown (unprivileged)".to_string(),
+            };
+            Some(format!("{} {who}", s.tag("address")))
+        })
+        .collect();
+    let vfio = if held.is_empty() {
         "no passthrough device".into()
     } else {
-        format!("{} passthrough device(s)", r[5].len())
+        held.join("; ")
     };
     let ev = r[6].first().map_or(0, |s| s.values.len());
     vec![
-        ("PCIe links".into(), count(0, "links")),
+        ("PCIe links".into(), count(0, "link(s)")),
         ("AER counters".into(), aer),
-        ("Error status".into(), count(2, "devices")),
-        ("Power, driver".into(), count(3, "devices")),
+        ("Error status".into(), count(2, "device(s)")),
+        ("Power, driver".into(), count(3, "device(s)")),
         ("vfio".into(), vfio),
         (
             "Kernel events".into(),

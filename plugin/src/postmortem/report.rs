@@ -156,21 +156,22 @@ pub fn text(host: &str, s: &Silence) -> String {
     let mut o = String::new();
     o.push_str(&format!("vigil postmortem: {host}\n\n"));
     o.push_str(&format!(
-        "Silent     last heartbeat {}  ({}, boot {})\n",
+        "Last beat  {}  {}, boot {}\n",
         rfc3339(g.last.t),
         up(g.last.uptime_s),
         short(&g.last.boot_id)
     ));
     match &g.next {
         Some(n) => {
+            let new = if g.new_boot() { " (new)" } else { " (same)" };
             o.push_str(&format!(
-                "Back       first heartbeat {} ({}, boot {})\n",
+                "Back       {}  {}, boot {}{new}\n",
                 rfc3339(n.t),
                 up(n.uptime_s),
                 short(&n.boot_id)
             ));
             if let Some(b) = g.boot_at() {
-                o.push_str(&format!("           booted {}\n", rfc3339(b)));
+                o.push_str(&format!("Booted     {}\n", rfc3339(b)));
             }
             o.push_str(&format!(
                 "Down       {} (no data for {})\n",
@@ -248,7 +249,7 @@ pub fn text(host: &str, s: &Silence) -> String {
     if !e.fixes.is_empty() {
         o.push_str("\nFixes that would have kept more (vigil doctor)\n");
         for f in &e.fixes {
-            wrap(&mut o, &format!("  [{}]", f.id), 4, &f.title);
+            wrap(&mut o, "  -", 4, &format!("{} [{}]", f.title, f.id));
             for l in &f.fix {
                 o.push_str(&format!("      {l}\n"));
             }
@@ -264,21 +265,15 @@ pub fn list(host: &str, since: i64, all: &[Silence]) -> String {
         all.len(),
         rfc3339(since)
     );
-    o.push_str("last heartbeat        back at               down         reboot   verdict\n");
     for s in all {
         let back = s.back_at().map_or_else(|| "still silent".into(), rfc3339);
-        let line = format!(
-            "{:<21} {:<21} {:<12} {:<8} ",
+        o.push_str(&format!(
+            "{} -> {back}  down {}, {}\n",
             rfc3339(s.gap.last.t),
-            back,
             span(s.down_s()),
             s.reboot.name()
-        );
-        o.push_str(&line);
-        let v = s.verdict();
-        let room = 80usize.saturating_sub(line.len()).max(20);
-        o.push_str(&v.chars().take(room).collect::<String>());
-        o.push('\n');
+        ));
+        wrap(&mut o, "", 4, &s.verdict());
     }
     o
 }

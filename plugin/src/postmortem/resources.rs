@@ -49,7 +49,7 @@ pub fn cpu(s: &[Series]) -> Verdict {
     verdict(
         "cpu",
         bad,
-        format!("idle {idle:.1}% mean, lowest {min:.2}%, last {last:.1}%; iowait max {iowait:.1}%"),
+        format!("idle {idle:.1}% mean, lowest {min:.2}%; iowait max {iowait:.1}%"),
     )
 }
 
@@ -194,10 +194,7 @@ mod tests {
         )]);
         assert_eq!(
             (c.verdict, c.summary.as_str()),
-            (
-                "normal",
-                "idle 99.8% mean, lowest 99.78%, last 99.8%; iowait max 0.0%"
-            )
+            ("normal", "idle 99.8% mean, lowest 99.78%; iowait max 0.0%")
         );
         let m = mem(&[s(
             &["time", "used", "used_max", "avail_min"],

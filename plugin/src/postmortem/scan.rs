@@ -162,10 +162,11 @@ impl Scan<'_> {
             let Some(last) = seg.last().map(|b| b.t) else {
                 continue;
             };
-            if let Some(b) = self.beat_after(last)? {
-                seg.push(b);
-            }
-            for gap in gaps(&seg, thr, self.now) {
+            // Only the newest beat of all can start a silence still going on.
+            let after = self.beat_after(last)?;
+            let open_at = after.is_none().then_some(self.now);
+            seg.extend(after);
+            for gap in gaps(&seg, thr, open_at) {
                 if !out.iter().any(|o| o.last.t == gap.last.t) {
                     out.push(gap);
                 }

@@ -104,8 +104,8 @@ pub fn threshold(interval_ns: i64) -> i64 {
 }
 
 /// Every silence in time-ordered heartbeats; a last one still open when
-/// `now` is a threshold past the newest heartbeat.
-pub fn gaps(beats: &[Beat], threshold: i64, now: i64) -> Vec<Gap> {
+/// the last beat is the newest there is and `now` is a threshold past it.
+pub fn gaps(beats: &[Beat], threshold: i64, now: Option<i64>) -> Vec<Gap> {
     let mut out: Vec<Gap> = beats
         .windows(2)
         .filter(|w| {
@@ -118,7 +118,7 @@ pub fn gaps(beats: &[Beat], threshold: i64, now: i64) -> Vec<Gap> {
             next: Some(w[1].clone()),
         })
         .collect();
-    if let Some(l) = beats.last() {
+    if let (Some(l), Some(now)) = (beats.last(), now) {
         if now - l.t >= threshold {
             out.push(Gap {
                 last: l.clone(),
@@ -209,7 +209,11 @@ mod tests {
         let beats = incident();
         let iv = usual_interval(&beats.iter().map(|b| b.t).collect::<Vec<_>>()).unwrap();
         assert_eq!(iv, 10 * NS);
-        let g = gaps(&beats, threshold(iv), beats.last().unwrap().t + 10 * NS);
+        let g = gaps(
+            &beats,
+            threshold(iv),
+            Some(beats.last().unwrap().t + 10 * NS),
+        );
         assert_eq!(g.len(), 1);
         assert_eq!(g[0].last.t, 1_770_652_490 * NS);
         assert_eq!(g[0].last.uptime_s, Some(202_913.0));
@@ -225,7 +229,7 @@ mod tests {
         let mut beats = vec![beat(0, 500.0, "a"), beat(10, 510.0, "a")];
         beats[1].stopping = true;
         beats.push(beat(40, 12.0, "b")); // 30 s: shorter than the threshold
-        let g = gaps(&beats, threshold(10 * NS), 50 * NS);
+        let g = gaps(&beats, threshold(10 * NS), Some(50 * NS));
         assert_eq!(g.len(), 1);
         assert_eq!(g[0].classify(false), Reboot::Orderly);
     }
@@ -237,15 +241,17 @@ mod tests {
             beat(10, 110.0, "a"),
             beat(400, 500.0, "a"),
         ];
-        let g = gaps(&beats, threshold(10 * NS), 1000 * NS);
+        let g = gaps(&beats, threshold(10 * NS), Some(1000 * NS));
+        // Not the newest beats: no open silence at the end.
+        assert_eq!(gaps(&beats, threshold(10 * NS), None).len(), 1);
         assert_eq!(g.len(), 2);
         assert_eq!(g[0].classify(true), Reboot::None);
         assert_eq!(g[0].boot_at(), None);
         assert!(g[1].next.is_none());
         assert_eq!(g[1].classify(true), Reboot::Unknown);
         // Live host: nothing open.
-        assert_eq!(gaps(&beats, threshold(10 * NS), 420 * NS).len(), 1);
-        assert!(gaps(&[], 60 * NS, 0).is_empty());
+        assert_eq!(gaps(&beats, threshold(10 * NS), Some(420 * NS)).len(), 1);
+        assert!(gaps(&[], 60 * NS, Some(0)).is_empty());
     }
 
     #[test]
@@ -254,7 +260,7 @@ mod tests {
             .iter()
             .map(|t| beat(*t, 0.0, "a"))
             .collect();
-        assert!(gaps(&beats, threshold(10 * NS), 80 * NS).is_empty());
+        assert!(gaps(&beats, threshold(10 * NS), Some(80 * NS)).is_empty());
     }
 
     fn bucket(start: i64, count: i64, a: &str, b: &str) -> Bucket {

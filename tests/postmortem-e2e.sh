@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# `vigil postmortem` end to end: Debian's InfluxDB 1.x on loopback (as
+# tests/telegraf-e2e.sh starts it, on another port), timelines with past
+# timestamps written by tests/postmortem_e2e.py, the binary's JSON and exit
+# status checked. With --show, prints the incident's text output.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PORT=${VIGIL_PM_PORT:-18186}
+
+command -v influxd >/dev/null 2>&1 || {
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq influxdb >/dev/null
+}
+systemctl stop influxdb >/dev/null 2>&1 || true
+
+cargo build -q
+VIGIL=$(pwd)/target/debug/vigil
+
+work=$(mktemp -d)
+cleanup() {
+  [ -n "${INFLUX_PID:-}" ] && kill "$INFLUX_PID" 2>/dev/null || true
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+cat > "$work/influxdb.conf" <<CONF
+bind-address = "127.0.0.1:$((PORT + 2))"
+reporting-disabled = true
+[meta]
+  dir = "$work/influx/meta"
+[data]
+  dir = "$work/influx/data"
+  wal-dir = "$work/influx/wal"
+  query-log-enabled = false
+[http]
+  bind-address = "127.0.0.1:$PORT"
+  log-enabled = false
+CONF
+influxd -config "$work/influxdb.conf" > "$work/influxd.log" 2>&1 &
+INFLUX_PID=$!
+for _ in $(seq 1 100); do
+  curl -fsS "http://127.0.0.1:$PORT/ping" >/dev/null 2>&1 && break
+  sleep 0.1
+done
+curl -fsS "http://127.0.0.1:$PORT/ping" >/dev/null || { cat "$work/influxd.log"; exit 1; }
+
+python3 tests/postmortem_e2e.py --url "http://127.0.0.1:$PORT" --db vigil_pm --vigil "$VIGIL" "$@"

@@ -453,7 +453,7 @@ pub struct Suspect {
 /// the others, so corroborating evidence breaks ties without outvoting.
 pub fn rank(mut clues: Vec<Clue>, name_of: impl Fn(&str) -> Option<String>) -> Vec<Suspect> {
     // Strongest first, so each suspect's findings and evidence read in that order.
-    clues.sort_by(|a, b| b.weight.cmp(&a.weight));
+    clues.sort_by_key(|c| std::cmp::Reverse(c.weight));
     let mut out: Vec<Suspect> = Vec::new();
     for c in clues {
         let key = (c.address.clone(), c.cause.clone());

@@ -266,7 +266,7 @@ mod tests {
     #[test]
     fn results_and_errors() {
         let body = r#"{"results":[{"statement_id":0,"series":[{"name":"vigil","tags":{"host":"pve1"},"columns":["time","uptime_s","boot_id"],"values":[[1770652490000000000,202913,"a"],[1770652500000000000,null,"a"]]}]},{"statement_id":1}]}"#;
-        let r = parse_results(200, body, 2).unwrap();
+        let r = parse_results(200, body, 2).expect("results");
         assert_eq!(r.len(), 2);
         let s = &r[0][0];
         assert_eq!(s.tag("host"), "pve1");
@@ -282,10 +282,10 @@ mod tests {
         );
         assert_eq!(e, Err("database not found: x".into()));
         assert!(parse_results(401, r#"{"error":"authorization failed"}"#, 1)
-            .unwrap_err()
+            .expect_err("an error")
             .contains("authorization failed"));
         assert!(parse_results(502, "<html>bad gateway</html>", 1)
-            .unwrap_err()
+            .expect_err("an error")
             .contains("502"));
         assert_eq!(quote("it's"), r"'it\'s'");
     }

@@ -207,17 +207,17 @@ mod tests {
     #[test]
     fn the_incident_is_one_silence_ended_by_a_new_boot() {
         let beats = incident();
-        let iv = usual_interval(&beats.iter().map(|b| b.t).collect::<Vec<_>>()).unwrap();
+        let iv = usual_interval(&beats.iter().map(|b| b.t).collect::<Vec<_>>()).expect("interval");
         assert_eq!(iv, 10 * NS);
         let g = gaps(
             &beats,
             threshold(iv),
-            Some(beats.last().unwrap().t + 10 * NS),
+            Some(beats.last().expect("beats").t + 10 * NS),
         );
         assert_eq!(g.len(), 1);
         assert_eq!(g[0].last.t, 1_770_652_490 * NS);
         assert_eq!(g[0].last.uptime_s, Some(202_913.0));
-        assert_eq!(g[0].next.as_ref().unwrap().t, 1_770_663_120 * NS);
+        assert_eq!(g[0].next.as_ref().expect("back").t, 1_770_663_120 * NS);
         // 19:12:00 minus 1,089 s: booted at 18:53:51.
         assert_eq!(g[0].boot_at(), Some(1_770_662_031 * NS));
         assert_eq!(g[0].classify(true), Reboot::Reset);

@@ -256,3 +256,34 @@ fn print(a: &Args, since: Option<i64>, all: &[Silence]) -> ExitCode {
         ExitCode::from(1)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::postmortem::silence::Beat;
+
+    fn gap(last: i64, next: Option<i64>) -> Gap {
+        let b = |t: i64| Beat {
+            t: t * NS,
+            uptime_s: None,
+            boot_id: None,
+            stopping: false,
+        };
+        Gap {
+            last: b(last),
+            next: next.map(b),
+        }
+    }
+
+    #[test]
+    fn at_picks_the_silence_around_the_time_else_the_nearest() {
+        let gaps = vec![gap(100, Some(200)), gap(1000, Some(5000)), gap(9000, None)];
+        let at = |t: i64| pick(gaps.clone(), t * NS)[0].last.t / NS;
+        assert_eq!(at(150), 100);
+        assert_eq!(at(200), 100, "the moment it came back");
+        assert_eq!(at(4000), 1000);
+        assert_eq!(at(9500), 9000, "still silent");
+        assert_eq!(at(700), 1000, "nearest start");
+        assert!(pick(Vec::new(), 0).is_empty());
+    }
+}

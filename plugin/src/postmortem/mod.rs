@@ -14,70 +14,14 @@ mod silence;
 mod time;
 
 use std::io::Write;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::ValueEnum;
+use crate::cli::{PostmortemArgs as Args, PostmortemFormat as Format};
 
 use self::influx::{Auth, Client};
 use self::report::Silence;
 use self::scan::Scan;
 use self::silence::{Gap, Reboot, NS};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Format {
-    /// For a person (80 columns)
-    Text,
-    /// For tools: one object (a list under `silences` with --since)
-    Json,
-}
-
-/// Exit status: 0 found and explained (an orderly reboot is explained),
-/// 1 found but no hardware clue, 2 usage or connection error, 3 no silence.
-#[derive(Debug, clap::Args)]
-pub struct Args {
-    /// InfluxDB base URL (http:// or https://), e.g. http://influx:8086
-    #[arg(long, value_name = "URL")]
-    pub url: String,
-    /// Database (InfluxDB 2.x: the database of a DBRP mapping to the bucket)
-    #[arg(long, value_name = "NAME")]
-    pub db: String,
-    /// The node, as Telegraf's `host` tag names it
-    #[arg(long, value_name = "HOST")]
-    pub host: String,
-    /// User (InfluxDB 1.x; with 2.x any name and the token as --password)
-    #[arg(
-        long,
-        value_name = "U",
-        requires = "password",
-        conflicts_with = "token"
-    )]
-    pub user: Option<String>,
-    /// Password (or set INFLUX_PASSWORD)
-    #[arg(
-        long,
-        value_name = "P",
-        env = "INFLUX_PASSWORD",
-        hide_env_values = true,
-        requires = "user"
-    )]
-    pub password: Option<String>,
-    /// InfluxDB 2.x API token, sent as `Authorization: Token T` (or set INFLUX_TOKEN)
-    #[arg(long, value_name = "T", env = "INFLUX_TOKEN", hide_env_values = true)]
-    pub token: Option<String>,
-    /// The silence around TIME (RFC 3339, a date, or an age such as 12h)
-    #[arg(long, value_name = "TIME", conflicts_with = "since")]
-    pub at: Option<String>,
-    /// Every silence from TIME to now
-    #[arg(long, value_name = "TIME")]
-    pub since: Option<String>,
-    /// Output format
-    #[arg(long, value_enum, default_value = "text")]
-    pub format: Format,
-    /// Trust this CA (PEM) for https, e.g. a self-signed InfluxDB
-    #[arg(long, value_name = "FILE")]
-    pub ca_cert: Option<PathBuf>,
-}
 
 /// Without --at or --since: the newest silence of the last 30 days.
 const DEFAULT_LOOKBACK_S: i64 = 30 * 86_400;

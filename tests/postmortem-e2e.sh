@@ -2,7 +2,7 @@
 # `vigil postmortem` end to end: Debian's InfluxDB 1.x on loopback (as
 # tests/telegraf-e2e.sh starts it, on another port), timelines with past
 # timestamps written by tests/postmortem_e2e.py, the binary's JSON and exit
-# status checked. With --show, prints the incident's text output.
+# status checked (with basic auth: auth-enabled). With --show, prints the incident's text output.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PORT=${VIGIL_PM_PORT:-18186}
@@ -36,6 +36,7 @@ reporting-disabled = true
 [http]
   bind-address = "127.0.0.1:$PORT"
   log-enabled = false
+  auth-enabled = true
 CONF
 influxd -config "$work/influxdb.conf" > "$work/influxd.log" 2>&1 &
 INFLUX_PID=$!

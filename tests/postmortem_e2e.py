@@ -17,8 +17,10 @@ Timelines:
 - pve-ghost: Telegraf data but no vigil heartbeat (exit 2, clear message).
 """
 import argparse
+import base64
 import calendar
 import json
+import os
 import subprocess
 import sys
 import time
@@ -80,7 +82,7 @@ class Timeline:
 
     def post(self, url, db):
         body = ("\n".join(self.lines) + "\n").encode()
-        req = urllib.request.Request(f"{url}/write?db={db}&precision=s", data=body, method="POST")
+        req = urllib.request.Request(f"{url}/write?db={db}&precision=s", data=body, method="POST", headers=AUTH)
         try:
             with urllib.request.urlopen(req, timeout=30) as r:
                 assert r.status == 204, r.status
@@ -184,8 +186,13 @@ def ghost(now):
     return tl
 
 
-def run(vigil, url, db, host, *extra):
-    cmd = [vigil, "postmortem", "--url", url, "--db", db, "--host", host, *extra]
+# InfluxDB runs with auth-enabled: every request carries the admin's credentials.
+USER, PASSWORD = "vigil-admin", "s3cret pass"
+AUTH = {"Authorization": "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()}
+
+
+def run(vigil, url, db, host, *extra, auth=("--user", USER, "--password", PASSWORD)):
+    cmd = [vigil, "postmortem", "--url", url, "--db", db, "--host", host, *auth, *extra]
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     return p.returncode, p.stdout, p.stderr
 
@@ -198,7 +205,11 @@ def main():
     ap.add_argument("--show", action="store_true", help="print the incident's text output")
     a = ap.parse_args()
     now = int(time.time())
-    urllib.request.urlopen(urllib.request.Request(f"{a.url}/query", data=urllib.parse.urlencode({"q": f'CREATE DATABASE "{a.db}"'}).encode()), timeout=30)
+    def admin(q):
+        urllib.request.urlopen(urllib.request.Request(f"{a.url}/query", data=urllib.parse.urlencode({"q": q}).encode(), headers=AUTH), timeout=30)
+    # The first admin user may be created without credentials.
+    urllib.request.urlopen(urllib.request.Request(f"{a.url}/query", data=urllib.parse.urlencode({"q": f"CREATE USER \"{USER}\" WITH PASSWORD '{PASSWORD}' WITH ALL PRIVILEGES"}).encode()), timeout=30)
+    admin(f'CREATE DATABASE "{a.db}"')
     for tl in (incident(), link_failure(), orderly(now), flappy(now), down(now), ghost(now)):
         tl.post(a.url, a.db)
     failed, passed = [], 0
@@ -302,6 +313,16 @@ def main():
     check("no silence exit 3", rc == 3 and "no silence" in out, (rc, out, err))
     rc, out, err = run(a.vigil, a.url, a.db, "FCM2250", "--at", "yesterday-ish")
     check("bad time exit 2", rc == 2 and "invalid time" in err, (rc, err))
+
+    # Credentials: wrong, none, and the password from the environment.
+    rc, out, err = run(a.vigil, a.url, a.db, "FCM2250", auth=("--user", USER, "--password", "wrong"))
+    check("wrong password exit 2", rc == 2 and "authentication failed" in err, (rc, err))
+    rc, out, err = run(a.vigil, a.url, a.db, "FCM2250", auth=())
+    check("no credentials exit 2", rc == 2 and "401" in err, (rc, err))
+    env = dict(os.environ, INFLUX_PASSWORD=PASSWORD)
+    p = subprocess.run([a.vigil, "postmortem", "--url", a.url, "--db", a.db, "--host", "pve-link", "--user", USER, "--at", "2026-03-03T10:05:00Z"],
+                       capture_output=True, text=True, timeout=120, env=env)
+    check("INFLUX_PASSWORD", p.returncode == 0, (p.returncode, p.stderr))
 
     print(f"postmortem e2e: {passed} checks passed, {len(failed)} failed")
     for f in failed:

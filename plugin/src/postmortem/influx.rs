@@ -155,6 +155,11 @@ pub fn parse_results(status: u16, body: &str, n: usize) -> Result<Results, Strin
         _ => format!("HTTP {status}: not an InfluxDB answer: {}", snippet(body)),
     })?;
     if let Some(e) = v.get("error").and_then(Value::as_str) {
+        if matches!(status, 401 | 403) {
+            return Err(format!(
+                "HTTP {status}: {e}: authentication failed (check --user/--password or --token)"
+            ));
+        }
         return Err(format!("HTTP {status}: {e}"));
     }
     if !(200..300).contains(&status) {

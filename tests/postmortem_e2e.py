@@ -21,6 +21,7 @@ import base64
 import calendar
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -174,6 +175,26 @@ def flappy(now):
     return tl
 
 
+def month(now):
+    """30 days of heartbeats every 60 s with one reset in the middle: found
+    without reading them all."""
+    tl = Timeline("pve-month")
+    t0 = now - 30 * 86400
+    crash = t0 + 17 * 86400 + 4321
+    last = None
+    for t in range(t0, now - 5, 60):
+        if crash < t < crash + 1800:
+            continue
+        if t <= crash:
+            boot, up, last = "cccccccc-0000-4000-8000-000000000001", 99_000 + t - t0, t
+        else:
+            boot, up = "cccccccc-0000-4000-8000-000000000002", t - crash - 900
+        tl.lines.append(f'vigil,host=pve-month boot_id="{boot}",uptime_s={float(up)!r} {t}')
+    # A stop mark long before: this host's vigil marks its stops.
+    tl.lines.append(f'vigil,host=pve-month boot_id="cccccccc-0000-4000-8000-000000000000",uptime_s=99.0,stopping=1i {t0 - 3600}')
+    return tl, last
+
+
 def down(now):
     tl = Timeline("pve-down")
     tl.beats(now - 7200, now - 3600, "bbbbbbbb-0000-4000-8000-000000000001", 9000)
@@ -210,7 +231,8 @@ def main():
     # The first admin user may be created without credentials.
     urllib.request.urlopen(urllib.request.Request(f"{a.url}/query", data=urllib.parse.urlencode({"q": f"CREATE USER \"{USER}\" WITH PASSWORD '{PASSWORD}' WITH ALL PRIVILEGES"}).encode()), timeout=30)
     admin(f'CREATE DATABASE "{a.db}"')
-    for tl in (incident(), link_failure(), orderly(now), flappy(now), down(now), ghost(now)):
+    long, month_last = month(now)
+    for tl in (incident(), link_failure(), orderly(now), flappy(now), down(now), ghost(now), long):
         tl.post(a.url, a.db)
     failed, passed = [], 0
 
@@ -293,6 +315,17 @@ def main():
         check("flappy three silences", got == ["none", "orderly", "reset"], got)
     rc, text, err = run(a.vigil, a.url, a.db, "pve-flappy", "--since", "1d")
     check("flappy text lists three", text.count(" -> ") == 3 and text.count(", reset\n") == 1, text)
+
+    # A month of heartbeats: the silence found exactly, reading few of them.
+    rc, j, err = js("pve-month")
+    check("month exit 1", rc == 1, (rc, err))
+    if j:
+        want = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(month_last))
+        check("month silence", j["last_heartbeat"] == want and j["reboot"] == "reset", (j["last_heartbeat"], want, j["reboot"]))
+    m = re.search(r"(\d+) requests to InfluxDB, (\d+) rows read", err)
+    check("month read little", m is not None and int(m.group(2)) < 2000, err)
+    if m:
+        print(f"a month of 60 s heartbeats (43,200 points): {m.group(1)} requests, {m.group(2)} rows read")
 
     # Still silent.
     rc, j, err = js("pve-down")

@@ -24,6 +24,9 @@ pub struct Client {
     url: String,
     db: String,
     auth: Auth,
+    /// Requests made and rows read: what the investigation cost the server.
+    pub requests: std::cell::Cell<usize>,
+    pub rows: std::cell::Cell<usize>,
 }
 
 /// One series of one statement's result.
@@ -114,6 +117,8 @@ impl Client {
             url: url.trim_end_matches('/').to_string(),
             db: db.to_string(),
             auth,
+            requests: std::cell::Cell::new(0),
+            rows: std::cell::Cell::new(0),
         })
     }
 
@@ -141,7 +146,11 @@ impl Client {
             .limit(64 * 1024 * 1024)
             .read_to_string()
             .map_err(|e| format!("{}: reading the answer: {e}", self.url))?;
-        parse_results(status, &body, statements.len())
+        let results = parse_results(status, &body, statements.len())?;
+        self.requests.set(self.requests.get() + 1);
+        let rows: usize = results.iter().flatten().map(|s| s.values.len()).sum();
+        self.rows.set(self.rows.get() + rows);
+        Ok(results)
     }
 }
 

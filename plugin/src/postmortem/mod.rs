@@ -70,7 +70,13 @@ pub fn run(a: &Args) -> ExitCode {
         host: a.host.clone(),
         now,
     };
-    match investigate(&scan, at, since) {
+    let found = investigate(&scan, at, since);
+    crate::log::info(&format!(
+        "postmortem: {} requests to InfluxDB, {} rows read",
+        client.requests.get(),
+        client.rows.get()
+    ));
+    match found {
         Ok(Found::Silences(all)) => print(a, since, &all),
         Ok(Found::NoData(hosts)) => {
             let known = if hosts.is_empty() {

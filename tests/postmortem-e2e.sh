@@ -38,6 +38,11 @@ reporting-disabled = true
   log-enabled = false
   auth-enabled = true
 CONF
+# Another server on the port would answer in place of ours (a shared machine).
+if curl -fsS "http://127.0.0.1:$PORT/ping" >/dev/null 2>&1; then
+  echo "port $PORT already has an InfluxDB: set VIGIL_PM_PORT" >&2
+  exit 1
+fi
 influxd -config "$work/influxdb.conf" > "$work/influxd.log" 2>&1 &
 INFLUX_PID=$!
 for _ in $(seq 1 100); do
@@ -45,5 +50,6 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 curl -fsS "http://127.0.0.1:$PORT/ping" >/dev/null || { cat "$work/influxd.log"; exit 1; }
+kill -0 "$INFLUX_PID" 2>/dev/null || { cat "$work/influxd.log"; exit 1; }
 
 python3 tests/postmortem_e2e.py --url "http://127.0.0.1:$PORT" --db vigil_pm --vigil "$VIGIL" "$@"

@@ -226,11 +226,22 @@ def main():
     ap.add_argument("--show", action="store_true", help="print the incident's text output")
     a = ap.parse_args()
     now = int(time.time())
-    def admin(q):
-        urllib.request.urlopen(urllib.request.Request(f"{a.url}/query", data=urllib.parse.urlencode({"q": q}).encode(), headers=AUTH), timeout=30)
+    def query(q, headers):
+        # Read the whole answer: InfluxDB sends "200 OK" before it runs the
+        # statement, so a response not read to the end does not mean done
+        # (a CREATE USER still hashing its password; the next request then
+        # finds no admin yet and is refused with 403).
+        req = urllib.request.Request(f"{a.url}/query", data=urllib.parse.urlencode({"q": q}).encode(), headers=headers)
+        try:
+            with urllib.request.urlopen(req, timeout=30) as r:
+                res = json.load(r)["results"][0]
+        except urllib.error.HTTPError as e:
+            raise SystemExit(f"{q}: HTTP {e.code}: {e.read().decode()[:300]}")
+        if "error" in res:
+            raise SystemExit(f"{q}: {res['error']}")
     # The first admin user may be created without credentials.
-    urllib.request.urlopen(urllib.request.Request(f"{a.url}/query", data=urllib.parse.urlencode({"q": f"CREATE USER \"{USER}\" WITH PASSWORD '{PASSWORD}' WITH ALL PRIVILEGES"}).encode()), timeout=30)
-    admin(f'CREATE DATABASE "{a.db}"')
+    query(f"CREATE USER \"{USER}\" WITH PASSWORD '{PASSWORD}' WITH ALL PRIVILEGES", {})
+    query(f'CREATE DATABASE "{a.db}"', AUTH)
     long, month_last = month(now)
     for tl in (incident(), link_failure(), orderly(now), flappy(now), down(now), ghost(now), long):
         tl.post(a.url, a.db)

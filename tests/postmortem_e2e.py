@@ -151,6 +151,9 @@ def link_failure():
         forensics(tl, t, {"finding_ids": "no_remote_logging,no_kdump", "readiness_score": 75, "log2ram": 0, "var_log_in_ram": 0, "ram_logger": None, "log_disk_sync_age_s": None, "journal_persistent": 1})
     tl.add("kernel_event", {"category": "aer", "address": "0000:41:00.0"},
            {"message": "vfio-pci 0000:41:00.0: PCIe Bus Error: severity=Uncorrectable (Fatal), type=Transaction Layer, (Receiver ID)", "priority": 3, "seq": 90211}, last - 9)
+    # The kernel's last words, written after the last heartbeat.
+    tl.add("kernel_event", {"category": "lockup"},
+           {"message": "watchdog: Watchdog detected hard LOCKUP on cpu 7", "priority": 0, "seq": 90212}, last + 4)
     tl.resources(last - 900, last)
     return tl
 
@@ -306,6 +309,7 @@ def main():
         for want in [("pcie_link", "width"), ("pcie_link", "speed_gts"), ("pcie_aer", "malf_tlp"), ("pcie_aer", "bad_tlp"),
                      ("pcie_aer_status", "devsta_fatal_err"), ("kernel_event", "message")]:
             check(f"link evidence {want}", want in fields, sorted(fields))
+        check("link lockup after the last heartbeat", any(x["cause"] == "kernel lockup" and x["evidence"][0]["time"] == "2026-03-03T10:00:04Z" for x in s), s)
         found = " | ".join(s[0]["findings"]) if s else ""
         check("link width drop time", "16 lanes -> 8 lanes at 09:55:00" in found, found)
         check("link fatal AER time", any(e["field"] == "malf_tlp" and e["time"] == "2026-03-03T09:59:50Z" for e in s[0]["evidence"]) if s else False, s)

@@ -14,6 +14,8 @@ use super::silence::{Gap, NS};
 pub const WINDOW_S: i64 = 600;
 /// Kernel events are read further back: the kernel's last words may be older.
 pub const EVENTS_S: i64 = 1800;
+/// ... and up to this long after the last heartbeat, before the next boot.
+pub const AFTER_S: i64 = 3600;
 
 pub struct Evidence {
     pub suspects: Vec<Suspect>,
@@ -85,10 +87,16 @@ pub fn gather(client: &Client, host: &str, gap: &Gap) -> Result<Evidence, String
         lo: t - WINDOW_S * NS,
         hi: t,
     };
+    // The kernel's last words may come after the last heartbeat (events are
+    // written as they happen): read them up to the next boot.
+    let end = gap
+        .boot_at()
+        .or(gap.next.as_ref().map(|n| n.t))
+        .unwrap_or(i64::MAX);
     let ev = Q {
         host: host.into(),
         lo: t - EVENTS_S * NS,
-        hi: t,
+        hi: end.min(t + AFTER_S * NS),
     };
     let by_addr = " GROUP BY \"address\"";
     let mut stmts = vec![
@@ -279,9 +287,9 @@ fn signal_lines(
         (
             "Kernel events".into(),
             if ev == 0 {
-                format!("none in the last {} min", EVENTS_S / 60)
+                format!("none from {} min before to the reboot", EVENTS_S / 60)
             } else {
-                format!("{ev} in the last {} min", EVENTS_S / 60)
+                format!("{ev} from {} min before to the reboot", EVENTS_S / 60)
             },
         ),
     ]

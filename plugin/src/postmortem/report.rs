@@ -45,22 +45,18 @@ impl Silence {
     pub fn verdict(&self) -> String {
         let top = self.suspects().iter().find(|s| s.explains);
         let who = |s: &Suspect| s.address.clone().or(s.cause.clone()).unwrap_or_default();
-        match (self.reboot, top) {
-            (Reboot::Orderly, _) => "orderly shutdown (vigil's stop mark): not a freeze".into(),
-            (Reboot::None, Some(s)) => format!(
-                "the node kept running (same boot); data stopped; first suspect {}",
-                who(s)
-            ),
-            (Reboot::None, None) => {
-                "the node kept running (same boot): the data did not arrive, no hardware clue"
-                    .into()
-            }
-            (_, Some(s)) => format!(
-                "went down without shutting down; first suspect {}: {}",
-                who(s),
-                s.findings[0]
-            ),
-            (_, None) => "went down without shutting down; no hardware clue in the data".into(),
+        if self.reboot == Reboot::Orderly {
+            return "orderly shutdown (vigil's stop mark): not a freeze".into();
+        }
+        let what = match (self.reboot, self.gap.next.is_some()) {
+            (Reboot::None, _) => "the node kept running (same boot), its data did not arrive",
+            (Reboot::Reset, _) => "went down without shutting down (reset)",
+            (_, true) => "rebooted; whether in order cannot be told (no stop mark ever seen)",
+            (_, false) => "still silent, no stop mark: frozen, off, or cut off from the network",
+        };
+        match top {
+            Some(s) => format!("{what}; first suspect {}: {}", who(s), s.findings[0]),
+            None => format!("{what}; no hardware clue in the data"),
         }
     }
 }

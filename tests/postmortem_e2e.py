@@ -19,11 +19,13 @@ Timelines:
 import argparse
 import base64
 import calendar
+import http.server
 import json
 import os
 import re
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -371,6 +373,33 @@ def main():
     p = subprocess.run([a.vigil, "postmortem", "--url", a.url, "--db", a.db, "--host", "pve-link", "--user", USER, "--at", "2026-03-03T10:05:00Z"],
                        capture_output=True, text=True, timeout=120, env=env)
     check("INFLUX_PASSWORD", p.returncode == 0, (p.returncode, p.stderr))
+
+    # InfluxDB 2.x's v1 API takes the token as "Authorization: Token T"; 1.6
+    # cannot check that, a stand-in server records what arrives.
+    seen = []
+
+    class Stub(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0))).decode()
+            seen.append((self.path, self.headers.get("Authorization"), urllib.parse.parse_qs(body)))
+            out = json.dumps({"results": [{"statement_id": 0}]}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(out)))
+            self.end_headers()
+            self.wfile.write(out)
+
+        def log_message(self, *args):
+            pass
+
+    stub = http.server.HTTPServer(("127.0.0.1", 0), Stub)
+    threading.Thread(target=stub.serve_forever, daemon=True).start()
+    stub_url = f"http://127.0.0.1:{stub.server_address[1]}"
+    rc, out, err = run(a.vigil, stub_url, "telegraf/autogen", "pve1", auth=("--token", "tok-123"))
+    stub.shutdown()
+    check("token: exit 2 on an empty bucket", rc == 2 and "no vigil heartbeat" in err, (rc, err))
+    check("token header", bool(seen) and all(h == "Token tok-123" for _, h, _ in seen), seen)
+    check("token: db and epoch", bool(seen) and seen[0][0] == "/query" and seen[0][2].get("db") == ["telegraf/autogen"] and seen[0][2].get("epoch") == ["ns"], seen[:1])
 
     print(f"postmortem e2e: {passed} checks passed, {len(failed)} failed")
     for f in failed:

@@ -273,3 +273,108 @@ pub fn list(host: &str, since: i64, all: &[Silence]) -> String {
     }
     o
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::postmortem::clues::{rank, Clue, Evidence as Ev};
+    use crate::postmortem::readiness::Readiness;
+    use crate::postmortem::silence::Beat;
+
+    const LAST: i64 = 1_770_652_490; // 2026-02-09T15:54:50Z
+
+    fn silence(reboot: Reboot, clues: Vec<Clue>) -> Silence {
+        let beat = |t: i64, up: f64, boot: &str, stopping: bool| Beat {
+            t: t * NS,
+            uptime_s: Some(up),
+            boot_id: Some(boot.into()),
+            stopping,
+        };
+        Silence {
+            gap: Gap {
+                last: beat(LAST, 202_913.0, "a", reboot == Reboot::Orderly),
+                next: Some(beat(LAST + 11_830, 1089.0, "b", false)),
+            },
+            reboot,
+            reboot_why:
+                "a very long explanation of why, long enough to need wrapping at eighty columns"
+                    .into(),
+            evidence: Some(Evidence {
+                suspects: rank(clues, |_| {
+                    Some("NVIDIA Corporation GA102 [GeForce RTX 3090] (vfio-pci)".into())
+                }),
+                resources: Vec::new(),
+                readiness: Readiness {
+                    score: Some(15),
+                    lost: vec!["no kdump: no crash dump".into()],
+                    ..Readiness::default()
+                },
+                fixes: Vec::new(),
+                signals: vec![("PCIe links".into(), "2 link(s): no change".into())],
+            }),
+            now: (LAST + 20_000) * NS,
+        }
+    }
+
+    fn clue(weight: u32) -> Clue {
+        Clue {
+            address: Some("0000:01:00.0".into()),
+            cause: None,
+            what: format!("something of weight {weight}"),
+            weight,
+            evidence: vec![Ev {
+                measurement: "pcie_link".into(),
+                field: "width".into(),
+                value: "16 -> 8".into(),
+                time: Some(LAST * NS),
+            }],
+        }
+    }
+
+    #[test]
+    fn the_incident_shape_in_json() {
+        let s = silence(Reboot::Reset, vec![clue(10)]);
+        let j = json("FCM2250", &s);
+        assert_eq!(j["last_heartbeat"], "2026-02-09T15:54:50Z");
+        assert_eq!(j["back_at"], "2026-02-09T19:12:00Z");
+        assert_eq!(j["boot_at"], "2026-02-09T18:53:51Z");
+        assert_eq!(j["down_s"], 10_741);
+        assert_eq!(j["silent_s"], 11_830);
+        assert_eq!(j["reboot"], "reset");
+        assert_eq!(j["explained"], false);
+        assert_eq!(j["suspects"][0]["address"], "0000:01:00.0");
+        assert_eq!(
+            j["suspects"][0]["evidence"][0]["time"],
+            "2026-02-09T15:54:50Z"
+        );
+    }
+
+    #[test]
+    fn text_fits_80_columns_and_names_the_first_suspect() {
+        let s = silence(Reboot::Reset, vec![clue(10), clue(85)]);
+        assert!(s.explained());
+        let t = text("FCM2250", &s);
+        for l in t.lines() {
+            assert!(l.chars().count() <= 80, "{l:?}");
+        }
+        assert!(
+            t.contains("Down       2h 59m 01s (no data for 3h 17m 10s)"),
+            "{t}"
+        );
+        assert!(s
+            .verdict()
+            .contains("first suspect 0000:01:00.0: something of weight 85"));
+    }
+
+    #[test]
+    fn an_orderly_shutdown_is_explained_and_not_a_freeze() {
+        let s = silence(Reboot::Orderly, Vec::new());
+        assert!(s.explained());
+        assert!(s.verdict().contains("not a freeze"));
+        let l = list("pve1", LAST * NS, &[s]);
+        assert!(
+            l.contains("2026-02-09T15:54:50Z -> 2026-02-09T19:12:00Z  down 2h 59m 01s, orderly"),
+            "{l}"
+        );
+    }
+}

@@ -21,7 +21,7 @@ pub struct Evidence {
     pub suspects: Vec<Suspect>,
     pub resources: Vec<Verdict>,
     pub readiness: Readiness,
-    pub fixes: Vec<vigil_collector::forensics::findings::Finding>,
+    pub fixes: Vec<readiness::Fix>,
     /// One line per signal family: what the window showed, also when nothing.
     pub signals: Vec<(String, String)>,
 }

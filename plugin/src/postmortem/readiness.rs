@@ -4,6 +4,7 @@
 
 use serde::Serialize;
 use vigil_collector::forensics::findings::{findings, Finding, PlatformFacts};
+use vigil_collector::forensics::setup::Setup;
 use vigil_collector::forensics::Forensics;
 
 use super::influx::Row;
@@ -41,7 +42,7 @@ fn facts(cf: &Row<'_>, plat: Option<&Row<'_>>) -> (Forensics, PlatformFacts) {
                     .collect()
             })
             .unwrap_or_default(),
-        netconsole: flag(cf, "netconsole").unwrap_or(false),
+        netconsole: flag(cf, "netconsole"),
         pstore_backend: s("pstore_backend"),
         pstore_records: cf.i64("pstore_records").map(|v| v.max(0) as u64),
         kdump_loaded: flag(cf, "kdump_loaded"),
@@ -61,19 +62,58 @@ fn facts(cf: &Row<'_>, plat: Option<&Row<'_>>) -> (Forensics, PlatformFacts) {
     (f, p)
 }
 
-/// The findings vigil reported then (`finding_ids`), with the doctor's prose.
-pub fn fixes(cf: Option<&Row<'_>>, plat: Option<&Row<'_>>) -> Vec<Finding> {
+/// A `vigil doctor` finding as the node reported it then, in the doctor's words.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Fix {
+    pub id: String,
+    pub title: String,
+    pub why: String,
+    pub fix: Vec<String>,
+}
+
+/// The findings vigil reported then (`finding_ids`), worded by `vigil doctor`
+/// from the facts stored beside them (what the node had installed is not
+/// stored, so the fixes are the generic ones).
+pub fn fixes(cf: Option<&Row<'_>>, plat: Option<&Row<'_>>) -> Vec<Fix> {
     let Some(cf) = cf else { return Vec::new() };
-    let ids: Vec<&str> = cf
-        .str("finding_ids")
+    let (f, p) = facts(cf, plat);
+    let rebuilt = findings(&f, &p);
+    let setup = Setup::default();
+    ids(cf)
+        .into_iter()
+        .map(|id| {
+            let prose = match rebuilt.iter().find(|x| x.id == id) {
+                Some(found) => crate::doctor::prose(found, Some(&f), &setup),
+                None => {
+                    // The doctor words findings by id; one it does not know gets its fallback.
+                    let id: &'static str = Box::leak(id.clone().into_boxed_str());
+                    crate::doctor::prose(
+                        &Finding {
+                            id,
+                            weight: 0,
+                            seen: Vec::new(),
+                        },
+                        Some(&f),
+                        &setup,
+                    )
+                }
+            };
+            Fix {
+                id,
+                title: prose.title,
+                why: prose.why.to_string(),
+                fix: prose.fix,
+            }
+        })
+        .collect()
+}
+
+fn ids(cf: &Row<'_>) -> Vec<String> {
+    cf.str("finding_ids")
         .unwrap_or("")
         .split(',')
         .filter(|x| !x.is_empty())
-        .collect();
-    let (f, p) = facts(cf, plat);
-    findings(&f, &p)
-        .into_iter()
-        .filter(|x| ids.contains(&x.id))
+        .map(str::to_string)
         .collect()
 }
 
@@ -88,13 +128,7 @@ pub fn readiness(
     };
     if let Some(cf) = cf {
         r.score = cf.i64("readiness_score");
-        r.finding_ids = cf
-            .str("finding_ids")
-            .unwrap_or("")
-            .split(',')
-            .filter(|x| !x.is_empty())
-            .map(str::to_string)
-            .collect();
+        r.finding_ids = ids(cf);
         r.lost = lost(cf, plat);
     }
     if r.pstore_records_after == Some(0) {

@@ -96,11 +96,7 @@ pub fn json(host: &str, s: &Silence) -> Value {
             .into();
         v["resources"] = json!(e.resources);
         v["readiness"] = json!(e.readiness);
-        v["fixes"] = e
-            .fixes
-            .iter()
-            .map(|f| json!({"id": f.id, "title": f.title, "why": f.why, "fix": f.fix}))
-            .collect();
+        v["fixes"] = e.fixes.iter().map(|f| json!(f)).collect();
     }
     v
 }
@@ -243,7 +239,7 @@ pub fn text(host: &str, s: &Silence) -> String {
         wrap(&mut o, "  !", 4, &format!("after the reboot pstore held {n} record(s): read /sys/fs/pstore or /var/lib/systemd/pstore"));
     }
     if !e.fixes.is_empty() {
-        o.push_str("\nFixes that would have kept more (vigil doctor)\n");
+        o.push_str("\nFixes that would have kept more (vigil doctor's words; run it on the node\nfor fixes fitted to what it has installed)\n");
         for f in &e.fixes {
             wrap(&mut o, "  -", 4, &format!("{} [{}]", f.title, f.id));
             for l in &f.fix {

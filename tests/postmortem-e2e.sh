@@ -53,3 +53,49 @@ curl -fsS "http://127.0.0.1:$PORT/ping" >/dev/null || { cat "$work/influxd.log";
 kill -0 "$INFLUX_PID" 2>/dev/null || { cat "$work/influxd.log"; exit 1; }
 
 python3 tests/postmortem_e2e.py --url "http://127.0.0.1:$PORT" --db vigil_pm --vigil "$VIGIL" "$@"
+
+# The stop mark through the real path: Telegraf runs vigil, is stopped with
+# SIGTERM, and the last vigil point in InfluxDB carries stopping=1. Uses the
+# Telegraf that tests/telegraf-e2e.sh builds (CI runs it first).
+TELEGRAF=${VIGIL_CACHE:-$HOME/.cache/vigil}/telegraf-v1.34.4
+if [ ! -x "$TELEGRAF" ]; then
+  echo "stop mark through Telegraf: skipped, no $TELEGRAF (tests/telegraf-e2e.sh builds it)"
+  exit 0
+fi
+cat > "$work/telegraf.conf" <<CONF
+[agent]
+  interval = "1s"
+  flush_interval = "1s"
+  hostname = "pm-telegraf"
+[[outputs.influxdb]]
+  urls = ["http://127.0.0.1:$PORT"]
+  database = "vigil_pm"
+  skip_database_creation = true
+  username = "vigil-admin"
+  password = "s3cret pass"
+[[inputs.execd]]
+  command = ["$VIGIL", "--root", "$(pwd)/fixtures/passthrough-gpu-vfio", "--collectors", "vigil"]
+  signal = "STDIN"
+  data_format = "influx"
+CONF
+"$TELEGRAF" --config "$work/telegraf.conf" > "$work/telegraf.log" 2>&1 &
+TG=$!
+q() {
+  curl -fsS -u "vigil-admin:s3cret pass" "http://127.0.0.1:$PORT/query" --data-urlencode db=vigil_pm --data-urlencode "q=$1"
+}
+# Stop it only once a heartbeat has arrived: a vigil stopped before its
+# first batch has no heartbeat to mark (a loaded machine starts slowly).
+for _ in $(seq 1 300); do
+  case "$(q "SELECT count(\"uptime_s\") FROM \"vigil\" WHERE \"host\" = 'pm-telegraf'")" in
+    *'"count"'*) break ;;
+  esac
+  sleep 0.1
+done
+kill -TERM "$TG"
+wait "$TG" || true
+last=$(q "SELECT \"stopping\", \"boot_id\" FROM \"vigil\" WHERE \"host\" = 'pm-telegraf' ORDER BY time DESC LIMIT 1")
+case "$last" in
+  *'"stopping","boot_id"'*',1,"'*) echo "stop mark through Telegraf: the last point has stopping=1" ;;
+  *) echo "stop mark through Telegraf: missing: $last"; cat "$work/telegraf.log"; exit 1 ;;
+esac
+

@@ -106,87 +106,83 @@ pub fn link(s: &Series) -> Vec<Clue> {
         } else {
             ("link came back up", 40)
         };
-        out.push(device(
-            a,
-            format!("{what} at {}", clock(t)),
-            w,
-            vec![ev(
-                "pcie_link",
-                "link_up",
-                format!("{from} -> {to}"),
-                Some(t),
-            )],
-        ));
+        let e = ev("pcie_link", "link_up", format!("{from} -> {to}"), Some(t));
+        out.push(device(a, format!("{what} at {}", clock(t)), w, vec![e]));
     }
-    // Speed and width only while the link is up: a down link reads width 0.
+    out.extend(speed_and_width(a, &rows));
+    for field in ["speed_downgraded", "width_downgraded"] {
+        out.extend(downgrade(a, &rows, field));
+    }
+    out
+}
+
+/// Speed and width changes, only while the link is up: a down link reads width 0.
+fn speed_and_width(a: &str, rows: &[Row<'_>]) -> Vec<Clue> {
     let up: Vec<Row> = rows
         .iter()
         .copied()
         .filter(|r| r.i64("link_up") != Some(0) && r.i64("width") != Some(0))
         .collect();
+    let mut out = Vec::new();
     for (field, unit) in [("speed_gts", " GT/s"), ("width", " lanes")] {
         for (t, from, to) in transitions(&up, |r| r.f64(field)) {
-            let dir = if to < from { "dropped" } else { "rose" };
-            let w = if to < from { 55 } else { 20 };
-            let what = format!(
-                "link {} {dir} {}{unit} -> {}{unit} at {}",
-                field.trim_end_matches("_gts"),
-                fmt_num(from),
-                fmt_num(to),
-                clock(t)
-            );
+            let (dir, w) = if to < from {
+                ("dropped", 55)
+            } else {
+                ("rose", 20)
+            };
+            let (f, n) = (fmt_num(from), fmt_num(to));
+            let name = field.trim_end_matches("_gts");
+            let what = format!("link {name} {dir} {f}{unit} -> {n}{unit} at {}", clock(t));
             out.push(device(
                 a,
                 what,
                 w,
-                vec![ev(
-                    "pcie_link",
-                    field,
-                    format!("{} -> {}", fmt_num(from), fmt_num(to)),
-                    Some(t),
-                )],
+                vec![ev("pcie_link", field, format!("{f} -> {n}"), Some(t))],
             ));
         }
     }
-    for (field, exp) in [
-        ("speed_downgraded", "expected_speed_gts"),
-        ("width_downgraded", "expected_width"),
-    ] {
-        let flags: Vec<i64> = rows.iter().filter_map(|r| r.i64(field)).collect();
-        if flags.is_empty() || !flags.contains(&1) {
-            continue;
-        }
-        let value = field
-            .replace("_downgraded", "")
-            .replace("speed", "speed_gts");
-        let flagged = rows.iter().rev().find(|r| r.i64(field) == Some(1));
-        let now = flagged.and_then(|r| r.f64(&value));
-        let expected = flagged.and_then(|r| r.f64(exp));
-        let detail = match (now, expected) {
-            (Some(n), Some(e)) => format!(" ({} of {} expected)", fmt_num(n), fmt_num(e)),
-            _ => String::new(),
-        };
-        let (w, when, t) = if flags.iter().all(|f| *f == 1) {
-            (15, "all window".to_string(), None)
-        } else {
-            let t = transitions(&rows, |r| r.i64(field))
-                .into_iter()
-                .find(|x| x.2 == 1)
-                .map(|x| x.0);
-            (
-                50,
-                t.map_or_else(String::new, |t| format!("from {}", clock(t))),
-                t,
-            )
-        };
-        out.push(device(
-            a,
-            format!("{field}{detail} {when}").trim().to_string(),
-            w,
-            vec![ev("pcie_link", field, "1".into(), t)],
-        ));
-    }
     out
+}
+
+/// A downgrade flag that rose in the window (a clue) or held all along (context).
+fn downgrade(a: &str, rows: &[Row<'_>], field: &str) -> Option<Clue> {
+    let flags: Vec<i64> = rows.iter().filter_map(|r| r.i64(field)).collect();
+    if !flags.contains(&1) {
+        return None;
+    }
+    let (value, expected) = match field {
+        "speed_downgraded" => ("speed_gts", "expected_speed_gts"),
+        _ => ("width", "expected_width"),
+    };
+    let flagged = rows.iter().rev().find(|r| r.i64(field) == Some(1));
+    let detail = match (
+        flagged.and_then(|r| r.f64(value)),
+        flagged.and_then(|r| r.f64(expected)),
+    ) {
+        (Some(n), Some(e)) => format!(" ({} of {} expected)", fmt_num(n), fmt_num(e)),
+        _ => String::new(),
+    };
+    let (w, when, t) = if flags.iter().all(|f| *f == 1) {
+        (15, "all window".to_string(), None)
+    } else {
+        let t = transitions(rows, |r| r.i64(field))
+            .into_iter()
+            .find(|x| x.2 == 1)
+            .map(|x| x.0);
+        (
+            50,
+            t.map_or_else(String::new, |t| format!("from {}", clock(t))),
+            t,
+        )
+    };
+    let what = format!("{field}{detail} {when}").trim().to_string();
+    Some(device(
+        a,
+        what,
+        w,
+        vec![ev("pcie_link", field, "1".into(), t)],
+    ))
 }
 
 /// AER counters that went up, per device and severity.

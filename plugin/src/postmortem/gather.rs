@@ -80,7 +80,28 @@ fn moved(series: &[Series], cols: &[&str], nonzero: bool) -> BTreeSet<String> {
         .collect()
 }
 
-pub fn gather(client: &Client, host: &str, gap: &Gap) -> Result<Evidence, String> {
+// Statement positions in the first request.
+const LINK: usize = 0;
+const AER: usize = 1;
+const STATUS: usize = 2;
+const DSTATE: usize = 3;
+const DRIVERS: usize = 4;
+const VFIO: usize = 5;
+const EVENTS: usize = 6;
+const FORENSICS: usize = 7;
+const PLATFORM: usize = 8;
+const CPU: usize = 9;
+const MEM: usize = 10;
+const SYSTEM: usize = 11;
+const NET: usize = 12;
+const DISKIO: usize = 13;
+const NAMES: usize = 14;
+const AFTER: usize = 15;
+
+/// The first request: aggregates per device over the window, the last
+/// readiness and platform points, the Telegraf inputs, and (when the node
+/// came back) the first readiness point of the new boot.
+fn statements(host: &str, gap: &Gap) -> (Q, Vec<String>) {
     let t = gap.last.t;
     let q = Q {
         host: host.into(),
@@ -124,27 +145,55 @@ pub fn gather(client: &Client, host: &str, gap: &Gap) -> Result<Evidence, String
             n.t + 1800 * NS
         ));
     }
-    let r = client.query(&stmts)?;
-    let link_moved = moved(&r[0], &["a", "b", "c", "d", "e"], false);
-    let aer_moved = moved(&r[1], &["a"], false);
-    let status_set = moved(&r[2], &["a", "b", "c", "d", "e"], true);
-    let mut dev_moved = moved(&r[3], &["a"], false);
-    dev_moved.extend(
-        r[3].iter()
-            .filter(|s| s.rows().any(|x| x.i64("b") == Some(0)))
-            .map(|s| s.tag("address").to_string()),
-    );
-    dev_moved.extend(
-        r[4].iter()
-            .filter(|s| s.rows().any(|x| x.i64("a").unwrap_or(0) > 1))
-            .map(|s| s.tag("address").to_string()),
-    );
+    (q, stmts)
+}
 
-    let raw = drill(
-        client,
-        &q,
-        [&link_moved, &aer_moved, &status_set, &dev_moved],
-    )?;
+/// Devices worth a closer look, per family: links, AER counters, status bits, power/driver.
+fn moved_devices(r: &Results) -> [BTreeSet<String>; 4] {
+    let addresses =
+        |i: usize, pick: &dyn Fn(&super::influx::Row<'_>) -> bool| -> BTreeSet<String> {
+            r[i].iter()
+                .filter(|s| s.rows().any(|x| pick(&x)))
+                .map(|s| s.tag("address").to_string())
+                .collect()
+        };
+    let mut dev = moved(&r[DSTATE], &["a"], false);
+    dev.extend(addresses(DSTATE, &|x| x.i64("b") == Some(0)));
+    dev.extend(addresses(DRIVERS, &|x| x.i64("a").unwrap_or(0) > 1));
+    [
+        moved(&r[LINK], &["a", "b", "c", "d", "e"], false),
+        moved(&r[AER], &["a"], false),
+        moved(&r[STATUS], &["a", "b", "c", "d", "e"], true),
+        dev,
+    ]
+}
+
+/// `NVIDIA Corporation GA102 [GeForce RTX 3090] (vfio-pci)` from the device's tags.
+fn device_name(names: &[Series], address: &str) -> Option<String> {
+    let s = names.iter().find(|s| s.tag("address") == address)?;
+    let label = [s.tag("vendor"), s.tag("device")]
+        .iter()
+        .filter(|x| !x.is_empty())
+        .copied()
+        .collect::<Vec<_>>()
+        .join(" ");
+    let driver = s
+        .rows()
+        .next()
+        .and_then(|r| r.str("driver").map(str::to_string));
+    match (label.is_empty(), driver) {
+        (false, Some(d)) => Some(format!("{label} ({d})")),
+        (false, None) => Some(label),
+        (true, Some(d)) => Some(format!("({d})")),
+        (true, None) => None,
+    }
+}
+
+pub fn gather(client: &Client, host: &str, gap: &Gap) -> Result<Evidence, String> {
+    let (q, stmts) = statements(host, gap);
+    let r = client.query(&stmts)?;
+    let moved = moved_devices(&r);
+    let raw = drill(client, &q, [&moved[0], &moved[1], &moved[2], &moved[3]])?;
     let mut all: Vec<Clue> = Vec::new();
     raw[0].iter().for_each(|s| all.extend(clues::link(s)));
     raw[1].iter().for_each(|s| all.extend(clues::aer(s)));
@@ -152,57 +201,36 @@ pub fn gather(client: &Client, host: &str, gap: &Gap) -> Result<Evidence, String
     raw[3]
         .iter()
         .for_each(|s| all.extend(clues::device_changes(s)));
-    r[5].iter().for_each(|s| all.extend(clues::vfio(s)));
-    r[6].iter()
+    r[VFIO].iter().for_each(|s| all.extend(clues::vfio(s)));
+    r[EVENTS]
+        .iter()
         .for_each(|s| all.extend(clues::kernel_events(s)));
-
     let window = WINDOW_S as f64;
     let verdicts = vec![
-        resources::cpu(&r[9]),
-        resources::mem(&r[10]),
-        resources::net(&r[12], window),
-        resources::diskio(&r[13], window),
-        resources::system(&r[11]),
+        resources::cpu(&r[CPU]),
+        resources::mem(&r[MEM]),
+        resources::net(&r[NET], window),
+        resources::diskio(&r[DISKIO], window),
+        resources::system(&r[SYSTEM]),
     ];
     all.extend(resources::clues(&verdicts));
-    let names = &r[14];
-    let name_of = |a: &str| {
-        let s = names.iter().find(|s| s.tag("address") == a)?;
-        let label = [s.tag("vendor"), s.tag("device")]
-            .iter()
-            .filter(|x| !x.is_empty())
-            .copied()
-            .collect::<Vec<_>>()
-            .join(" ");
-        let driver = s
-            .rows()
-            .next()
-            .and_then(|r| r.str("driver").map(str::to_string));
-        match (label.is_empty(), driver) {
-            (false, Some(d)) => Some(format!("{label} ({d})")),
-            (false, None) => Some(label),
-            (true, Some(d)) => Some(format!("({d})")),
-            (true, None) => None,
-        }
+    let suspects = clues::rank(all, |a| device_name(&r[NAMES], a));
+    let first_row = |i: usize| {
+        r.get(i)
+            .and_then(|x| x.first())
+            .and_then(|s| s.rows().next())
     };
-    let suspects = clues::rank(all, name_of);
-    let cf = r[7].first().and_then(|s| s.rows().next());
-    let plat = r[8].first().and_then(|s| s.rows().next());
-    let after = r
-        .get(15)
-        .and_then(|x| x.first())
-        .and_then(|s| s.rows().next());
-    let signals = signal_lines(
-        &r,
-        [&link_moved, &aer_moved, &status_set, &dev_moved],
-        plat.as_ref(),
-    );
+    let (cf, plat, after) = (first_row(FORENSICS), first_row(PLATFORM), first_row(AFTER));
     Ok(Evidence {
         suspects,
         resources: verdicts,
         readiness: readiness::readiness(cf.as_ref(), plat.as_ref(), after.as_ref()),
         fixes: readiness::fixes(cf.as_ref(), plat.as_ref()),
-        signals,
+        signals: signal_lines(
+            &r,
+            [&moved[0], &moved[1], &moved[2], &moved[3]],
+            plat.as_ref(),
+        ),
     })
 }
 
@@ -240,6 +268,7 @@ fn signal_lines(
     plat: Option<&super::influx::Row<'_>>,
 ) -> Vec<(String, String)> {
     let noaer = plat.and_then(|p| p.i64("aer_cmdline_disabled")) == Some(1);
+    // Families 0..=3 are the statements LINK, AER, STATUS and DSTATE, in that order.
     let count = |i: usize, what: &str| -> String {
         match (r[i].len(), moved[i].len()) {
             (0, _) => "no data".into(),
@@ -254,12 +283,12 @@ fn signal_lines(
             ),
         }
     };
-    let aer = if r[1].is_empty() && noaer {
+    let aer = if r[AER].is_empty() && noaer {
         "not counted: pci=noaer".to_string()
     } else {
         count(1, "counter set(s)")
     };
-    let held: Vec<String> = r[5]
+    let held: Vec<String> = r[VFIO]
         .iter()
         .filter_map(|s| {
             let last = s.rows().last()?;
@@ -277,7 +306,7 @@ fn signal_lines(
     } else {
         held.join("; ")
     };
-    let ev = r[6].first().map_or(0, |s| s.values.len());
+    let ev = r[EVENTS].first().map_or(0, |s| s.values.len());
     vec![
         ("PCIe links".into(), count(0, "link(s)")),
         ("AER counters".into(), aer),

@@ -144,9 +144,35 @@ fn short(id: &Option<String>) -> String {
 }
 
 pub fn text(host: &str, s: &Silence) -> String {
+    let mut o = format!("vigil postmortem: {host}\n\n");
+    when(&mut o, s);
+    let Some(e) = &s.evidence else { return o };
+    let t = s.gap.last.t;
+    o.push_str(&format!(
+        "\nBefore the silence ({} - {} UTC)\n",
+        clock(t - WINDOW_S * NS),
+        clock(t)
+    ));
+    for (k, v) in &e.signals {
+        wrap(&mut o, &format!("  {k}"), 17, v);
+    }
+    o.push_str("\nResources (Telegraf)\n");
+    for r in &e.resources {
+        wrap(
+            &mut o,
+            &format!("  {:<8} {:<10}", r.resource, r.verdict),
+            22,
+            &r.summary,
+        );
+    }
+    suspects(&mut o, s.suspects());
+    lost(&mut o, e);
+    o
+}
+
+/// When it went silent, how it came back, and what that says.
+fn when(o: &mut String, s: &Silence) {
     let g = &s.gap;
-    let mut o = String::new();
-    o.push_str(&format!("vigil postmortem: {host}\n\n"));
     o.push_str(&format!(
         "Last beat  {}  {}, boot {}\n",
         rfc3339(g.last.t),
@@ -177,35 +203,20 @@ pub fn text(host: &str, s: &Silence) -> String {
         )),
     }
     wrap(
-        &mut o,
+        o,
         "Reboot",
         11,
         &format!("{}: {}", s.reboot.name(), s.reboot_why),
     );
-    wrap(&mut o, "Verdict", 11, &s.verdict());
-    let Some(e) = &s.evidence else { return o };
-    o.push_str(&format!(
-        "\nBefore the silence ({} - {} UTC)\n",
-        clock(g.last.t - WINDOW_S * NS),
-        clock(g.last.t)
-    ));
-    for (k, v) in &e.signals {
-        wrap(&mut o, &format!("  {k}"), 17, v);
-    }
-    o.push_str("\nResources (Telegraf)\n");
-    for r in &e.resources {
-        wrap(
-            &mut o,
-            &format!("  {:<8} {:<10}", r.resource, r.verdict),
-            22,
-            &r.summary,
-        );
-    }
+    wrap(o, "Verdict", 11, &s.verdict());
+}
+
+fn suspects(o: &mut String, all: &[Suspect]) {
     o.push_str("\nSuspects\n");
-    if s.suspects().is_empty() {
+    if all.is_empty() {
         o.push_str("  none: nothing in the data points at a device or a resource\n");
     }
-    for x in s.suspects() {
+    for x in all {
         let who = x.address.clone().or(x.cause.clone()).unwrap_or_default();
         let name = x
             .name
@@ -213,15 +224,19 @@ pub fn text(host: &str, s: &Silence) -> String {
             .map_or_else(String::new, |n| format!(" {n}"));
         let tag = if x.explains { "" } else { "  [context only]" };
         wrap(
-            &mut o,
+            o,
             &format!("  {}.", x.rank),
             6,
             &format!("{who}{name} (score {}){tag}", x.score),
         );
         for f in &x.findings {
-            wrap(&mut o, "      -", 8, f);
+            wrap(o, "      -", 8, f);
         }
     }
+}
+
+/// What the node could not keep, and the doctor's fixes.
+fn lost(o: &mut String, e: &Evidence) {
     let r = &e.readiness;
     let score = r
         .score
@@ -233,21 +248,22 @@ pub fn text(host: &str, s: &Silence) -> String {
         o.push_str("  nothing known to be lost\n");
     }
     for l in &r.lost {
-        wrap(&mut o, "  -", 4, l);
+        wrap(o, "  -", 4, l);
     }
     if let Some(n) = r.pstore_records_after.filter(|n| *n > 0) {
-        wrap(&mut o, "  !", 4, &format!("after the reboot pstore held {n} record(s): read /sys/fs/pstore or /var/lib/systemd/pstore"));
+        let read = format!("after the reboot pstore held {n} record(s): read /sys/fs/pstore or /var/lib/systemd/pstore");
+        wrap(o, "  !", 4, &read);
     }
-    if !e.fixes.is_empty() {
-        o.push_str("\nFixes that would have kept more (vigil doctor's words; run it on the node\nfor fixes fitted to what it has installed)\n");
-        for f in &e.fixes {
-            wrap(&mut o, "  -", 4, &format!("{} [{}]", f.title, f.id));
-            for l in &f.fix {
-                o.push_str(&format!("      {l}\n"));
-            }
+    if e.fixes.is_empty() {
+        return;
+    }
+    o.push_str("\nFixes that would have kept more (vigil doctor's words; run it on the node\nfor fixes fitted to what it has installed)\n");
+    for f in &e.fixes {
+        wrap(o, "  -", 4, &format!("{} [{}]", f.title, f.id));
+        for l in &f.fix {
+            o.push_str(&format!("      {l}\n"));
         }
     }
-    o
 }
 
 /// `--since`: one line per silence.

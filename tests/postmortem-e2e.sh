@@ -24,6 +24,20 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# https with a private CA, as a self-hosted InfluxDB has: vigil trusts it
+# through --ca-cert. (A self-signed server certificate is a CA used as an end
+# entity, which rustls' verifier refuses, as browsers do.)
+command -v openssl >/dev/null 2>&1 || {
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl >/dev/null
+}
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=vigil test CA" \
+  -keyout "$work/ca.key" -out "$work/ca.pem" 2>/dev/null
+openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" \
+  -keyout "$work/key.pem" -out "$work/server.csr" 2>/dev/null
+printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n' > "$work/ext.cnf"
+openssl x509 -req -in "$work/server.csr" -CA "$work/ca.pem" -CAkey "$work/ca.key" -CAcreateserial \
+  -days 2 -extfile "$work/ext.cnf" -out "$work/cert.pem" 2>/dev/null
 cat > "$work/influxdb.conf" <<CONF
 bind-address = "127.0.0.1:$((PORT + 2))"
 reporting-disabled = true
@@ -37,22 +51,27 @@ reporting-disabled = true
   bind-address = "127.0.0.1:$PORT"
   log-enabled = false
   auth-enabled = true
+  https-enabled = true
+  https-certificate = "$work/cert.pem"
+  https-private-key = "$work/key.pem"
 CONF
+URL=https://127.0.0.1:$PORT
+ping() { curl -fsS --cacert "$work/ca.pem" "$URL/ping" >/dev/null 2>&1; }
 # Another server on the port would answer in place of ours (a shared machine).
-if curl -fsS "http://127.0.0.1:$PORT/ping" >/dev/null 2>&1; then
+if curl -fsS "http://127.0.0.1:$PORT/ping" >/dev/null 2>&1 || curl -fsSk "https://127.0.0.1:$PORT/ping" >/dev/null 2>&1; then
   echo "port $PORT already has an InfluxDB: set VIGIL_PM_PORT" >&2
   exit 1
 fi
 influxd -config "$work/influxdb.conf" > "$work/influxd.log" 2>&1 &
 INFLUX_PID=$!
 for _ in $(seq 1 100); do
-  curl -fsS "http://127.0.0.1:$PORT/ping" >/dev/null 2>&1 && break
+  ping && break
   sleep 0.1
 done
-curl -fsS "http://127.0.0.1:$PORT/ping" >/dev/null || { cat "$work/influxd.log"; exit 1; }
+ping || { cat "$work/influxd.log"; exit 1; }
 kill -0 "$INFLUX_PID" 2>/dev/null || { cat "$work/influxd.log"; exit 1; }
 
-python3 tests/postmortem_e2e.py --url "http://127.0.0.1:$PORT" --db vigil_pm --vigil "$VIGIL" "$@"
+python3 tests/postmortem_e2e.py --url "$URL" --ca "$work/ca.pem" --db vigil_pm --vigil "$VIGIL" "$@"
 
 # The stop mark through the real path: Telegraf runs vigil, is stopped with
 # SIGTERM, and the last vigil point in InfluxDB carries stopping=1. Uses the
@@ -68,7 +87,8 @@ cat > "$work/telegraf.conf" <<CONF
   flush_interval = "1s"
   hostname = "pm-telegraf"
 [[outputs.influxdb]]
-  urls = ["http://127.0.0.1:$PORT"]
+  urls = ["$URL"]
+  tls_ca = "$work/ca.pem"
   database = "vigil_pm"
   skip_database_creation = true
   username = "vigil-admin"
@@ -81,7 +101,7 @@ CONF
 "$TELEGRAF" --config "$work/telegraf.conf" > "$work/telegraf.log" 2>&1 &
 TG=$!
 q() {
-  curl -fsS -u "vigil-admin:s3cret pass" "http://127.0.0.1:$PORT/query" --data-urlencode db=vigil_pm --data-urlencode "q=$1"
+  curl -fsS --cacert "$work/ca.pem" -u "vigil-admin:s3cret pass" "$URL/query" --data-urlencode db=vigil_pm --data-urlencode "q=$1"
 }
 # Stop it only once a heartbeat has arrived: a vigil stopped before its
 # first batch has no heartbeat to mark (a loaded machine starts slowly).

@@ -23,6 +23,7 @@ import http.server
 import json
 import os
 import re
+import ssl
 import subprocess
 import sys
 import threading
@@ -217,8 +218,13 @@ USER, PASSWORD = "vigil-admin", "s3cret pass"
 AUTH = {"Authorization": "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()}
 
 
+# InfluxDB serves https with a self-signed certificate (--ca in main).
+CA = []
+
+
 def run(vigil, url, db, host, *extra, auth=("--user", USER, "--password", PASSWORD)):
-    cmd = [vigil, "postmortem", "--url", url, "--db", db, "--host", host, *auth, *extra]
+    tls = ["--ca-cert", CA[0]] if CA and url.startswith("https:") else []
+    cmd = [vigil, "postmortem", "--url", url, "--db", db, "--host", host, *auth, *tls, *extra]
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     return p.returncode, p.stdout, p.stderr
 
@@ -229,7 +235,12 @@ def main():
     ap.add_argument("--db", required=True)
     ap.add_argument("--vigil", required=True)
     ap.add_argument("--show", action="store_true", help="print the incident's text output")
+    ap.add_argument("--ca", help="CA certificate (PEM) of an https InfluxDB")
     a = ap.parse_args()
+    if a.ca:
+        CA.append(a.ca)
+        ctx = ssl.create_default_context(cafile=a.ca)
+        urllib.request.install_opener(urllib.request.build_opener(urllib.request.HTTPSHandler(context=ctx)))
     now = int(time.time())
     def query(q, headers):
         # Read the whole answer: InfluxDB sends "200 OK" before it runs the
@@ -355,6 +366,12 @@ def main():
     rc, out, err = run(a.vigil, a.url, a.db, "pve-ghost")
     check("ghost exit 2", rc == 2, rc)
     check("ghost message", "no vigil heartbeat for host \"pve-ghost\"" in err and "FCM2250" in err, err)
+    if CA:
+        base = [a.vigil, "postmortem", "--url", a.url, "--db", a.db, "--host", "FCM2250", "--user", USER, "--password", PASSWORD]
+        p = subprocess.run(base + ["--ca-cert", "/dev/null"], capture_output=True, text=True, timeout=120)
+        check("--ca-cert without a certificate exit 2", p.returncode == 2 and "no PEM certificate" in p.stderr, (p.returncode, p.stderr))
+        p = subprocess.run(base, capture_output=True, text=True, timeout=120)
+        check("an unknown CA is refused (exit 2)", p.returncode == 2 and "UnknownIssuer" in p.stderr, (p.returncode, p.stderr))
     rc, out, err = run(a.vigil, "http://127.0.0.1:1", a.db, "FCM2250")
     check("unreachable exit 2", rc == 2 and "127.0.0.1:1" in err, (rc, err))
     rc, out, err = run(a.vigil, a.url, "nosuchdb", "FCM2250")
@@ -370,7 +387,7 @@ def main():
     rc, out, err = run(a.vigil, a.url, a.db, "FCM2250", auth=())
     check("no credentials exit 2", rc == 2 and "401" in err, (rc, err))
     env = dict(os.environ, INFLUX_PASSWORD=PASSWORD)
-    p = subprocess.run([a.vigil, "postmortem", "--url", a.url, "--db", a.db, "--host", "pve-link", "--user", USER, "--at", "2026-03-03T10:05:00Z"],
+    p = subprocess.run([a.vigil, "postmortem", "--url", a.url, "--db", a.db, "--host", "pve-link", "--user", USER, "--at", "2026-03-03T10:05:00Z", *(["--ca-cert", CA[0]] if CA else [])],
                        capture_output=True, text=True, timeout=120, env=env)
     check("INFLUX_PASSWORD", p.returncode == 0, (p.returncode, p.stderr))
 

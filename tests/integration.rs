@@ -13,6 +13,9 @@ mod oracles;
 #[path = "it/execd.rs"]
 mod execd;
 
+#[path = "it/stopmark.rs"]
+mod stopmark;
+
 #[path = "it/garbage.rs"]
 mod garbage;
 

@@ -27,11 +27,13 @@ MODES:
                    triggers one collection; SIGUSR1, SIGUSR2 and SIGHUP do too
                    (execd's other signal modes). Triggers that arrive during a
                    collection collapse into one. Stdin EOF, SIGTERM or SIGINT
-                   exit 0 after the batch in flight.
+                   exit 0 after the batch in flight, with a last heartbeat
+                   marked stopping=1i (an orderly stop, not a freeze).
   --interval 10s   Collect on a timer (execd signal = \"none\").
   --once           One collection, then exit 0.
   vigil doctor     What this node would lose if it froze now, and the fixes.
   vigil capture    One archive of what vigil reads here, for bug reports.
+  vigil postmortem Why a node went silent, read back from InfluxDB.
 
 stdout carries only metrics; stderr lines start with E!, W!, I! or D!.
 Every measurement and field: /usr/share/doc/vigil/metrics.md
@@ -98,6 +100,68 @@ pub enum Command {
     Doctor(DoctorArgs),
     /// Write one .tar.gz of exactly the files vigil reads here, replayable with --root (for bug reports)
     Capture(CaptureArgs),
+    /// Why a node went silent: its last heartbeat, how it came back, and the suspects, read back from InfluxDB
+    #[command(after_help = POSTMORTEM_HELP)]
+    Postmortem(PostmortemArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PostmortemFormat {
+    /// For a person (80 columns)
+    Text,
+    /// For tools: one object (a list under `silences` with --since)
+    Json,
+}
+
+const POSTMORTEM_HELP: &str = "\
+Without --at or --since: the newest silence of the last 30 days.
+Exit status: 0 a silence found and explained (an orderly shutdown is),
+1 found but no hardware clue, 2 usage, connection or query error, or no vigil
+heartbeat for HOST, 3 heartbeats but no silence in the period.";
+
+#[derive(Debug, Args)]
+pub struct PostmortemArgs {
+    /// InfluxDB base URL (http:// or https://), e.g. http://influx:8086
+    #[arg(long, value_name = "URL")]
+    pub url: String,
+    /// Database (InfluxDB 2.x: the database of a DBRP mapping to the bucket)
+    #[arg(long, value_name = "NAME")]
+    pub db: String,
+    /// The node, as Telegraf's `host` tag names it
+    #[arg(long, value_name = "HOST")]
+    pub host: String,
+    /// User (InfluxDB 1.x; with 2.x any name and the token as --password)
+    #[arg(
+        long,
+        value_name = "U",
+        requires = "password",
+        conflicts_with = "token"
+    )]
+    pub user: Option<String>,
+    /// Password (or set INFLUX_PASSWORD)
+    #[arg(
+        long,
+        value_name = "P",
+        env = "INFLUX_PASSWORD",
+        hide_env_values = true,
+        requires = "user"
+    )]
+    pub password: Option<String>,
+    /// InfluxDB 2.x API token, sent as `Authorization: Token T` (or set INFLUX_TOKEN)
+    #[arg(long, value_name = "T", env = "INFLUX_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// The silence around TIME (RFC 3339, a date, or an age such as 12h)
+    #[arg(long, value_name = "TIME", conflicts_with = "since")]
+    pub at: Option<String>,
+    /// Every silence from TIME to now
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Output format
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: PostmortemFormat,
+    /// Trust this CA (PEM) for https, e.g. a self-signed InfluxDB
+    #[arg(long, value_name = "FILE")]
+    pub ca_cert: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -11,6 +11,8 @@ mod lineproto;
 mod log;
 mod metric;
 mod pciname;
+mod postmortem;
+mod stopmark;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -78,6 +80,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match &cli.command {
         Some(Command::Doctor(args)) => return run_doctor(args),
+        Some(Command::Postmortem(args)) => return postmortem::run(args),
         Some(Command::Capture(args)) => {
             let root = match &args.root {
                 Some(d) => Root::new(d),
@@ -107,6 +110,7 @@ fn main() -> ExitCode {
     };
     let mut names = convert::Names::new(!cli.no_names);
     let mut limiter = log::Limiter::default();
+    let mut stop_mark = stopmark::StopMark::default();
     // A long-running process follows /dev/kmsg in its own thread; --once reads the ring.
     let follower = (!cli.once && sel.has(vigil_collector::Collector::KernelEvent))
         .then(|| events::Follower::start(root.clone(), cli.format));
@@ -138,6 +142,7 @@ fn main() -> ExitCode {
             if failed.is_some() {
                 return;
             }
+            stop_mark.remember(m);
             line.clear();
             match cli.format {
                 Format::Influx => lineproto::write_metric(&mut line, m),
@@ -168,7 +173,10 @@ fn main() -> ExitCode {
         log::info(&format!("collecting every {iv:?}"));
     }
     match execd::run(cli.interval, batch) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => {
+            stop_mark.write(&root, clock, cli.format);
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             log::error(&format!("cannot install signal handlers: {e}"));
             ExitCode::from(1)

@@ -127,8 +127,9 @@ fn triggers_during_a_batch_collapse() {
     }
     drop(p.child.stdin.take());
     let mut lines = 0;
-    while p.lines.recv_timeout(Duration::from_secs(2)).is_ok() {
-        lines += 1;
+    while let Ok(l) = p.lines.recv_timeout(Duration::from_secs(2)) {
+        // The stop mark on EOF is not part of a batch (tests/it/stopmark.rs).
+        lines += usize::from(!l.contains("stopping=1i"));
     }
     assert_eq!(lines % want, 0, "whole batches only");
     let batches = lines / want;

@@ -62,6 +62,7 @@ fn encoding(c: &mut Criterion) {
                 sel: &sel,
                 names: &mut names,
                 version: "bench",
+                opts: &convert::Options::default(),
             };
             let mut bytes = 0;
             conv.emit(&snap, Vec::new(), &mut |m| {

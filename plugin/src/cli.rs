@@ -13,12 +13,34 @@ use clap::builder::{PossibleValue, TypedValueParser};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use vigil_collector::{Collector, Selection};
 
+use crate::convert::{AerDetail, DeviceFilter, Options, Pattern};
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
     /// InfluxDB line protocol (what Telegraf's execd parses by default)
     Influx,
     /// One JSON object per point: name, tags, fields, timestamp (Unix nanoseconds)
     Json,
+    /// Prometheus text exposition format, for node_exporter's textfile collector (with --once)
+    Prometheus,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AerDetailArg {
+    /// Only `total` and `rootport_total` per severity
+    Totals,
+    /// The totals, and the counters that are not zero
+    Nonzero,
+    /// Every counter, zeros included
+    All,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DeviceTagsArg {
+    /// IDs and names on `pcie_device`; the other device lines carry `address`
+    Address,
+    /// IDs and names on every device line (v1)
+    All,
 }
 
 const AFTER_HELP: &str = "\
@@ -88,6 +110,30 @@ pub struct Cli {
     /// Leave out the vendor and device name tags (pci.ids)
     #[arg(long)]
     pub no_names: bool,
+
+    /// Only these devices: addresses or their prefixes (`0000:01:`, `01:00.0`); `!PREFIX` leaves out
+    #[arg(long = "address", value_name = "LIST", value_delimiter = ',', value_parser = parse_address)]
+    pub addresses: Vec<Pattern>,
+
+    /// Only these PCI classes, as hex prefixes of the class code: `03` display, `0300` VGA, `0108` NVMe, `!06` no bridges
+    #[arg(long = "class", value_name = "LIST", value_delimiter = ',', value_parser = parse_class)]
+    pub classes: Vec<Pattern>,
+
+    /// Only these vendor IDs (hex: `10de`, `!8086`)
+    #[arg(long = "vendor", value_name = "LIST", value_delimiter = ',', value_parser = parse_vendor)]
+    pub vendors: Vec<Pattern>,
+
+    /// AER counters per severity line
+    #[arg(long, value_enum, default_value = "nonzero")]
+    pub aer_detail: AerDetailArg,
+
+    /// Where the device IDs and pci.ids names go
+    #[arg(long, value_enum, default_value = "address")]
+    pub device_tags: DeviceTagsArg,
+
+    /// Long-running: write facts (link maxima, masks, ASPM settings, cmdline...) when they change and at least this often; 0 = every collection
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_refresh)]
+    pub refresh: Duration,
 
     /// Stamp every batch with this Unix time in nanoseconds and report zero durations (reproducible output for tests and replays)
     #[arg(long, value_name = "NS")]
@@ -210,6 +256,69 @@ impl Cli {
             Selection(self.collectors.iter().copied().collect())
         }
     }
+
+    pub fn options(&self) -> Options {
+        Options {
+            aer_detail: match self.aer_detail {
+                AerDetailArg::Totals => AerDetail::Totals,
+                AerDetailArg::Nonzero => AerDetail::Nonzero,
+                AerDetailArg::All => AerDetail::All,
+            },
+            identity_everywhere: self.device_tags == DeviceTagsArg::All,
+            filter: DeviceFilter {
+                address: self.addresses.clone(),
+                class: self.classes.clone(),
+                vendor: self.vendors.clone(),
+            },
+        }
+    }
+}
+
+/// `!` in front excludes; the rest, lower-cased, must be hex digits (and,
+/// for addresses, `:` and `.`).
+fn parse_pattern(s: &str, what: &str, ok: impl Fn(&str) -> bool) -> Result<Pattern, String> {
+    let s = s.trim();
+    let (exclude, p) = match s.strip_prefix('!') {
+        Some(p) => (true, p),
+        None => (false, s),
+    };
+    let prefix = p.to_ascii_lowercase();
+    if prefix.is_empty() || !ok(&prefix) {
+        return Err(format!("invalid {what} {s:?}"));
+    }
+    Ok(Pattern { prefix, exclude })
+}
+
+fn parse_address(s: &str) -> Result<Pattern, String> {
+    let mut p = parse_pattern(s, "address", |p| {
+        p.chars()
+            .all(|c| c.is_ascii_hexdigit() || c == ':' || c == '.')
+    })?;
+    // `01:00.0` is in domain 0000, as lspci writes it.
+    if p.prefix.matches(':').count() == 1 {
+        p.prefix = format!("0000:{}", p.prefix);
+    }
+    Ok(p)
+}
+
+fn parse_class(s: &str) -> Result<Pattern, String> {
+    parse_pattern(s, "class (hex, up to 6 digits)", |p| {
+        p.len() <= 6 && p.chars().all(|c| c.is_ascii_hexdigit())
+    })
+}
+
+fn parse_vendor(s: &str) -> Result<Pattern, String> {
+    parse_pattern(s, "vendor ID (4 hex digits)", |p| {
+        p.len() == 4 && p.chars().all(|c| c.is_ascii_hexdigit())
+    })
+}
+
+/// A duration, or 0 for "every collection".
+fn parse_refresh(s: &str) -> Result<Duration, String> {
+    if s.trim().trim_end_matches('s') == "0" {
+        return Ok(Duration::ZERO);
+    }
+    parse_duration(s)
 }
 
 /// Parses a collector name (surrounding spaces allowed) and offers every name
@@ -278,6 +387,18 @@ mod tests {
         assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
         assert!(parse_duration("0s").is_err());
         assert!(parse_duration("10 parsecs").is_err());
+        assert_eq!(parse_refresh("0"), Ok(Duration::ZERO));
+    }
+
+    #[test]
+    fn device_patterns() {
+        let a = parse_address("01:00.0").expect("address");
+        assert_eq!((a.prefix.as_str(), a.exclude), ("0000:01:00.0", false));
+        let c = parse_class("!06").expect("class");
+        assert_eq!((c.prefix.as_str(), c.exclude), ("06", true));
+        assert!(parse_class("0x0300").is_err());
+        assert!(parse_vendor("10DE").is_ok_and(|v| v.prefix == "10de"));
+        assert!(parse_vendor("10d").is_err());
     }
 
     #[test]

@@ -65,6 +65,72 @@ pub struct Converter<'a> {
     pub sel: &'a Selection,
     pub names: &'a mut Names,
     pub version: &'a str,
+    pub opts: &'a Options,
+}
+
+/// How much of each device to write: the choices that set a node's volume
+/// and its series count (README, "Volume and cardinality").
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    pub aer_detail: AerDetail,
+    /// v1's identity tags (IDs and names) on every per-device line, not only
+    /// on `pcie_device`.
+    pub identity_everywhere: bool,
+    pub filter: DeviceFilter,
+}
+
+/// Which AER counters a severity's line carries beside `total` and `rootport_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AerDetail {
+    /// Only the totals.
+    Totals,
+    /// The counters that are not zero. A severity whose kernel total is 0
+    /// has every counter at 0 (the kernel bumps the total with every
+    /// counted error), so its line is the total alone. A severity without a
+    /// total line (old formats) keeps every counter.
+    #[default]
+    Nonzero,
+    /// Every counter, zeros included (v1).
+    All,
+}
+
+/// Devices to write, by address, class and vendor. Within one kind a device
+/// must match one inclusion (when there are any) and no exclusion (`!`);
+/// across kinds, all must hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeviceFilter {
+    pub address: Vec<Pattern>,
+    pub class: Vec<Pattern>,
+    pub vendor: Vec<Pattern>,
+}
+
+/// A lower-case prefix; `exclude` when written `!prefix`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pattern {
+    pub prefix: String,
+    pub exclude: bool,
+}
+
+impl DeviceFilter {
+    pub fn is_empty(&self) -> bool {
+        self.address.is_empty() && self.class.is_empty() && self.vendor.is_empty()
+    }
+
+    pub fn keeps(&self, d: &PciDevice) -> bool {
+        let class = d.class.map(|c| format!("{c:06x}"));
+        let vendor = d.vendor_id.map(|v| format!("{v:04x}"));
+        admits(&self.address, Some(d.address.as_str()))
+            && admits(&self.class, class.as_deref())
+            && admits(&self.vendor, vendor.as_deref())
+    }
+}
+
+/// An unknown value (unreadable `class`) matches no inclusion and no exclusion.
+fn admits(patterns: &[Pattern], value: Option<&str>) -> bool {
+    let hit = |p: &Pattern| value.is_some_and(|v| v.starts_with(&p.prefix));
+    let includes = patterns.iter().filter(|p| !p.exclude);
+    let included = includes.clone().next().is_none() || includes.clone().any(hit);
+    included && !patterns.iter().any(|p| p.exclude && hit(p))
 }
 
 /// A device's tags: the address borrowed, the IDs formatted once per batch
@@ -94,9 +160,16 @@ impl<'s> DeviceTags<'s> {
         }
     }
 
-    fn metric<'m>(&'m self, name: &'static str, t: i64) -> Metric<'m> {
+    /// A point tagged with the address, and with the identity (IDs, names)
+    /// when `identity`: `pcie_device` always, the others only with
+    /// `--device-tags all`. The address alone keys a device's series; one
+    /// identity per line would be two thirds of the volume.
+    fn metric<'m>(&'m self, name: &'static str, t: i64, identity: bool) -> Metric<'m> {
         let mut m = Metric::new(name, t);
         m.tag("address", self.address);
+        if !identity {
+            return m;
+        }
         for (k, v) in [
             ("vendor_id", &self.vendor_id),
             ("device_id", &self.device_id),
@@ -149,6 +222,11 @@ impl Converter<'_> {
             .values()
             .map(|d| DeviceTags::new(d, self.names))
             .collect();
+        let filter = &self.opts.filter;
+        let keep: Vec<bool> = devices
+            .values()
+            .map(|d| filter.is_empty() || filter.keeps(d))
+            .collect();
         let mut rest = small.into_iter().peekable();
         for name in names {
             while let Some(m) = rest.next_if(|m| m.name == name) {
@@ -166,12 +244,15 @@ impl Converter<'_> {
                         // `tags` is in address order, like the device map.
                         let i = tags.binary_search_by(|g| g.address.cmp(vd.address.as_str()));
                         if let (Some(d), Ok(i)) = (devices.get(&vd.address), i) {
+                            if !keep[i] {
+                                continue;
+                            }
                             sink(&self.vfio(vd, d, &tags[i], t));
                         }
                     }
                 }
                 _ => {
-                    for (d, g) in devices.values().zip(&tags) {
+                    for ((d, g), _) in devices.values().zip(&tags).zip(&keep).filter(|(_, k)| **k) {
                         match name {
                             "pcie_aer" => {
                                 let mut v = self.aer(d, g, t);
@@ -362,7 +443,7 @@ impl Converter<'_> {
         g: &'m DeviceTags,
         t: i64,
     ) -> Metric<'m> {
-        let mut m = g.metric("vfio_device", t);
+        let mut m = g.metric("vfio_device", t, self.opts.identity_everywhere);
         if let Some(g) = vd.group {
             m.tag("group", g.to_string());
         }
@@ -409,7 +490,7 @@ impl Converter<'_> {
     }
 
     fn device<'m>(&mut self, d: &'m PciDevice, g: &'m DeviceTags, t: i64) -> Metric<'m> {
-        let mut m = g.metric("pcie_device", t);
+        let mut m = g.metric("pcie_device", t, true);
         let driver = d
             .driver
             .as_ref()
@@ -451,7 +532,7 @@ impl Converter<'_> {
         if d.link.is_none() && express.is_none() {
             return None;
         }
-        let mut m = g.metric("pcie_link", t);
+        let mut m = g.metric("pcie_link", t, self.opts.identity_everywhere);
         let lanes = |w: Option<Width>| match w {
             Some(Width::Lanes(n)) => Some(Field::Int(i64::from(n))),
             _ => None,
@@ -503,7 +584,7 @@ impl Converter<'_> {
 
     fn aspm<'m>(&mut self, d: &'m PciDevice, g: &'m DeviceTags, t: i64) -> Option<Metric<'m>> {
         let (enabled, source) = d.aspm_enabled()?;
-        let mut m = g.metric("pcie_aspm", t);
+        let mut m = g.metric("pcie_aspm", t, self.opts.identity_everywhere);
         if let Some(a) = &d.aspm {
             m.opt("l0s", a.l0s.map(Field::flag));
             m.opt("l1", a.l1.map(Field::flag));
@@ -552,10 +633,16 @@ impl Converter<'_> {
             if counters.is_none() && rootport.is_none() {
                 continue;
             }
-            let mut m = g.metric("pcie_aer", t);
+            let mut m = g.metric("pcie_aer", t, self.opts.identity_everywhere);
             m.tag("severity", sev.name());
             if let Some(c) = counters {
+                let detail = self.opts.aer_detail != AerDetail::Totals;
+                // Zeros can be left off only where the total says they are zeros.
+                let zeros = self.opts.aer_detail == AerDetail::All || c.total.is_none();
                 for (name, v) in &c.counters {
+                    if !detail || (*v == 0 && !zeros) {
+                        continue;
+                    }
                     let key = self.names.aer_field(name);
                     // `total` and `rootport_total` are ours; a kernel name colliding keeps its own spelling.
                     let key = if key == "total" || key == "rootport_total" {
@@ -586,7 +673,7 @@ impl Converter<'_> {
         if cs.express.is_none() && cs.aer.is_none() {
             return None;
         }
-        let mut m = g.metric("pcie_aer_status", t);
+        let mut m = g.metric("pcie_aer_status", t, self.opts.identity_everywhere);
         if let Some(e) = &cs.express {
             m.field("devsta_corr_err", Field::flag(e.devsta_corr_err()));
             m.field("devsta_nonfatal_err", Field::flag(e.devsta_nonfatal_err()));

@@ -197,7 +197,8 @@ impl Pace {
 
 fn write(format: Format, metrics: &[Metric]) -> bool {
     let text = match format {
-        Format::Influx => lineproto::write(metrics),
+        // Prometheus runs --once only: no follower.
+        Format::Influx | Format::Prometheus => lineproto::write(metrics),
         Format::Json => json::write(metrics),
     };
     let mut out = std::io::stdout().lock();

@@ -12,7 +12,9 @@ mod log;
 mod metric;
 mod pciname;
 mod postmortem;
+mod prometheus;
 mod stopmark;
+mod thin;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -103,7 +105,13 @@ fn main() -> ExitCode {
         Ok(r) => r,
         Err(code) => return code,
     };
+    if cli.format == Format::Prometheus && !cli.once {
+        log::error("--format prometheus writes one exposition: use it with --once (a timer runs it; see prometheus/)");
+        return ExitCode::from(2);
+    }
     let sel = cli.selection();
+    let opts = cli.options();
+    let mut thinner = thin::Thinner::new(cli.refresh);
     let clock = match cli.fake_time {
         Some(ns) => Clock::Fixed { unix_ns: ns },
         None => Clock::System,
@@ -131,6 +139,7 @@ fn main() -> ExitCode {
             sel: &sel,
             names: &mut names,
             version: env!("CARGO_PKG_VERSION"),
+            opts: &opts,
         };
         // Stream the batch under stdout's lock: atomic with respect to event
         // lines, and never the whole batch in memory at once.
@@ -138,20 +147,35 @@ fn main() -> ExitCode {
         let mut w = std::io::BufWriter::with_capacity(64 * 1024, stdout.lock());
         let mut line = String::with_capacity(512);
         let mut failed: Option<std::io::Error> = None;
+        // Prometheus groups a batch by family: gathered, then written whole.
+        let mut whole = Vec::new();
+        thinner.begin(snap.time_unix_ns);
         conv.emit(&snap, Vec::new(), &mut |m| {
-            if failed.is_some() {
+            if cli.format == Format::Prometheus {
+                whole.push(m.to_static());
                 return;
             }
             stop_mark.remember(m);
-            line.clear();
-            match cli.format {
-                Format::Influx => lineproto::write_metric(&mut line, m),
-                Format::Json => json::write_metric(&mut line, m),
-            }
-            if let Err(e) = w.write_all(line.as_bytes()) {
+            thinner.apply(m, &mut |m| {
+                if failed.is_some() {
+                    return;
+                }
+                line.clear();
+                match cli.format {
+                    Format::Json => json::write_metric(&mut line, m),
+                    Format::Influx | Format::Prometheus => lineproto::write_metric(&mut line, m),
+                }
+                if let Err(e) = w.write_all(line.as_bytes()) {
+                    failed = Some(e);
+                }
+            });
+        });
+        thinner.end();
+        if !whole.is_empty() && failed.is_none() {
+            if let Err(e) = w.write_all(prometheus::write(&whole).as_bytes()) {
                 failed = Some(e);
             }
-        });
+        }
         let result = match failed {
             Some(e) => Err(e),
             None => w.flush(),

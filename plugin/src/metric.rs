@@ -64,6 +64,32 @@ impl<'a> Metric<'a> {
         self
     }
 
+    /// The same point owning its text: for encoders that regroup a whole
+    /// batch (Prometheus families) and for tests.
+    pub fn to_static(&self) -> Metric<'static> {
+        Metric {
+            name: self.name,
+            tags: self
+                .tags
+                .iter()
+                .map(|(k, v)| (*k, Cow::Owned(v.to_string())))
+                .collect(),
+            fields: self
+                .fields
+                .iter()
+                .map(|(k, v)| {
+                    let v = match v {
+                        Field::Int(i) => Field::Int(*i),
+                        Field::Float(f) => Field::Float(*f),
+                        Field::Str(s) => Field::Str(Cow::Owned(s.to_string())),
+                    };
+                    (k.clone(), v)
+                })
+                .collect(),
+            time_unix_ns: self.time_unix_ns,
+        }
+    }
+
     pub fn opt(&mut self, k: &'static str, v: Option<Field<'a>>) -> &mut Self {
         if let Some(v) = v {
             self.field(k, v);

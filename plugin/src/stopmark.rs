@@ -53,7 +53,8 @@ impl StopMark {
         m.field("stopping", Field::Int(1));
         let mut line = String::new();
         match format {
-            Format::Influx => crate::lineproto::write_metric(&mut line, &m),
+            // Prometheus runs --once only: never stopped by Telegraf.
+            Format::Influx | Format::Prometheus => crate::lineproto::write_metric(&mut line, &m),
             Format::Json => crate::json::write_metric(&mut line, &m),
         }
         let mut out = std::io::stdout().lock();

@@ -24,9 +24,11 @@ struct Proc {
     lines: mpsc::Receiver<String>,
 }
 
+/// `--refresh 0`: every batch whole, equal to the golden (tests/it/budget.rs
+/// covers what a long-running process leaves out).
 fn spawn(extra: &[&str]) -> Proc {
     let mut child = Command::new(bin())
-        .args(["--fake-time", FAKE_TIME, "--root"])
+        .args(["--refresh", "0", "--fake-time", FAKE_TIME, "--root"])
         .arg(fixture(FIXTURE))
         .args(extra)
         .stdin(Stdio::piped())

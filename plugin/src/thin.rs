@@ -1,0 +1,385 @@
+//! What a long-running process leaves out of a collection because the
+//! previous ones already said it, without hiding anything a query looks for.
+//!
+//! - **Facts** (configuration and identity-like values: link maxima, masks,
+//!   ASPM settings, the kernel command line...) are written when they change
+//!   and at least every `refresh`; a `last()` over any window of `refresh` or
+//!   more finds them. Each series refreshes on its own phase, so no
+//!   collection carries all of them at once.
+//! - **State** (what alerts, rates and `fill(previous)` panels read) is
+//!   written every collection.
+//! - **Counters** of `pcie_aer` are left off while zero (see
+//!   `convert::AerDetail`). A counter that appears would hide its first
+//!   increase from `non_negative_derivative`, `spread` and `increase()`; so the
+//!   collection in which it appears also writes it as 0 at the previous
+//!   collection's time, the point the previous collection already wrote
+//!   (InfluxDB merges the field into it).
+//!
+//! The first collection of a process (and `--once`) writes everything.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
+
+use crate::metric::{Field, Metric};
+
+/// Fields written on change and at the refresh, per measurement; the rest
+/// are written every collection. Alerts and rate panels read only the rest.
+pub fn facts(measurement: &str) -> &'static [&'static str] {
+    match measurement {
+        "pcie_device" => &[
+            "d3cold_allowed",
+            "driver",
+            "enabled",
+            "iommu_group",
+            "link_skipped",
+            "numa_node",
+            "power_state",
+            "runtime_status",
+            "upstream_port",
+        ],
+        "pcie_link" => &[
+            "autonomous_bw_status",
+            "bw_mgmt_status",
+            "dll_link_active",
+            "expected_speed_gts",
+            "expected_width",
+            "link_training",
+            "max_speed_gts",
+            "max_width",
+            "target_speed_gts",
+        ],
+        "pcie_aspm" => &[
+            "clkpm",
+            "enabled",
+            "l0s",
+            "l1",
+            "l1_1",
+            "l1_1_pcipm",
+            "l1_2",
+            "l1_2_pcipm",
+            "lnkcap_l0s",
+            "lnkcap_l1",
+            "lnkctl_clkpm",
+            "lnkctl_l0s",
+            "lnkctl_l1",
+            "source",
+        ],
+        "pcie_aer_status" => &[
+            "cor_mask",
+            "cor_status_names",
+            "dpc_status",
+            "dpc_trigger_enabled",
+            "dpc_trigger_reason",
+            "uncor_mask",
+            "uncor_severity",
+            "uncor_status_names",
+        ],
+        "vfio_device" => &[
+            "configured_vmids",
+            "driver",
+            "group_viable",
+            "host_companion_addresses",
+            "host_companions",
+            "intended",
+            "intended_by",
+            "power_state",
+            "reset_method",
+        ],
+        "iommu_group" => &[
+            "bridges",
+            "devices",
+            "members",
+            "other_devices",
+            "type",
+            "vfio_devices",
+        ],
+        "pcie_platform" => &["cmdline"],
+        _ => &[],
+    }
+}
+
+/// Fields of a counter measurement that are ours, always written.
+const AER_TOTALS: [&str; 2] = ["total", "rootport_total"];
+
+struct Seen {
+    /// Hash of the facts last written.
+    facts: u64,
+    /// Next refresh (collection time, ns).
+    due: i64,
+    /// The collection that last wrote this series.
+    batch: u64,
+    /// `pcie_aer`: the counters written last time, when `total` was written too.
+    counters: Option<Vec<Cow<'static, str>>>,
+}
+
+pub struct Thinner {
+    refresh_ns: i64,
+    batch: u64,
+    t: i64,
+    prev_t: Option<i64>,
+    seen: HashMap<String, Seen>,
+    key: String,
+}
+
+impl Thinner {
+    /// `refresh` zero: every fact every collection (AER zeros still backfilled).
+    pub fn new(refresh: std::time::Duration) -> Thinner {
+        Thinner {
+            refresh_ns: i64::try_from(refresh.as_nanos()).unwrap_or(i64::MAX),
+            batch: 0,
+            t: 0,
+            prev_t: None,
+            seen: HashMap::new(),
+            key: String::new(),
+        }
+    }
+
+    pub fn begin(&mut self, t: i64) {
+        self.batch += 1;
+        self.t = t;
+    }
+
+    /// Forget series this collection did not write (a device removed): the
+    /// memory follows the host, and a device that comes back starts afresh.
+    pub fn end(&mut self) {
+        let b = self.batch;
+        self.seen.retain(|_, s| s.batch == b);
+        self.prev_t = Some(self.t);
+    }
+
+    /// Hand `m`, less what need not be repeated, to `out`; before it, the
+    /// zeros of counters that just appeared.
+    pub fn apply(&mut self, m: &Metric, out: &mut dyn FnMut(&Metric)) {
+        let facts = facts(m.name);
+        let counters = m.name == "pcie_aer";
+        if facts.is_empty() && !counters {
+            return out(m);
+        }
+        series_key(&mut self.key, m);
+        let hash = facts_hash(m, facts);
+        let (batch, t, refresh) = (self.batch, self.t, self.refresh_ns);
+        let written: Option<Vec<Cow<'static, str>>> = (counters && m.fields.contains_key("total"))
+            .then(|| {
+                m.fields
+                    .keys()
+                    .filter(|k| !AER_TOTALS.contains(&k.as_ref()))
+                    .cloned()
+                    .collect()
+            });
+        let Some(s) = self.seen.get_mut(self.key.as_str()) else {
+            let phase = phase(&self.key, refresh);
+            self.seen.insert(
+                self.key.clone(),
+                Seen {
+                    facts: hash,
+                    due: t.saturating_add(refresh.saturating_sub(phase)),
+                    batch,
+                    counters: written,
+                },
+            );
+            return out(m);
+        };
+        if let (Some(before), Some(now), Some(pt)) = (&s.counters, &written, self.prev_t) {
+            if s.batch + 1 == batch {
+                backfill_zeros(m, before, now, pt, out);
+            }
+        }
+        s.counters = written;
+        s.batch = batch;
+        let changed = s.facts != hash;
+        s.facts = hash;
+        let due = t >= s.due;
+        while s.due <= t && refresh > 0 {
+            s.due = s.due.saturating_add(refresh);
+        }
+        if changed || due || refresh <= 0 || facts.is_empty() {
+            return out(m);
+        }
+        let mut thin = m.clone();
+        thin.fields.retain(|k, _| !facts.contains(&k.as_ref()));
+        if !thin.fields.is_empty() {
+            out(&thin);
+        }
+    }
+}
+
+/// The counters in `now` that `before` did not have were zero then (the
+/// total was written and the detail leaves off only zeros): say so at `pt`.
+fn backfill_zeros(
+    m: &Metric,
+    before: &[Cow<'static, str>],
+    now: &[Cow<'static, str>],
+    pt: i64,
+    out: &mut dyn FnMut(&Metric),
+) {
+    let new: Vec<&Cow<'static, str>> = now.iter().filter(|k| !before.contains(k)).collect();
+    if new.is_empty() {
+        return;
+    }
+    let mut z = Metric::new(m.name, pt);
+    z.tags = m.tags.clone();
+    for k in new {
+        z.field(k.clone(), Field::Int(0));
+    }
+    out(&z);
+}
+
+fn series_key(key: &mut String, m: &Metric) {
+    key.clear();
+    key.push_str(m.name);
+    for (k, v) in &m.tags {
+        key.push('\0');
+        key.push_str(k);
+        key.push('=');
+        key.push_str(v);
+    }
+}
+
+fn facts_hash(m: &Metric, facts: &[&str]) -> u64 {
+    let mut h = DefaultHasher::new();
+    for (k, v) in m.fields.iter().filter(|(k, _)| facts.contains(&k.as_ref())) {
+        k.hash(&mut h);
+        match v {
+            Field::Int(i) => (0u8, i).hash(&mut h),
+            Field::Float(f) => (1u8, f.to_bits()).hash(&mut h),
+            Field::Str(s) => (2u8, s.as_ref()).hash(&mut h),
+        }
+    }
+    h.finish()
+}
+
+/// Where in the refresh period this series' first refresh falls: spread by
+/// its key, the same in every run.
+fn phase(key: &str, refresh: i64) -> i64 {
+    if refresh <= 0 {
+        return 0;
+    }
+    let mut h = DefaultHasher::new();
+    key.hash(&mut h);
+    i64::try_from(h.finish() % refresh.unsigned_abs()).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    const S: i64 = 1_000_000_000;
+
+    fn aer(t: i64, fields: &[(&'static str, i64)]) -> Metric<'static> {
+        let mut m = Metric::new("pcie_aer", t);
+        m.tag("address", "0000:01:00.0");
+        m.tag("severity", "correctable");
+        for (k, v) in fields {
+            m.field(*k, Field::Int(*v));
+        }
+        m
+    }
+
+    fn link(t: i64, max_width: i64, width: i64) -> Metric<'static> {
+        let mut m = Metric::new("pcie_link", t);
+        m.tag("address", "0000:01:00.0");
+        m.field("max_width", Field::Int(max_width));
+        m.field("width", Field::Int(width));
+        m
+    }
+
+    fn batch(th: &mut Thinner, t: i64, ms: &[Metric]) -> Vec<Metric<'static>> {
+        let mut got = Vec::new();
+        th.begin(t);
+        for m in ms {
+            th.apply(m, &mut |m| got.push(m.to_static()));
+        }
+        th.end();
+        got
+    }
+
+    fn keys(m: &Metric) -> Vec<String> {
+        m.fields.keys().map(|k| k.to_string()).collect()
+    }
+
+    #[test]
+    fn facts_are_written_on_change_and_at_least_every_refresh() {
+        let mut th = Thinner::new(Duration::from_secs(300));
+        let first = batch(&mut th, 0, &[link(0, 16, 16)]);
+        assert_eq!(keys(&first[0]), ["max_width", "width"]);
+        let mut last_fact = 0;
+        for i in 1..=120 {
+            let t = i * 10 * S;
+            let got = batch(&mut th, t, &[link(t, 16, 16)]);
+            assert_eq!(got.len(), 1, "state every collection");
+            if got[0].fields.contains_key("max_width") {
+                assert!(t - last_fact <= 300 * S, "refresh gap at {t}");
+                last_fact = t;
+            }
+        }
+        assert!(last_fact > 0 && 1200 * S - last_fact <= 300 * S);
+        let got = batch(&mut th, 1210 * S, &[link(1210 * S, 8, 8)]);
+        assert_eq!(
+            keys(&got[0]),
+            ["max_width", "width"],
+            "a change is written at once"
+        );
+    }
+
+    #[test]
+    fn a_counter_that_appears_is_zero_at_the_previous_collection() {
+        let mut th = Thinner::new(Duration::from_secs(300));
+        batch(&mut th, 10 * S, &[aer(10 * S, &[("total", 0)])]);
+        let got = batch(
+            &mut th,
+            20 * S,
+            &[aer(20 * S, &[("total", 1), ("rx_err", 1)])],
+        );
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0].time_unix_ns, 10 * S);
+        assert_eq!(got[0].fields.get("rx_err"), Some(&Field::Int(0)));
+        assert_eq!(got[0].tags, got[1].tags);
+        assert_eq!(keys(&got[1]), ["rx_err", "total"]);
+        // Already there: nothing more.
+        let got = batch(
+            &mut th,
+            30 * S,
+            &[aer(30 * S, &[("total", 2), ("rx_err", 2)])],
+        );
+        assert_eq!(got.len(), 1);
+    }
+
+    #[test]
+    fn no_zero_without_a_total_or_after_a_gap() {
+        let mut th = Thinner::new(Duration::from_secs(300));
+        // First sight: the previous process may have written it; no guess.
+        let got = batch(
+            &mut th,
+            10 * S,
+            &[aer(10 * S, &[("total", 3), ("rx_err", 3)])],
+        );
+        assert_eq!(got.len(), 1);
+        // The series missed a collection: its previous point is not the previous collection's.
+        batch(&mut th, 20 * S, &[]);
+        let got = batch(
+            &mut th,
+            30 * S,
+            &[aer(30 * S, &[("total", 4), ("bad_tlp", 1)])],
+        );
+        assert_eq!(got.len(), 1);
+        // No total: zeros are not left off, so nothing appears from zero.
+        let mut th = Thinner::new(Duration::from_secs(300));
+        batch(&mut th, 10 * S, &[aer(10 * S, &[("rx_err", 0)])]);
+        let got = batch(
+            &mut th,
+            20 * S,
+            &[aer(20 * S, &[("rx_err", 0), ("bad_tlp", 1)])],
+        );
+        assert_eq!(got.len(), 1);
+    }
+
+    #[test]
+    fn refresh_zero_writes_every_fact() {
+        let mut th = Thinner::new(Duration::ZERO);
+        batch(&mut th, 0, &[link(0, 16, 16)]);
+        let got = batch(&mut th, 10 * S, &[link(10 * S, 16, 16)]);
+        assert_eq!(keys(&got[0]), ["max_width", "width"]);
+    }
+}

@@ -39,3 +39,6 @@ mod kmsg;
 
 #[path = "it/capture.rs"]
 mod capture;
+
+#[path = "it/budget.rs"]
+mod budget;

@@ -152,7 +152,10 @@ def main():
                 check(f"kernel_event seq={fields['seq']}", rows and rows[0]["values"][0][0] == ts, "missing or other time")
             continue
         where = " AND ".join([f'"{k}" = {lit(v)}' for k, v in sorted(tags.items())] + [f'"host" = {lit(args.host)}'])
-        rows = ix.query(f'SELECT * FROM "{name}" WHERE {where} ORDER BY time DESC LIMIT 1')
+        # Each field's last value, as a dashboard's last() reads it: a long-running
+        # vigil writes facts on change and at the refresh, not in every point.
+        sel = ", ".join(f'last("{k}") AS "{k}"' for k in sorted(fields))
+        rows = ix.query(f'SELECT {sel} FROM "{name}" WHERE {where}')
         label = name + "," + ",".join(f"{k}={v}" for k, v in sorted(tags.items()))
         if not rows:
             check(label, False, "no series")

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Whole-process comparison on one generated tree (default 460 functions):
+# Whole-process comparison on one generated tree (default 460 functions), and
+# the bytes of line protocol per function it writes (the budget: 1 KB):
 # vigil --once vs `lspci -vvv` (which reports less) vs the I/O floor (a program
 # that only opens and reads the files vigil opened, listed with strace). Also
 # checks peak RSS, identical output between runs, RSS growth over 10,000 execd

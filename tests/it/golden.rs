@@ -47,6 +47,7 @@ fn every_fixture_matches_its_golden_files() {
     for name in &names {
         check(name, "lp", &output(name, "influx"));
         check(name, "json", &output(name, "json"));
+        check(name, "prom", &output(name, "prometheus"));
     }
 }
 
@@ -216,4 +217,53 @@ fn metrics_reference_equals_output() {
         unseen.is_empty(),
         "in docs/metrics.md, in no golden: {unseen:?}"
     );
+}
+
+/// The Prometheus goldens follow the text format's rules that node_exporter
+/// enforces (tests/prometheus-e2e.sh reads three of them through the real
+/// one): HELP and TYPE once per family before its samples, families
+/// contiguous, names `vigil_` snake case, counters `_total`, no timestamps,
+/// no series twice.
+#[test]
+fn prometheus_goldens_are_valid_exposition() {
+    let snake = |s: &str| {
+        s.bytes()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_')
+    };
+    for name in fixtures() {
+        let text = std::fs::read_to_string(golden_path(&name, "prom")).expect("prom");
+        let mut typed: BTreeMap<String, String> = BTreeMap::new();
+        let mut series = BTreeSet::new();
+        let mut current = String::new();
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("# TYPE ") {
+                let (family, kind) = rest.split_once(' ').expect("TYPE name kind");
+                assert!(
+                    typed.insert(family.into(), kind.into()).is_none(),
+                    "{name}: {family} twice"
+                );
+                assert!(["gauge", "counter"].contains(&kind));
+                assert!(kind != "counter" || family.ends_with("_total"), "{family}");
+                current = family.to_string();
+                continue;
+            }
+            if line.starts_with("# HELP ") {
+                continue;
+            }
+            // After the labels, one value and nothing else: no timestamp.
+            let (sample, value) = match line.rfind('}') {
+                Some(end) => (&line[..=end], line[end + 1..].trim_start()),
+                None => line.split_once(' ').expect("sample value"),
+            };
+            assert!(
+                value.parse::<f64>().is_ok_and(f64::is_finite),
+                "{name}: {line}"
+            );
+            let family = sample.split('{').next().expect("name");
+            assert_eq!(family, current, "{name}: sample outside its family: {line}");
+            assert!(family.starts_with("vigil_") && snake(family), "{family}");
+            assert!(series.insert(sample.to_string()), "{name}: {sample} twice");
+        }
+        assert!(typed.len() > 10, "{name}: {} families", typed.len());
+    }
 }

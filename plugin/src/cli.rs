@@ -13,8 +13,6 @@ use clap::builder::{PossibleValue, TypedValueParser};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use vigil_collector::{Collector, Selection};
 
-use crate::convert::{AerDetail, DeviceFilter, Options, Pattern};
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
     /// InfluxDB line protocol (what Telegraf's execd parses by default)
@@ -56,6 +54,11 @@ MODES:
   vigil doctor     What this node would lose if it froze now, and the fixes.
   vigil capture    One archive of what vigil reads here, for bug reports.
   vigil postmortem Why a node went silent, read back from InfluxDB.
+
+VOLUME: by default at most about 1 KB per PCI function per collection:
+identity tags on pcie_device only (--device-tags), AER counters when not
+zero (--aer-detail), facts on change and every --refresh. Devices:
+--address, --class, --vendor. README, \"Volume and cardinality\".
 
 stdout carries only metrics; stderr lines start with E!, W!, I! or D!.
 Every measurement and field: /usr/share/doc/vigil/metrics.md
@@ -256,22 +259,13 @@ impl Cli {
             Selection(self.collectors.iter().copied().collect())
         }
     }
+}
 
-    pub fn options(&self) -> Options {
-        Options {
-            aer_detail: match self.aer_detail {
-                AerDetailArg::Totals => AerDetail::Totals,
-                AerDetailArg::Nonzero => AerDetail::Nonzero,
-                AerDetailArg::All => AerDetail::All,
-            },
-            identity_everywhere: self.device_tags == DeviceTagsArg::All,
-            filter: DeviceFilter {
-                address: self.addresses.clone(),
-                class: self.classes.clone(),
-                vendor: self.vendors.clone(),
-            },
-        }
-    }
+/// A device filter value: a lower-case prefix, `exclude` when written `!prefix`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pattern {
+    pub prefix: String,
+    pub exclude: bool,
 }
 
 /// `!` in front excludes; the rest, lower-cased, must be hex digits (and,

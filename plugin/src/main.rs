@@ -78,6 +78,31 @@ fn run_doctor(args: &cli::DoctorArgs) -> ExitCode {
     }
 }
 
+/// What to write, from the flags (cli.rs stays free of `crate::` paths: build.rs includes it).
+fn options(cli: &Cli) -> convert::Options {
+    let patterns = |v: &[cli::Pattern]| -> Vec<convert::Pattern> {
+        v.iter()
+            .map(|p| convert::Pattern {
+                prefix: p.prefix.clone(),
+                exclude: p.exclude,
+            })
+            .collect()
+    };
+    convert::Options {
+        aer_detail: match cli.aer_detail {
+            cli::AerDetailArg::Totals => convert::AerDetail::Totals,
+            cli::AerDetailArg::Nonzero => convert::AerDetail::Nonzero,
+            cli::AerDetailArg::All => convert::AerDetail::All,
+        },
+        identity_everywhere: cli.device_tags == cli::DeviceTagsArg::All,
+        filter: convert::DeviceFilter {
+            address: patterns(&cli.addresses),
+            class: patterns(&cli.classes),
+            vendor: patterns(&cli.vendors),
+        },
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match &cli.command {
@@ -110,7 +135,7 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     let sel = cli.selection();
-    let opts = cli.options();
+    let opts = options(&cli);
     let mut thinner = thin::Thinner::new(cli.refresh);
     let clock = match cli.fake_time {
         Some(ns) => Clock::Fixed { unix_ns: ns },

@@ -60,14 +60,20 @@ def rss_kib(pid):
 
 def execd_growth(vigil, root, collections):
     once = subprocess.run([vigil, "--once", "--root", root, "--fake-time", "1"], capture_output=True, text=True).stdout
-    per_batch = len(once.splitlines())
+    # A batch ends with its vigil_collector lines: after the first, a
+    # long-running process leaves unchanged facts out, so batches are shorter.
+    per_batch = sum(1 for line in once.splitlines() if line.startswith("vigil_collector,"))
     p = subprocess.Popen([vigil, "--root", root, "--fake-time", "1"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     samples = {}
     for i in range(1, collections + 1):
         p.stdin.write("\n")
         p.stdin.flush()
-        for _ in range(per_batch):
-            p.stdout.readline()
+        seen = 0
+        while seen < per_batch:
+            line = p.stdout.readline()
+            if not line:
+                raise RuntimeError("vigil ended mid-batch")
+            seen += line.startswith("vigil_collector,")
         if i in (1000, collections):
             samples[i] = rss_kib(p.pid)
     p.stdin.close()

@@ -77,6 +77,12 @@ fn unit_name(field: &str) -> (String, f64, &'static str) {
         ),
         ("_s", "_seconds", 1.0, " (seconds)"),
         ("_bytes", "_bytes", 1.0, " (bytes)"),
+        (
+            "_mb",
+            "_bytes",
+            1_048_576.0,
+            " (bytes; vigil's field is in MiB)",
+        ),
     ] {
         if let Some(stem) = field.strip_suffix(suffix) {
             return (format!("{stem}{unit}"), scale, note);
@@ -150,6 +156,23 @@ fn add_metric(x: &mut Exposition, m: &Metric, events: &mut BTreeMap<String, u64>
         if m.name == "pcie_aer" {
             add_aer(x, &pre, &base, k, v);
             continue;
+        }
+        // EDAC's `*_count` fields count errors since the controller's reset.
+        if m.name.starts_with("edac_") {
+            if let (Some(stem), Some(val)) = (k.strip_suffix("_count"), number(v, 1.0)) {
+                let help = format!(
+                    "vigil {}.{k}: errors counted by EDAC; docs/metrics.md",
+                    m.name
+                );
+                x.add(
+                    format!("{pre}_{stem}_errors_total"),
+                    "counter",
+                    help,
+                    base.clone(),
+                    val,
+                );
+                continue;
+            }
         }
         let (name, scale, unit) = unit_name(strip_repeat(m.name, k));
         if let Some(val) = number(v, scale) {

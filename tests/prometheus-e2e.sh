@@ -63,8 +63,14 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 
-# Each fixture alone in the directory: a healthy tree, and bad input (odd strings to escape).
-for fixture in passthrough-gpu-vfio corrupt-inputs pciutils-captures; do
+# The check has teeth: a file the parser rejects reads node_textfile_scrape_error 1.
+printf 'vigil_broken{address="x"} 1 2 3\n' > "$work/textfile/vigil.prom"
+curl -fsS "http://127.0.0.1:$PORT/metrics" | grep -x 'node_textfile_scrape_error 1' >/dev/null \
+  || { echo "FAIL node_exporter did not flag a broken textfile"; exit 1; }
+
+# Each fixture alone in the directory: a healthy tree, bad input (odd strings to
+# escape), the 23 captured functions, and EDAC counters.
+for fixture in passthrough-gpu-vfio corrupt-inputs pciutils-captures edac-firmware-first; do
   log "node_exporter reads vigil's textfile: $fixture"
   rm -f "$work/textfile/"*
   eval "${cmd//FIXTURE/$fixture}" 2>/dev/null

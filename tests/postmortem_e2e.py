@@ -120,7 +120,11 @@ def incident():
     tl.beats(back, back + 300, boot_b, 1089)
     cmdline = "BOOT_IMAGE=/boot/vmlinuz-6.17.9-1-pve root=/dev/mapper/pve-root ro quiet intel_iommu=on iommu=pt pcie_aspm=off pci=noaer"
     for t in range(last - 900, last + 1, 10):
-        tl.add("pcie_platform", {}, {"cmdline": cmdline, "aer_cmdline_disabled": 1, "aer_native": 0, "aspm_cmdline": "off", "aer_devices": 0, "iommu_enabled": 1}, t)
+        # As a long-running vigil writes it: cmdline on change and every 5 min only.
+        plat = {"aer_cmdline_disabled": 1, "aer_native": 0, "aspm_cmdline": "off", "aer_devices": 0, "iommu_enabled": 1}
+        if (t - last + 900) % 300 == 10:  # not in the last point
+            plat["cmdline"] = cmdline
+        tl.add("pcie_platform", {}, plat, t)
         tl.add("pcie_device", dict(GPU, address="0000:01:00.0"), {"driver": "vfio-pci", "power_state": "D0", "d_state": 0, "reachable": 1}, t)
         tl.add("pcie_device", {"address": "0000:00:01.0", "vendor_id": "8086", "device_id": "a70d", "class_id": "0604"}, {"driver": "pcieport", "power_state": "D0", "d_state": 0, "reachable": 1}, t)
         tl.add("pcie_device", {"address": "0000:02:00.0", "vendor_id": "144d", "device_id": "a80a", "class_id": "0108"}, {"driver": "nvme", "power_state": "D0", "d_state": 0, "reachable": 1}, t)

@@ -129,7 +129,9 @@ fn statements(host: &str, gap: &Gap) -> (Q, Vec<String>) {
         q.sel("*", "vfio_device", by_addr),
         ev.sel("*", "kernel_event", " ORDER BY time DESC LIMIT 50"),
         ev.sel("*", "crash_forensics", " ORDER BY time DESC LIMIT 1"),
-        ev.sel("*", "pcie_platform", " ORDER BY time DESC LIMIT 1"),
+        // last() per field: a long-running vigil writes `cmdline` on change
+        // and every 5 min, not in every point (docs/metrics.md).
+        ev.sel("last(\"cmdline\") AS \"cmdline\", last(\"aer_cmdline_disabled\") AS \"aer_cmdline_disabled\", last(\"aer_native\") AS \"aer_native\", last(\"aspm_cmdline\") AS \"aspm_cmdline\"", "pcie_platform", ""),
         q.sel("mean(\"usage_idle\") AS idle, min(\"usage_idle\") AS idle_min, last(\"usage_idle\") AS idle_last, max(\"usage_iowait\") AS iowait_max", "cpu", " AND \"cpu\" = 'cpu-total'"),
         q.sel("mean(\"used_percent\") AS used, max(\"used_percent\") AS used_max, min(\"available_percent\") AS avail_min", "mem", ""),
         q.sel("max(\"load1\") AS load_max, last(\"n_cpus\") AS cpus", "system", ""),

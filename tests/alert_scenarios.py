@@ -275,6 +275,14 @@ def fmt_value(v):
 
 
 def render_template(text, labels, vals):
+    # {{ with $labels.x }}...{{ . }}...{{ end }}: the block only when the label is
+    # non-empty (text/template's "with"), its dot the label's value.
+    def with_block(m):
+        v = labels.get(m.group(1), "")
+        return re.sub(r"\{\{\s*\.\s*\}\}", lambda _: v, m.group(2)) if v else ""
+    text = re.sub(r"\{\{\s*with \$labels\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}(.*?)\{\{\s*end\s*\}\}",
+                  with_block, text)
+
     def sub(m):
         expr = m.group(1).strip()
         lm = re.fullmatch(r"\$labels\.([A-Za-z_][A-Za-z0-9_]*)", expr)

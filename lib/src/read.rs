@@ -325,6 +325,10 @@ pub fn read_lines(path: &Path, mut line: impl FnMut(&str)) -> Result<()> {
 /// Last path component of a symlink's target (`driver` -> `vfio-pci`). Never
 /// follows the link, so dangling links are fine.
 pub fn read_link(path: &Path) -> Result<PathBuf> {
+    watched(path, || read_link_now(path))
+}
+
+fn read_link_now(path: &Path) -> Result<PathBuf> {
     let t = match confinement(path) {
         Some((root, rel)) => {
             use std::os::unix::ffi::OsStringExt;
@@ -356,6 +360,10 @@ pub fn read_link_name(path: &Path) -> Result<String> {
 /// are skipped: no kernel object vigil reads has one; nor do sysfs and procfs
 /// have dot-entries, so those (a capture's `.gitkeep`) are skipped too.
 pub fn list_dir(path: &Path) -> Result<Vec<String>> {
+    watched(path, || list_dir_now(path))
+}
+
+fn list_dir_now(path: &Path) -> Result<Vec<String>> {
     if confinement(path).is_some() {
         return DirHandle::open(path)?.list();
     }
@@ -385,7 +393,7 @@ pub struct Meta {
 }
 
 pub fn meta(path: &Path) -> Result<Meta> {
-    let st = stat(path, false).map_err(|e| errno(path, e))?;
+    let st = stat(path, false)?;
     let kind = st.st_mode & libc::S_IFMT;
     let out = Meta {
         dir: kind == libc::S_IFDIR,
@@ -435,7 +443,12 @@ pub fn exists(path: &Path) -> bool {
 }
 
 /// `stat` (`follow`) or `lstat`, resolved inside the root when there is one.
-fn stat(path: &Path, follow: bool) -> rustix::io::Result<rustix::fs::Stat> {
+/// Watched: a stat blocks on a FUSE mount without quorum as a read does.
+fn stat(path: &Path, follow: bool) -> Result<rustix::fs::Stat> {
+    watched(path, || stat_now(path, follow).map_err(|e| errno(path, e)))
+}
+
+fn stat_now(path: &Path, follow: bool) -> rustix::io::Result<rustix::fs::Stat> {
     match confinement(path) {
         Some((root, rel)) => {
             let mut flags = OFlags::PATH | OFlags::CLOEXEC;

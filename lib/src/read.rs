@@ -502,26 +502,44 @@ impl DirHandle {
     /// again from the root, as a chroot would; plain names cost one `openat2`.
     fn open_at(&self, name: &str, flags: OFlags) -> rustix::io::Result<OwnedFd> {
         let fd = self.dir.fd()?;
-        let Some(root) = &self.root else {
+        if self.root.is_none() {
             return rustix::fs::openat(fd, name, flags, Mode::empty());
-        };
+        }
+        // Through a device link (`<bdf>/reset_method` from an IOMMU group's
+        // `devices`): it leaves this directory, resolve from the root at once.
+        if name.contains(':') {
+            return self.open_from_root(name, flags);
+        }
         let beneath = ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS;
         match retry_again(|| rustix::fs::openat2(fd, name, flags, Mode::empty(), beneath)) {
-            Err(rustix::io::Errno::XDEV) => {
-                let full = self.path.join(name);
-                let rel = full
-                    .strip_prefix(&root.base)
-                    .map_err(|_| rustix::io::Errno::XDEV)?;
-                in_root(root, rel, flags)
-            }
+            Err(rustix::io::Errno::XDEV) => self.open_from_root(name, flags),
             r => r,
         }
     }
 
-    /// A subdirectory, opened relative to this one.
+    /// `name` under this directory, resolved from the replay root.
+    fn open_from_root(&self, name: &str, flags: OFlags) -> rustix::io::Result<OwnedFd> {
+        let Some(root) = &self.root else {
+            return Err(rustix::io::Errno::XDEV);
+        };
+        let full = self.path.join(name);
+        let rel = full
+            .strip_prefix(&root.base)
+            .map_err(|_| rustix::io::Errno::XDEV)?;
+        in_root(root, rel, flags)
+    }
+
+    /// A subdirectory, opened relative to this one. In a replay root it is
+    /// resolved from the root at once: subdirectories opened by name are
+    /// mostly sysfs links (`bus/pci/devices/<bdf>`), which leave this
+    /// directory, so trying beneath it first would cost a failed open each.
     pub fn open_dir(&self, name: &str) -> Result<DirHandle> {
         let path = self.path.join(name);
-        let sub = self.open_at(name, DIR_FLAGS).map_err(|e| errno(&path, e))?;
+        let sub = match &self.root {
+            Some(_) => self.open_from_root(name, DIR_FLAGS),
+            None => self.open_at(name, DIR_FLAGS),
+        }
+        .map_err(|e| errno(&path, e))?;
         let dir = rustix::fs::Dir::new(sub).map_err(|e| errno(&path, e))?;
         Ok(DirHandle {
             dir,

@@ -349,8 +349,9 @@ fn sigterm_while_stdout_is_blocked_exits_within_a_second() {
     let st = wait_bounded(&mut child, Duration::from_secs(10));
     let took = t.elapsed();
     assert!(st.is_some(), "SIGTERM ignored");
-    // 0.5 s grace for the batch in flight, then out.
-    assert!(took < Duration::from_millis(1500), "took {took:?}");
+    // 0.5 s grace for the batch in flight, then out (bound with slack for
+    // a loaded CI machine; without the fix it never exits).
+    assert!(took < Duration::from_secs(2), "took {took:?}");
 }
 
 fn capture_of(fixture_name: &str, dir: &Path) -> PathBuf {

@@ -22,8 +22,8 @@ use std::sync::mpsc::{self, Receiver};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use crate::read::{self, Access, Watch};
 use crate::collector::Collector;
+use crate::read::{self, Access, Watch};
 use crate::status::Tally;
 
 /// Collectors (by root) whose abandoned thread is blocked outside any watched read.

@@ -173,7 +173,10 @@ pub fn read_sysfs(path: &Path, max: usize) -> Result<Vec<u8>> {
 fn read_impl(path: &Path, max: usize, short_is_eof: bool) -> Result<Vec<u8>> {
     watched(path, || {
         let f = File::from(open_file(path).map_err(|e| errno(path, e))?);
-        regular(&f, path)?;
+        // A text read over the cap fails anyway: do not read a giant to learn it.
+        if regular(&f, path)? > MAX_TEXT as u64 && max > MAX_TEXT {
+            return Err(too_large(path, MAX_TEXT));
+        }
         read_file(f, path, max, short_is_eof)
     })
 }
@@ -188,13 +191,19 @@ const FILE_FLAGS: OFlags = OFlags::RDONLY
 /// sysfs, procfs, configfs and pmxcfs files are all regular: anything else
 /// (a FIFO, a device node) in their place is a stand-in whose read could
 /// block or never end.
-fn regular(f: &File, path: &Path) -> Result<()> {
+/// Returns the size the file claims (sysfs: 4096 or the binary size,
+/// procfs: 0), so a sparse giant is refused before it is read.
+fn regular(f: &File, path: &Path) -> Result<u64> {
     let st = rustix::fs::fstat(f).map_err(|e| errno(path, e))?;
     if st.st_mode & libc::S_IFMT == libc::S_IFREG {
-        Ok(())
+        Ok(u64::try_from(st.st_size).unwrap_or(0))
     } else {
         Err(invalid(path, "not a regular file"))
     }
+}
+
+fn too_large(path: &Path, limit: usize) -> ReadError {
+    invalid(path, format!("larger than {limit} bytes"))
 }
 
 fn read_file(f: File, path: &Path, max: usize, short_is_eof: bool) -> Result<Vec<u8>> {
@@ -291,7 +300,9 @@ pub const MAX_STREAM: u64 = 256 << 20;
 pub fn read_lines(path: &Path, mut line: impl FnMut(&str)) -> Result<()> {
     watched(path, || {
         let f = File::from(open_file(path).map_err(|e| errno(path, e))?);
-        regular(&f, path)?;
+        if regular(&f, path)? > MAX_STREAM {
+            return Err(too_large(path, MAX_STREAM as usize));
+        }
         let keep = recording();
         let mut all = Vec::new();
         let mut r = io::BufReader::with_capacity(64 * 1024, f);
@@ -643,7 +654,9 @@ impl DirHandle {
             } else {
                 // More than a page: not a plain attribute. A device node in its
                 // place would go on for ever: refuse it before reading on.
-                regular(&file, &self.path.join(name))?;
+                if regular(&file, &self.path.join(name))? > MAX_TEXT as u64 {
+                    return Err(too_large(&self.path.join(name), MAX_TEXT));
+                }
                 long = read_on(
                     file,
                     &self.path.join(name),

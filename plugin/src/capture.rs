@@ -348,13 +348,21 @@ fn unpacked() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
     UNPACKED.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// Held while a member is written; taken for good by [`cleanup`], so no
+/// unpack writes into a directory being removed.
+static WRITING: Mutex<()> = Mutex::new(());
+
 /// Remove every unpacked directory: for exit paths that run no destructors
-/// (a signal, `process::exit`).
+/// (a signal, `process::exit`). An unpack in progress stops at its next
+/// member: the process is about to exit.
 pub fn cleanup() {
+    let held = WRITING.lock().unwrap_or_else(|p| p.into_inner());
     let dirs = std::mem::take(&mut *unpacked());
     for d in dirs {
         remove_tree(&d);
     }
+    // Never released: whatever runs until the exit writes no more members.
+    std::mem::forget(held);
 }
 
 /// `rm -rf`, also through directories a member left without permissions
@@ -397,7 +405,6 @@ fn refuse(why: String) -> std::io::Error {
 
 pub fn unpack(archive: &Path) -> std::io::Result<Unpacked> {
     let dir = private_dir()?;
-    unpacked().push(dir.clone());
     let guard = Unpacked { dir: dir.clone() };
     let gz = flate2::read::GzDecoder::new(std::fs::File::open(archive)?);
     let mut ar = tar::Archive::new(gz);
@@ -434,6 +441,7 @@ pub fn unpack(archive: &Path) -> std::io::Result<Unpacked> {
         }
         // unpack_in refuses a path that leaves `dir`, through `..` or a symlink.
         entry.set_mask(0o077);
+        let _writing = WRITING.lock().unwrap_or_else(|p| p.into_inner());
         if !entry.unpack_in(&dir)? {
             return Err(refuse("a member's path leaves the archive".into()));
         }
@@ -453,8 +461,14 @@ fn private_dir() -> std::io::Result<PathBuf> {
         urandom.read_exact(&mut r)?;
         let name: String = r.iter().map(|b| format!("{b:02x}")).collect();
         let dir = std::env::temp_dir().join(format!("vigil-root-{name}"));
+        // Registered in the same breath as it is made: a signal between the
+        // two would leave it behind.
+        let mut live = unpacked();
         match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
-            Ok(()) => return Ok(dir),
+            Ok(()) => {
+                live.push(dir.clone());
+                return Ok(dir);
+            }
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
             Err(e) => return Err(e),
         }

@@ -79,9 +79,10 @@ fn install_terminator(grace: std::time::Duration) {
         });
 }
 
-/// How long execd's loop has to stop by itself after SIGTERM before the
-/// process exits anyway (stdout blocked, a collection still running).
-const EXECD_GRACE: std::time::Duration = std::time::Duration::from_millis(500);
+/// How long execd's loop has to stop by itself after SIGTERM (finish the
+/// batch in flight, write the stop mark) before the process exits anyway
+/// (stdout blocked, a collection stuck): still within a second.
+const EXECD_GRACE: std::time::Duration = std::time::Duration::from_millis(900);
 
 fn run_doctor(args: &cli::DoctorArgs) -> ExitCode {
     let (root, _unpacked) = match open_root(args.root.as_deref()) {

@@ -17,19 +17,6 @@ use crate::util::*;
 const WALL: Duration = Duration::from_secs(5);
 const MAX_RSS_KIB: u64 = 16 * 1024;
 
-/// Runs a command and reports its peak RSS (the child's own, from wait4)
-/// on the last stderr line; kills it after 30 s so a hang fails, not stalls.
-const RSS_WRAPPER: &str = r#"
-import resource, subprocess, sys
-p = subprocess.Popen(sys.argv[1:])
-try:
-    p.wait(timeout=30)
-except subprocess.TimeoutExpired:
-    p.kill(); p.wait()
-sys.stderr.write("vigil-test-maxrss-kib %d\n" % resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
-sys.exit(p.returncode if p.returncode >= 0 else 128 - p.returncode)
-"#;
-
 struct Run {
     out: Output,
     took: Duration,
@@ -38,31 +25,91 @@ struct Run {
     stderr: String,
 }
 
+/// Runs vigil with `args`, killed after 30 s so a hang fails rather than
+/// stalls. Peak RSS from GNU time where installed (wait4 of vigil itself);
+/// else the kernel's high-water mark (VmHWM) sampled every millisecond until
+/// vigil exits, which can only under-read the peak's last instant. A Python
+/// or Rust parent cannot measure it: the child's RSS before exec is its own.
 fn run_measured(args: &[&std::ffi::OsStr], tmpdir: &Path) -> Run {
+    let gnu_time = Path::new("/usr/bin/time").exists();
+    let mut cmd = if gnu_time {
+        let mut c = Command::new("/usr/bin/time");
+        c.args(["-f", "vigil-test-maxrss-kib %M"]).arg(bin());
+        c
+    } else {
+        Command::new(bin())
+    };
     let started = Instant::now();
-    let out = Command::new("python3")
-        .arg("-c")
-        .arg(RSS_WRAPPER)
-        .arg(bin())
+    let mut child = cmd
         .args(args)
         .env("TMPDIR", tmpdir)
         .stdin(Stdio::null())
-        .output()
-        .expect("python3 runs vigil");
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn vigil");
+    let (out_pipe, err_pipe) = (child.stdout.take(), child.stderr.take());
+    let drain = |p: Option<std::process::ChildStdout>| {
+        std::thread::spawn(move || {
+            let mut v = Vec::new();
+            if let Some(mut p) = p {
+                let _ = std::io::Read::read_to_end(&mut p, &mut v);
+            }
+            v
+        })
+    };
+    let out_t = drain(out_pipe);
+    let err_t = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        if let Some(mut p) = err_pipe {
+            let _ = std::io::Read::read_to_end(&mut p, &mut v);
+        }
+        v
+    });
+    let status_file = format!("/proc/{}/status", child.id());
+    let mut hwm = 0u64;
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("wait") {
+            break st;
+        }
+        if started.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+            break child.wait().expect("wait");
+        }
+        if !gnu_time {
+            let kib = std::fs::read_to_string(&status_file).ok().and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("VmHWM:"))
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            });
+            hwm = hwm.max(kib.unwrap_or(0));
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    };
     let took = started.elapsed();
-    let err = String::from_utf8_lossy(&out.stderr).into_owned();
-    let (stderr, last) = err
-        .trim_end()
-        .rsplit_once('\n')
-        .unwrap_or(("", err.trim_end()));
-    let rss_kib = last
-        .strip_prefix("vigil-test-maxrss-kib ")
-        .and_then(|n| n.parse().ok())
-        .expect("rss line");
+    let stdout = out_t.join().expect("stdout");
+    let err = String::from_utf8_lossy(&err_t.join().expect("stderr")).into_owned();
+    let (stderr, rss_kib) = if gnu_time {
+        let (rest, last) = err
+            .trim_end()
+            .rsplit_once('\n')
+            .unwrap_or(("", err.trim_end()));
+        let kib = last
+            .strip_prefix("vigil-test-maxrss-kib ")
+            .and_then(|n| n.parse().ok())
+            .expect("GNU time line");
+        (rest.to_string(), kib)
+    } else {
+        (err, hwm)
+    };
     Run {
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: stderr.to_string(),
-        out,
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stderr,
+        out: Output {
+            status,
+            stdout,
+            stderr: Vec::new(),
+        },
         took,
         rss_kib,
     }
@@ -161,6 +208,7 @@ fn fifos_in_place_of_files_never_block() {
     }
     let r = once(&root, tmp.path());
     assert_bounded(&r, "FIFOs");
+    eprintln!("FIGURES FIFOs: {:?}, peak RSS {} KiB", r.took, r.rss_kib);
     // Refused at once, as values that are not files: no waiting at all.
     assert!(r.took < Duration::from_millis(1500), "took {:?}", r.took);
 }
@@ -185,6 +233,10 @@ fn device_nodes_in_place_of_files_are_refused() {
     }
     let r = once(&root, tmp.path());
     assert_bounded(&r, "device nodes");
+    eprintln!(
+        "FIGURES device nodes: {:?}, peak RSS {} KiB",
+        r.took, r.rss_kib
+    );
     assert!(r.took < Duration::from_millis(1500), "took {:?}", r.took);
 }
 
@@ -202,6 +254,10 @@ fn sparse_giants_in_place_of_files_stay_small() {
     }
     let r = once(&root, tmp.path());
     assert_bounded(&r, "1 GiB sparse files");
+    eprintln!(
+        "FIGURES 1 GiB sparse files: {:?}, peak RSS {} KiB",
+        r.took, r.rss_kib
+    );
 }
 
 /// A secret outside the root, and the ways an archive could point at it:
@@ -349,7 +405,7 @@ fn sigterm_while_stdout_is_blocked_exits_within_a_second() {
     let st = wait_bounded(&mut child, Duration::from_secs(10));
     let took = t.elapsed();
     assert!(st.is_some(), "SIGTERM ignored");
-    // 0.5 s grace for the batch in flight, then out (bound with slack for
+    // 0.9 s grace for the batch in flight and the stop mark, then out (bound with slack for
     // a loaded CI machine; without the fix it never exits).
     assert!(took < Duration::from_secs(2), "took {took:?}");
 }

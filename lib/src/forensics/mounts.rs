@@ -1,10 +1,11 @@
 //! `/proc/self/mountinfo`: which filesystem really holds a path.
 
+use crate::collector::Collector;
 use crate::read;
 use crate::root::Root;
-use crate::status::{Collector, Tally};
+use crate::status::Tally;
 
-/// The paths readiness asks about (forensics/mod.rs): only mounts at or
+/// The paths readiness asks about (journald.rs, ramlog.rs): only mounts at or
 /// above them are kept, so a table of any size fits in little memory.
 pub const ASKED: [&str; 4] = [
     "/var/log/journal",

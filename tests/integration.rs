@@ -42,3 +42,6 @@ mod capture;
 
 #[path = "it/budget.rs"]
 mod budget;
+
+#[path = "it/hostile.rs"]
+mod hostile;

@@ -990,6 +990,9 @@ root-port IDs of pciutils tests/cap-exp-lnkcap2:
 - `/proc/uptime` = `NaN`, `/proc/sys/kernel/random/boot_id` is not a UUID, the ASPM policy
   has no bracketed entry.
 Expected: exit 0, valid lines, each bad value omitted and counted in `vigil_collector`.
+00:1c.0's unreadable power state counts as asleep (no wake fails closed): its link files and
+`config`, and 02:00.0's below it, are not read (`link_skipped=1`, `pcie_link`
+`unavailable="power_unknown"`); their bad values are kept for the day that rule changes.
 """)
     t.device("0000:00:1c.0", None, config=split("cap-exp-lnkcap2__00-1c.0")[:3], driver="pcieport",
              vendor="0x8086", device="0x9d10", cls="0x060400",

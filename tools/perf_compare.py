@@ -116,7 +116,10 @@ def traced_io(prefix, root):
         if not name.startswith(os.path.basename(prefix) + "."):
             continue
         for line in open(os.path.join(d, name)):
-            m = re.match(r'(?:openat|open)\(.*\) = \d+<(.*)>$', line.strip())
+            # openat2 under --root (resolved inside it); O_PATH opens only stat.
+            m = re.match(r'(?:openat2|openat|open)\(.*\) = \d+<(.*)>$', line.strip())
+            if m and "O_PATH" in line:
+                m = None
             if m and m.group(1).startswith(root + "/") and os.path.isfile(m.group(1)):
                 opened[m.group(1)] = opened.get(m.group(1), 0) + 1
             # A listing is complete when getdents64 returns 0.

@@ -10,6 +10,7 @@ pub mod collector;
 pub mod edac;
 pub mod forensics;
 pub mod heartbeat;
+pub mod jobs;
 pub mod kmsg;
 pub mod pci;
 pub mod platform;
@@ -20,6 +21,7 @@ pub mod vfio;
 
 use serde::Serialize;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 pub use clock::Clock;
 pub use collector::{Collector, Selection};
@@ -58,9 +60,52 @@ impl Snapshot {
     }
 }
 
-/// One collection of the selected collectors under `root`.
+/// How long a collection may take, whatever blocks: what has not come back
+/// by then is reported `unavailable="timeout"` (see [`jobs`]).
+pub const DEADLINE: std::time::Duration = std::time::Duration::from_millis(1800);
+
+const PCI: &[Collector] = &[
+    Collector::PcieDevice,
+    Collector::PcieLink,
+    Collector::PcieAer,
+    Collector::PcieAerStatus,
+    Collector::PcieAspm,
+];
+const CMDLINE: &[Collector] = &[
+    Collector::PciePlatform,
+    Collector::IommuGroup,
+    Collector::VfioDevice,
+    Collector::CrashForensics,
+    Collector::PcieAer,
+];
+const VFIO: &[Collector] = &[Collector::IommuGroup, Collector::VfioDevice];
+const PLATFORM: &[Collector] = &[Collector::PciePlatform, Collector::CrashForensics];
+const FORENSICS: &[Collector] = &[Collector::CrashForensics];
+const EVENTS: &[Collector] = &[Collector::KernelEvent];
+const HEARTBEAT: &[Collector] = &[Collector::Vigil];
+const EDAC: &[Collector] = &[Collector::Edac];
+
+/// One collection of the selected collectors under `root`, within
+/// [`DEADLINE`] whatever blocks. Each collector runs on a worker thread
+/// ([`jobs`]); the calling thread only waits, so it always returns, with a
+/// heartbeat when one is selected.
 pub fn collect(root: &Root, sel: &Selection, clock: Clock) -> Snapshot {
+    collect_within(root, sel, clock, DEADLINE)
+}
+
+/// [`collect`] with another deadline (a machine slowed down on purpose, by
+/// tracing). What others wait on (the PCI tree, the command line) is due by
+/// two thirds of it, so that what needs them still has time.
+pub fn collect_within(
+    root: &Root,
+    sel: &Selection,
+    clock: Clock,
+    within: std::time::Duration,
+) -> Snapshot {
     let total = clock.start();
+    let started = std::time::Instant::now();
+    let deadline = started + within;
+    let stage_one = started + within * 2 / 3;
     let time_unix_ns = clock.now_unix_ns();
     let mut tally = status::Tally::default();
     for c in &sel.0 {
@@ -79,11 +124,6 @@ pub fn collect(root: &Root, sel: &Selection, clock: Clock) -> Snapshot {
     ]
     .into_iter()
     .any(|c| sel.has(c));
-    let mut pci = if wants_pci {
-        pci::collect(root, sel, clock, &mut tally)
-    } else {
-        None
-    };
     let wants_vfio = [
         Collector::PciePlatform,
         Collector::IommuGroup,
@@ -93,14 +133,64 @@ pub fn collect(root: &Root, sel: &Selection, clock: Clock) -> Snapshot {
     .any(|c| sel.has(c));
     let wants_forensics = sel.has(Collector::CrashForensics);
     let wants_aer = sel.has(Collector::PcieAer);
-    let cmdline = if wants_vfio || wants_forensics || wants_aer {
-        platform::read_cmdline(root, &mut tally)
-    } else {
-        None
-    };
-    let aer_service = (wants_aer || wants_forensics || sel.has(Collector::PciePlatform))
-        .then(|| platform::aer_service(root, &mut tally))
+    let wants_platform = sel.has(Collector::PciePlatform) || wants_forensics;
+    let wants_cmdline = wants_vfio || wants_forensics || wants_aer;
+    let wants_aer_service = wants_aer || wants_platform;
+    // Stage one: what needs nothing else.
+    let pci_job = wants_pci.then(|| {
+        let (root, sel) = (root.clone(), sel.clone());
+        let pci_deadline = stage_one - within / 12;
+        jobs::spawn(root.base().to_path_buf(), "pci", PCI, move |t| {
+            pci::collect(&root, &sel, clock, pci_deadline, t)
+        })
+    });
+    let basics_job = (wants_cmdline || wants_aer_service).then(|| {
+        let root = root.clone();
+        jobs::spawn(root.base().to_path_buf(), "cmdline", CMDLINE, move |t| {
+            let cmdline = wants_cmdline
+                .then(|| platform::read_cmdline(&root, t))
+                .flatten();
+            let aer_service = wants_aer_service
+                .then(|| platform::aer_service(&root, t))
+                .flatten();
+            (cmdline, aer_service)
+        })
+    });
+    let events_job = sel.has(Collector::KernelEvent).then(|| {
+        let root = root.clone();
+        jobs::spawn(root.base().to_path_buf(), "kmsg", EVENTS, move |t| {
+            read_events(&root, clock, t)
+        })
+    });
+    let heartbeat_job = sel.has(Collector::Vigil).then(|| {
+        let root = root.clone();
+        jobs::spawn(
+            root.base().to_path_buf(),
+            "heartbeat",
+            HEARTBEAT,
+            move |t| {
+                let sw = clock.start();
+                let h = heartbeat::collect(&root, t);
+                t.add_time(Collector::Vigil, sw.elapsed_us());
+                h
+            },
+        )
+    });
+    let edac_job = sel.has(Collector::Edac).then(|| {
+        let root = root.clone();
+        jobs::spawn(root.base().to_path_buf(), "edac", EDAC, move |t| {
+            let sw = clock.start();
+            let e = edac::collect(&root, t);
+            t.add_time(Collector::Edac, sw.elapsed_us());
+            e
+        })
+    });
+    let mut pci = pci_job
+        .and_then(|j| j.wait(stage_one, &mut tally))
         .flatten();
+    let (cmdline, aer_service) = basics_job
+        .and_then(|j| j.wait(stage_one, &mut tally))
+        .unwrap_or((None, None));
     if let (true, Some(p)) = (wants_aer, pci.as_mut()) {
         let noaer = cmdline
             .as_deref()
@@ -110,91 +200,67 @@ pub fn collect(root: &Root, sel: &Selection, clock: Clock) -> Snapshot {
             tally.unavailable(Collector::PcieAer, why);
         }
     }
-    let vfio = wants_vfio.then(|| {
-        let sw = clock.start();
-        let v = vfio::collect(root, cmdline.as_deref(), pci.as_ref(), &mut tally);
-        // One walk serves both collectors; attribute its time to each.
-        let us = sw.elapsed_us();
-        tally.add_time(Collector::IommuGroup, us);
-        tally.add_time(Collector::VfioDevice, us);
-        v
+    let pci: Option<Arc<pci::PciSnapshot>> = pci.map(Arc::new);
+    let cmdline: Option<Arc<str>> = cmdline.map(Arc::from);
+    // Stage two: what needs the PCI tree and the command line.
+    let forensics_job = wants_forensics.then(|| {
+        let (root, cmdline) = (root.clone(), cmdline.clone());
+        jobs::spawn(
+            root.base().to_path_buf(),
+            "forensics",
+            FORENSICS,
+            move |t| {
+                let sw = clock.start();
+                let f = forensics::collect(&root, cmdline.as_deref(), time_unix_ns, t);
+                t.add_time(Collector::CrashForensics, sw.elapsed_us());
+                f
+            },
+        )
     });
-    let platform = sel.has(Collector::PciePlatform).then(|| {
-        let sw = clock.start();
-        let p = platform::collect(
-            root,
-            cmdline.as_deref(),
-            pci.as_ref(),
-            aer_service,
-            &mut tally,
-        );
-        tally.add_time(Collector::PciePlatform, sw.elapsed_us());
-        p
+    let vfio_job = wants_vfio.then(|| {
+        let (root, cmdline, pci) = (root.clone(), cmdline.clone(), pci.clone());
+        jobs::spawn(root.base().to_path_buf(), "vfio", VFIO, move |t| {
+            let sw = clock.start();
+            let v = vfio::collect(&root, cmdline.as_deref(), pci.as_deref(), t);
+            // One walk serves both collectors; attribute its time to each.
+            let us = sw.elapsed_us();
+            t.add_time(Collector::IommuGroup, us);
+            t.add_time(Collector::VfioDevice, us);
+            v
+        })
     });
+    let platform_job = wants_platform.then(|| {
+        let (root, cmdline, pci) = (root.clone(), cmdline.clone(), pci.clone());
+        jobs::spawn(root.base().to_path_buf(), "platform", PLATFORM, move |t| {
+            let sw = clock.start();
+            let p = platform::collect(&root, cmdline.as_deref(), pci.as_deref(), aer_service, t);
+            t.add_time(Collector::PciePlatform, sw.elapsed_us());
+            p
+        })
+    });
+    let vfio = vfio_job.and_then(|j| j.wait(deadline, &mut tally));
+    let platform = platform_job.and_then(|j| j.wait(deadline, &mut tally));
+    let forensics = forensics_job.and_then(|j| j.wait(deadline, &mut tally));
     let mut findings = Vec::new();
-    let forensics = wants_forensics.then(|| {
+    if let (Some(f), Some(p)) = (&forensics, &platform) {
         let sw = clock.start();
-        let f = forensics::collect(root, cmdline.as_deref(), time_unix_ns, &mut tally);
-        let facts = platform_facts(
-            root,
-            cmdline.as_deref(),
-            pci.as_ref(),
-            platform.as_ref(),
-            aer_service,
-            &mut tally,
-        );
-        findings = forensics::findings::findings(&f, &facts);
+        let facts = platform_facts(pci.as_deref(), p);
+        findings = forensics::findings::findings(f, &facts);
         tally.add_time(Collector::CrashForensics, sw.elapsed_us());
-        f
-    });
-    let mut events = Vec::new();
-    let mut events_suppressed = Vec::new();
-    if sel.has(Collector::KernelEvent) {
-        let sw = clock.start();
-        match kmsg::read_ring(root) {
-            Ok(ring) => {
-                events = ring.events;
-                events_suppressed = ring.suppressed;
-                for why in ring.stats.reasons() {
-                    tally.unavailable(Collector::KernelEvent, why);
-                }
-                if ring.stats.errors > 0 {
-                    tally.entry(Collector::KernelEvent).errors += ring.stats.errors;
-                }
-            }
-            Err(e) => {
-                if e.kind == read::ErrorKind::Permission {
-                    tally.note(
-                        Collector::KernelEvent,
-                        format!(
-                            "{}: permission denied: no kernel events (set kernel.dmesg_restrict=0 or grant CAP_SYSLOG, see README)",
-                            e.path.display()
-                        ),
-                    );
-                }
-                tally.read_failed(Collector::KernelEvent, &e);
-            }
-        }
-        tally.add_time(Collector::KernelEvent, sw.elapsed_us());
     }
-    let heartbeat = sel.has(Collector::Vigil).then(|| {
-        let sw = clock.start();
-        let h = heartbeat::collect(root, &mut tally);
-        tally.add_time(Collector::Vigil, sw.elapsed_us());
-        h
-    });
-    let edac = sel.has(Collector::Edac).then(|| {
-        let sw = clock.start();
-        let e = edac::collect(root, &mut tally);
-        tally.add_time(Collector::Edac, sw.elapsed_us());
-        e
-    });
+    let (events, events_suppressed) = events_job
+        .and_then(|j| j.wait(deadline, &mut tally))
+        .unwrap_or_default();
+    // The heartbeat line is written whatever else happened.
+    let heartbeat = heartbeat_job.map(|j| j.wait(deadline, &mut tally).unwrap_or_default());
+    let edac = edac_job.and_then(|j| j.wait(deadline, &mut tally));
     // Only selected collectors report; pci bookkeeping may have touched others.
     tally.status.retain(|c, _| sel.has(*c));
+    let pci = pci.map(|p| Arc::try_unwrap(p).unwrap_or_else(|p| (*p).clone()));
     Snapshot {
         time_unix_ns,
         pci,
-        platform,
+        platform: platform.filter(|_| sel.has(Collector::PciePlatform)),
         vfio,
         forensics,
         findings,
@@ -208,20 +274,47 @@ pub fn collect(root: &Root, sel: &Selection, clock: Clock) -> Snapshot {
     }
 }
 
-/// What readiness needs from the PCI side, taken from this collection when the
-/// platform collector ran, else read here.
-fn platform_facts(
+/// Kernel hardware events in the ring (one-shot collections), and those the
+/// storm limit held back.
+fn read_events(
     root: &Root,
-    cmdline: Option<&str>,
-    pci: Option<&pci::PciSnapshot>,
-    platform: Option<&platform::Platform>,
-    aer_service: Option<platform::AerService>,
+    clock: Clock,
     tally: &mut status::Tally,
+) -> (Vec<kmsg::Event>, Vec<kmsg::Suppressed>) {
+    let sw = clock.start();
+    let mut out = (Vec::new(), Vec::new());
+    match kmsg::read_ring(root) {
+        Ok(ring) => {
+            out = (ring.events, ring.suppressed);
+            for why in ring.stats.reasons() {
+                tally.unavailable(Collector::KernelEvent, why);
+            }
+            if ring.stats.errors > 0 {
+                tally.entry(Collector::KernelEvent).errors += ring.stats.errors;
+            }
+        }
+        Err(e) => {
+            if e.kind == read::ErrorKind::Permission {
+                tally.note(
+                    Collector::KernelEvent,
+                    format!(
+                        "{}: permission denied: no kernel events (set kernel.dmesg_restrict=0 or grant CAP_SYSLOG, see README)",
+                        e.path.display()
+                    ),
+                );
+            }
+            tally.read_failed(Collector::KernelEvent, &e);
+        }
+    }
+    tally.add_time(Collector::KernelEvent, sw.elapsed_us());
+    out
+}
+
+/// What readiness needs from the PCI side and the platform, from this collection.
+fn platform_facts(
+    pci: Option<&pci::PciSnapshot>,
+    p: &platform::Platform,
 ) -> forensics::findings::PlatformFacts {
-    let p = match platform {
-        Some(p) => p.clone(),
-        None => platform::collect(root, cmdline, pci, aer_service, tally),
-    };
     let hw_aspm_enabled = pci
         .map(|s| {
             s.devices
@@ -239,10 +332,10 @@ fn platform_facts(
         })
         .unwrap_or_default();
     forensics::findings::PlatformFacts {
-        cmdline: p.cmdline,
+        cmdline: p.cmdline.clone(),
         aer_cmdline_disabled: p.aer_cmdline_disabled,
         aer_native: p.aer_native,
-        aspm_cmdline: p.aspm_cmdline,
+        aspm_cmdline: p.aspm_cmdline.clone(),
         hw_aspm_enabled,
     }
 }

@@ -11,11 +11,16 @@
 )]
 
 use std::cell::RefCell;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::fs::File;
 use std::io::{self, Read};
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+
+use rustix::fs::{Mode, OFlags, ResolveFlags};
 
 /// sysfs text attributes are at most one page; anything much larger is garbage.
 pub const MAX_TEXT: usize = 1 << 20;
@@ -166,8 +171,39 @@ pub fn read_sysfs(path: &Path, max: usize) -> Result<Vec<u8>> {
 }
 
 fn read_impl(path: &Path, max: usize, short_is_eof: bool) -> Result<Vec<u8>> {
-    let f = File::open(path).map_err(|e| err(path, &e))?;
-    read_file(f, path, max, short_is_eof)
+    watched(path, || {
+        let f = File::from(open_file(path).map_err(|e| errno(path, e))?);
+        // A text read over the cap fails anyway: do not read a giant to learn it.
+        if regular(&f, path)? > MAX_TEXT as u64 && max > MAX_TEXT {
+            return Err(too_large(path, MAX_TEXT));
+        }
+        read_file(f, path, max, short_is_eof)
+    })
+}
+
+/// Flags for every file vigil reads: a FIFO or a terminal put where a file
+/// belongs must neither block the open nor become our controlling tty.
+const FILE_FLAGS: OFlags = OFlags::RDONLY
+    .union(OFlags::NONBLOCK)
+    .union(OFlags::NOCTTY)
+    .union(OFlags::CLOEXEC);
+
+/// sysfs, procfs, configfs and pmxcfs files are all regular: anything else
+/// (a FIFO, a device node) in their place is a stand-in whose read could
+/// block or never end.
+/// Returns the size the file claims (sysfs: 4096 or the binary size,
+/// procfs: 0), so a sparse giant is refused before it is read.
+fn regular(f: &File, path: &Path) -> Result<u64> {
+    let st = rustix::fs::fstat(f).map_err(|e| errno(path, e))?;
+    if st.st_mode & libc::S_IFMT == libc::S_IFREG {
+        Ok(u64::try_from(st.st_size).unwrap_or(0))
+    } else {
+        Err(invalid(path, "not a regular file"))
+    }
+}
+
+fn too_large(path: &Path, limit: usize) -> ReadError {
+    invalid(path, format!("larger than {limit} bytes"))
 }
 
 fn read_file(f: File, path: &Path, max: usize, short_is_eof: bool) -> Result<Vec<u8>> {
@@ -248,10 +284,76 @@ pub fn read_attr(path: &Path) -> Result<String> {
     Ok(s)
 }
 
+/// Longest line [`read_lines`] takes: a `/proc/interrupts` line is about
+/// 11 bytes per CPU, so this is more CPUs than Linux supports.
+pub const MAX_LINE: usize = 1 << 20;
+/// Most bytes [`read_lines`] reads: far beyond any real mount table or
+/// interrupt list, and it keeps a sparse giant from being read for minutes.
+pub const MAX_STREAM: u64 = 256 << 20;
+
+/// A text file of any length, line by line, in bounded memory: for files
+/// that grow with the machine (`mountinfo` with thousands of mounts,
+/// `/proc/interrupts` on hundreds of CPUs), where a cap on the whole would
+/// drop lines and turn a yes into a no. A line over [`MAX_LINE`], a file over
+/// [`MAX_STREAM`] or a line not UTF-8 fails the whole read: the caller
+/// reports it unavailable rather than answer from part of it.
+pub fn read_lines(path: &Path, mut line: impl FnMut(&str)) -> Result<()> {
+    watched(path, || {
+        let f = File::from(open_file(path).map_err(|e| errno(path, e))?);
+        if regular(&f, path)? > MAX_STREAM {
+            return Err(too_large(path, MAX_STREAM as usize));
+        }
+        let keep = recording();
+        let mut all = Vec::new();
+        let mut r = io::BufReader::with_capacity(64 * 1024, f);
+        let mut buf = Vec::new();
+        let mut total = 0u64;
+        loop {
+            buf.clear();
+            let n =
+                io::BufRead::read_until(&mut (&mut r).take(MAX_LINE as u64 + 1), b'\n', &mut buf)
+                    .map_err(|e| err(path, &e))?;
+            if n == 0 {
+                break;
+            }
+            total += n as u64;
+            if buf.len() > MAX_LINE || total > MAX_STREAM {
+                return Err(invalid(path, "a line or the file is too large"));
+            }
+            if keep {
+                all.extend_from_slice(&buf);
+            }
+            let text = std::str::from_utf8(&buf).map_err(|_| invalid(path, "not UTF-8"))?;
+            line(text.strip_suffix('\n').unwrap_or(text));
+        }
+        if keep {
+            note(path, || Access::Read(all));
+        }
+        Ok(())
+    })
+}
+
 /// Last path component of a symlink's target (`driver` -> `vfio-pci`). Never
 /// follows the link, so dangling links are fine.
 pub fn read_link(path: &Path) -> Result<PathBuf> {
-    let t = std::fs::read_link(path).map_err(|e| err(path, &e))?;
+    watched(path, || read_link_now(path))
+}
+
+fn read_link_now(path: &Path) -> Result<PathBuf> {
+    let t = match confinement(path) {
+        Some((root, rel)) => {
+            use std::os::unix::ffi::OsStringExt;
+            let fd = in_root(
+                &root,
+                rel,
+                OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            )
+            .map_err(|e| errno(path, e))?;
+            let t = rustix::fs::readlinkat(&fd, "", Vec::new()).map_err(|e| errno(path, e))?;
+            PathBuf::from(std::ffi::OsString::from_vec(t.into_bytes()))
+        }
+        None => std::fs::read_link(path).map_err(|e| err(path, &e))?,
+    };
     note(path, || Access::Link(t.clone()));
     Ok(t)
 }
@@ -269,6 +371,13 @@ pub fn read_link_name(path: &Path) -> Result<String> {
 /// are skipped: no kernel object vigil reads has one; nor do sysfs and procfs
 /// have dot-entries, so those (a capture's `.gitkeep`) are skipped too.
 pub fn list_dir(path: &Path) -> Result<Vec<String>> {
+    watched(path, || list_dir_now(path))
+}
+
+fn list_dir_now(path: &Path) -> Result<Vec<String>> {
+    if confinement(path).is_some() {
+        return DirHandle::open(path)?.list();
+    }
     let rd = std::fs::read_dir(path).map_err(|e| err(path, &e))?;
     let mut names = Vec::new();
     for entry in rd {
@@ -295,13 +404,13 @@ pub struct Meta {
 }
 
 pub fn meta(path: &Path) -> Result<Meta> {
-    use std::os::unix::fs::MetadataExt;
-    let m = std::fs::symlink_metadata(path).map_err(|e| err(path, &e))?;
+    let st = stat(path, false)?;
+    let kind = st.st_mode & libc::S_IFMT;
     let out = Meta {
-        dir: m.is_dir(),
-        file: m.is_file(),
-        symlink: m.file_type().is_symlink(),
-        mtime: m.mtime(),
+        dir: kind == libc::S_IFDIR,
+        file: kind == libc::S_IFREG,
+        symlink: kind == libc::S_IFLNK,
+        mtime: st.st_mtime,
     };
     note(path, || Access::Stat {
         mtime: out.mtime,
@@ -312,7 +421,7 @@ pub fn meta(path: &Path) -> Result<Meta> {
 
 /// Following symlinks, like `test -f` / `test -d` / `test -e`.
 pub fn is_file(path: &Path) -> bool {
-    let ok = path.is_file();
+    let ok = stat(path, true).is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFREG);
     if ok {
         note(path, || Access::Stat {
             mtime: 0,
@@ -323,7 +432,7 @@ pub fn is_file(path: &Path) -> bool {
 }
 
 pub fn is_dir(path: &Path) -> bool {
-    let ok = path.is_dir();
+    let ok = stat(path, true).is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR);
     if ok {
         note(path, || Access::Stat {
             mtime: 0,
@@ -334,14 +443,34 @@ pub fn is_dir(path: &Path) -> bool {
 }
 
 pub fn exists(path: &Path) -> bool {
-    let ok = std::fs::symlink_metadata(path).is_ok();
-    if ok {
+    let ok = stat(path, false).is_ok();
+    if ok && recording() {
         note(path, || Access::Stat {
             mtime: 0,
-            dir: path.is_dir(),
+            dir: stat(path, true).is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR),
         });
     }
     ok
+}
+
+/// `stat` (`follow`) or `lstat`, resolved inside the root when there is one.
+/// Watched: a stat blocks on a FUSE mount without quorum as a read does.
+fn stat(path: &Path, follow: bool) -> Result<rustix::fs::Stat> {
+    watched(path, || stat_now(path, follow).map_err(|e| errno(path, e)))
+}
+
+fn stat_now(path: &Path, follow: bool) -> rustix::io::Result<rustix::fs::Stat> {
+    match confinement(path) {
+        Some((root, rel)) => {
+            let mut flags = OFlags::PATH | OFlags::CLOEXEC;
+            if !follow {
+                flags |= OFlags::NOFOLLOW;
+            }
+            rustix::fs::fstat(in_root(&root, rel, flags)?)
+        }
+        None if follow => rustix::fs::stat(path),
+        None => rustix::fs::lstat(path),
+    }
 }
 
 /// A directory opened once: its listing and every file in it are read relative
@@ -351,42 +480,83 @@ pub fn exists(path: &Path) -> bool {
 pub struct DirHandle {
     dir: rustix::fs::Dir,
     path: PathBuf,
+    /// The replay root this directory lies in: whatever is opened from here
+    /// resolves inside it.
+    root: Option<Arc<Confined>>,
 }
 
 fn errno(path: &Path, e: rustix::io::Errno) -> ReadError {
     err(path, &io::Error::from(e))
 }
 
+const DIR_FLAGS: OFlags = OFlags::RDONLY
+    .union(OFlags::DIRECTORY)
+    .union(OFlags::CLOEXEC);
+
 impl DirHandle {
     pub fn open(path: &Path) -> Result<DirHandle> {
-        use rustix::fs::{Mode, OFlags};
-        let fd = rustix::fs::open(
-            path,
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(|e| errno(path, e))?;
+        let (fd, root) = match confinement(path) {
+            Some((root, rel)) => (in_root(&root, rel, DIR_FLAGS), Some(root)),
+            None => (rustix::fs::open(path, DIR_FLAGS, Mode::empty()), None),
+        };
+        let fd = fd.map_err(|e| errno(path, e))?;
         let dir = rustix::fs::Dir::new(fd).map_err(|e| errno(path, e))?;
         Ok(DirHandle {
             dir,
             path: path.to_path_buf(),
+            root,
         })
     }
 
-    /// A subdirectory, opened relative to this one.
+    /// `name` opened relative to this directory. In a replay root, a name
+    /// that leaves this directory (a symlink, absolute or `../`) is resolved
+    /// again from the root, as a chroot would; plain names cost one `openat2`.
+    fn open_at(&self, name: &str, flags: OFlags) -> rustix::io::Result<OwnedFd> {
+        let fd = self.dir.fd()?;
+        if self.root.is_none() {
+            return rustix::fs::openat(fd, name, flags, Mode::empty());
+        }
+        // Through a device link (`<bdf>/reset_method` from an IOMMU group's
+        // `devices`): it leaves this directory, resolve from the root at once.
+        if name.contains(':') {
+            return self.open_from_root(name, flags);
+        }
+        let beneath = ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS;
+        match retry_again(|| rustix::fs::openat2(fd, name, flags, Mode::empty(), beneath)) {
+            Err(rustix::io::Errno::XDEV) => self.open_from_root(name, flags),
+            r => r,
+        }
+    }
+
+    /// `name` under this directory, resolved from the replay root.
+    fn open_from_root(&self, name: &str, flags: OFlags) -> rustix::io::Result<OwnedFd> {
+        let Some(root) = &self.root else {
+            return Err(rustix::io::Errno::XDEV);
+        };
+        let full = self.path.join(name);
+        let rel = full
+            .strip_prefix(&root.base)
+            .map_err(|_| rustix::io::Errno::XDEV)?;
+        in_root(root, rel, flags)
+    }
+
+    /// A subdirectory, opened relative to this one. In a replay root it is
+    /// resolved from the root at once: subdirectories opened by name are
+    /// mostly sysfs links (`bus/pci/devices/<bdf>`), which leave this
+    /// directory, so trying beneath it first would cost a failed open each.
     pub fn open_dir(&self, name: &str) -> Result<DirHandle> {
-        use rustix::fs::{Mode, OFlags};
         let path = self.path.join(name);
-        let fd = self.dir.fd().map_err(|e| errno(&path, e))?;
-        let sub = rustix::fs::openat(
-            fd,
-            name,
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
+        let sub = match &self.root {
+            Some(_) => self.open_from_root(name, DIR_FLAGS),
+            None => self.open_at(name, DIR_FLAGS),
+        }
         .map_err(|e| errno(&path, e))?;
         let dir = rustix::fs::Dir::new(sub).map_err(|e| errno(&path, e))?;
-        Ok(DirHandle { dir, path })
+        Ok(DirHandle {
+            dir,
+            path,
+            root: self.root.clone(),
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -410,9 +580,9 @@ impl DirHandle {
     }
 
     fn open_file(&self, name: &str) -> Result<File> {
-        use rustix::fs::{Mode, OFlags};
-        let fd = self.dir.fd().map_err(|e| errno(&self.path.join(name), e))?;
-        let owned = rustix::fs::openat(fd, name, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
+        stall_point(|| self.path.join(name));
+        let owned = self
+            .open_at(name, FILE_FLAGS)
             .map_err(|e| errno(&self.path.join(name), e))?;
         Ok(File::from(owned))
     }
@@ -432,10 +602,11 @@ impl DirHandle {
     ) -> Result<Vec<u8>> {
         use std::os::unix::fs::FileExt;
         let f = self.open_file(name)?;
-        let size = f
-            .metadata()
-            .map_err(|e| err(&self.path.join(name), &e))?
-            .len();
+        let meta = f.metadata().map_err(|e| err(&self.path.join(name), &e))?;
+        if !meta.is_file() {
+            return Err(invalid(&self.path.join(name), "not a regular file"));
+        }
+        let size = meta.len();
         let mut pread = |at: usize, buf: &mut [u8]| loop {
             match f.read_at(buf, at as u64) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -467,14 +638,25 @@ impl DirHandle {
                 match file.read(&mut buf[..]) {
                     Ok(n) => break n,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(err(&self.path.join(name), &e)),
+                    Err(e) => {
+                        regular(&file, &self.path.join(name))?;
+                        return Err(err(&self.path.join(name), &e));
+                    }
                 }
             };
+            if n == 0 {
+                // Empty: a real empty attribute, or a FIFO with no writer.
+                regular(&file, &self.path.join(name))?;
+            }
             let long;
             let bytes: &[u8] = if n < buf.len() {
                 &buf[..n]
             } else {
-                // More than a page: not a plain attribute; the general path caps it.
+                // More than a page: not a plain attribute. A device node in its
+                // place would go on for ever: refuse it before reading on.
+                if regular(&file, &self.path.join(name))? > MAX_TEXT as u64 {
+                    return Err(too_large(&self.path.join(name), MAX_TEXT));
+                }
                 long = read_on(
                     file,
                     &self.path.join(name),
@@ -505,7 +687,14 @@ impl DirHandle {
         let Ok(fd) = self.dir.fd() else {
             return false;
         };
-        match rustix::fs::statat(fd, name, AtFlags::SYMLINK_NOFOLLOW) {
+        let st = if self.root.is_some() && name.contains('/') {
+            // A directory on the way could be a link out of the root.
+            self.open_at(name, OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC)
+                .and_then(rustix::fs::fstat)
+        } else {
+            rustix::fs::statat(fd, name, AtFlags::SYMLINK_NOFOLLOW)
+        };
+        match st {
             Ok(st) => {
                 if recording() {
                     let dir = st.st_mode & libc::S_IFMT == libc::S_IFDIR;
@@ -526,8 +715,13 @@ impl DirHandle {
         // The path is built only for an error or a capture: three links per
         // device are read each collection.
         let fd = self.dir.fd().map_err(|e| errno(&self.path.join(name), e))?;
-        let target = rustix::fs::readlinkat(fd, name, Vec::new())
-            .map_err(|e| errno(&self.path.join(name), e))?;
+        let target = if self.root.is_some() && name.contains('/') {
+            self.open_at(name, OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC)
+                .and_then(|l| rustix::fs::readlinkat(l, "", Vec::new()))
+        } else {
+            rustix::fs::readlinkat(fd, name, Vec::new())
+        }
+        .map_err(|e| errno(&self.path.join(name), e))?;
         let t = PathBuf::from(std::ffi::OsString::from_vec(target.into_bytes()));
         if recording() {
             note(&self.path.join(name), || Access::Link(t.clone()));
@@ -539,14 +733,15 @@ impl DirHandle {
 /// A stream to follow (`/dev/kmsg` or a capture of it), read-only, optionally
 /// non-blocking, and whether it is a character device (one record per `read()`)
 /// rather than a byte stream. The caller bounds what it reads.
+/// Under a replay root it is resolved inside it, as every other path: a
+/// capture's `dev/kmsg -> /dev/kmsg` is the capture's, never the host's ring.
 pub fn open_stream(path: &Path, nonblocking: bool) -> Result<(Stream, bool)> {
-    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
-    let mut opts = std::fs::OpenOptions::new();
-    opts.read(true);
+    use std::os::unix::fs::FileTypeExt;
+    let mut flags = OFlags::RDONLY | OFlags::NOCTTY;
     if nonblocking {
-        opts.custom_flags(libc::O_NONBLOCK);
+        flags |= OFlags::NONBLOCK;
     }
-    let file = opts.open(path).map_err(|e| err(path, &e))?;
+    let file = File::from(open_in_root(path, flags).map_err(|e| errno(path, e))?);
     let is_char = file
         .metadata()
         .is_ok_and(|m| m.file_type().is_char_device());
@@ -561,6 +756,227 @@ pub struct Stream(File);
 impl Read for Stream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.0.read(buf)
+    }
+}
+
+/// A replay root (`--root DIR`), held open: every path under it is resolved
+/// by the kernel inside it (`openat2` with `RESOLVE_IN_ROOT`), symlinks and
+/// `..` included, as a chroot would. An archive's `proc/cmdline ->
+/// /etc/shadow` reads the archive's own `etc/shadow`, never the host's.
+#[derive(Debug)]
+pub struct Confined {
+    base: PathBuf,
+    fd: OwnedFd,
+}
+
+/// Live replay roots, by base path: [`crate::Root`] holds the `Arc`.
+static ROOTS: Mutex<Vec<Weak<Confined>>> = Mutex::new(Vec::new());
+
+/// Hold `base` open as a replay root; `None` for the host (`/`), where plain
+/// opens are the same thing, or a base that cannot be opened (every read
+/// under it then fails as it would have).
+pub fn confine(base: &Path) -> Option<Arc<Confined>> {
+    if base == Path::new("/") {
+        return None;
+    }
+    let fd = rustix::fs::open(
+        base,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .ok()?;
+    let c = Arc::new(Confined {
+        base: base.to_path_buf(),
+        fd,
+    });
+    let mut roots = ROOTS.lock().unwrap_or_else(|p| p.into_inner());
+    roots.retain(|w| w.strong_count() > 0);
+    roots.push(Arc::downgrade(&c));
+    Some(c)
+}
+
+/// The replay root `path` lies in (the deepest, if roots nest), and the rest
+/// of the path.
+fn confinement(path: &Path) -> Option<(Arc<Confined>, &Path)> {
+    let roots = ROOTS.lock().unwrap_or_else(|p| p.into_inner());
+    let mut best: Option<(Arc<Confined>, &Path)> = None;
+    for c in roots.iter().filter_map(Weak::upgrade) {
+        if let Ok(rel) = path.strip_prefix(&c.base) {
+            if best
+                .as_ref()
+                .is_none_or(|(b, _)| c.base.as_os_str().len() > b.base.as_os_str().len())
+            {
+                best = Some((c, rel));
+            }
+        }
+    }
+    best
+}
+
+fn in_root(root: &Confined, rel: &Path, flags: OFlags) -> rustix::io::Result<OwnedFd> {
+    let rel: &Path = if rel.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        rel
+    };
+    let how = ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS;
+    retry_again(|| rustix::fs::openat2(root.fd.as_fd(), rel, flags, Mode::empty(), how))
+}
+
+/// `openat2` answers EAGAIN when a rename raced the walk: try again, a little.
+fn retry_again(
+    mut open: impl FnMut() -> rustix::io::Result<OwnedFd>,
+) -> rustix::io::Result<OwnedFd> {
+    let mut tries = 0;
+    loop {
+        match open() {
+            Err(rustix::io::Errno::AGAIN) if tries < 3 => tries += 1,
+            r => return r,
+        }
+    }
+}
+
+/// Open a file to read by its full path, inside its replay root if any,
+/// without blocking on a FIFO.
+pub fn open_file(path: &Path) -> rustix::io::Result<OwnedFd> {
+    stall_point(|| path.to_path_buf());
+    open_in_root(path, FILE_FLAGS)
+}
+
+/// Open `path` with `flags`, resolved inside its replay root if any (as a
+/// chroot would): for a reader of its own, such as `/dev/kmsg`'s.
+pub fn open_in_root(path: &Path, flags: OFlags) -> rustix::io::Result<OwnedFd> {
+    let flags = flags | OFlags::CLOEXEC;
+    match confinement(path) {
+        Some((root, rel)) => in_root(&root, rel, flags),
+        None => rustix::fs::open(path, flags, Mode::empty()),
+    }
+}
+
+/// A read on a worker thread that may block for good (pmxcfs without quorum,
+/// `/proc/<pid>/cmdline` of a process stuck on its mmap lock): the thread's
+/// owner sees which path it is in ([`Watch::stuck`]) and gives up on it.
+/// Such a path is remembered until the blocked read returns: later reads of
+/// it fail at once with `timeout` instead of piling threads on it.
+#[derive(Debug, Default)]
+pub struct Watch {
+    current: Mutex<Option<PathBuf>>,
+    abandoned: AtomicBool,
+}
+
+thread_local! {
+    static WATCH: RefCell<Option<Arc<Watch>>> = const { RefCell::new(None) };
+}
+
+/// Paths some abandoned thread is still blocked reading.
+static STUCK: Mutex<BTreeSet<PathBuf>> = Mutex::new(BTreeSet::new());
+static ANY_STUCK: AtomicBool = AtomicBool::new(false);
+
+/// The kind of a read given up on, or refused because one is still blocked.
+pub const TIMEOUT: &str = "timeout";
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Watch {
+    /// Watch the reads this thread makes from now on.
+    pub fn install(self: &Arc<Watch>) {
+        WATCH.with(|w| *w.borrow_mut() = Some(Arc::clone(self)));
+    }
+
+    /// Give up on the thread: the path it is blocked in (if a watched read)
+    /// is refused from now on until that read returns; its later reads fail
+    /// at once, so it ends as soon as the kernel lets it.
+    pub fn abandon(&self) -> Option<PathBuf> {
+        self.abandoned.store(true, Ordering::SeqCst);
+        // Holding `current`, so the read cannot return and clear it meanwhile.
+        let cur = lock(&self.current);
+        let path = cur.clone()?;
+        lock(&STUCK).insert(path.clone());
+        ANY_STUCK.store(true, Ordering::SeqCst);
+        Some(path)
+    }
+}
+
+/// Whether `path` is one an abandoned thread is still blocked on.
+pub fn is_stuck(path: &Path) -> bool {
+    ANY_STUCK.load(Ordering::Relaxed) && lock(&STUCK).contains(path)
+}
+
+fn timeout(path: &Path) -> ReadError {
+    ReadError {
+        path: path.to_path_buf(),
+        kind: ErrorKind::Unavailable(TIMEOUT),
+    }
+}
+
+/// Run a path-based read under this thread's [`Watch`], if any.
+fn watched<T>(path: &Path, read: impl FnOnce() -> Result<T>) -> Result<T> {
+    let Some(w) = WATCH.with(|w| w.borrow().clone()) else {
+        return read();
+    };
+    if w.abandoned.load(Ordering::SeqCst) || is_stuck(path) {
+        return Err(timeout(path));
+    }
+    *lock(&w.current) = Some(path.to_path_buf());
+    let out = read();
+    let mut cur = lock(&w.current);
+    *cur = None;
+    if w.abandoned.load(Ordering::SeqCst) {
+        let mut stuck = lock(&STUCK);
+        stuck.remove(path);
+        ANY_STUCK.store(!stuck.is_empty(), Ordering::SeqCst);
+    }
+    drop(cur);
+    out
+}
+
+/// Recorded accesses another thread made, added to this thread's recording.
+pub fn absorb(seen: BTreeMap<PathBuf, Access>) {
+    if !recording() {
+        return;
+    }
+    for (path, a) in seen {
+        note(&path, || a);
+    }
+}
+
+/// Test support: make reads of chosen paths block, as a device in reset or
+/// a FUSE mount without quorum does, so deadlines can be tested. Never
+/// armed outside tests.
+#[doc(hidden)]
+pub mod testing {
+    use super::*;
+    use std::sync::Condvar;
+
+    pub(super) static ARMED: AtomicBool = AtomicBool::new(false);
+    static STALLS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+    static RELEASED: Condvar = Condvar::new();
+
+    /// Reads of any path ending with `suffix` block until [`release`]d.
+    pub fn stall(suffix: impl Into<PathBuf>) {
+        lock(&STALLS).push(suffix.into());
+        ARMED.store(true, Ordering::SeqCst);
+    }
+
+    /// Unblock the reads [`stall`] blocked for `suffix`.
+    pub fn release(suffix: &Path) {
+        lock(&STALLS).retain(|s| s != suffix);
+        RELEASED.notify_all();
+    }
+
+    pub(super) fn wait(path: &Path) {
+        let mut stalls = lock(&STALLS);
+        while stalls.iter().any(|s| path.ends_with(s)) {
+            stalls = RELEASED.wait(stalls).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+}
+
+fn stall_point(path: impl FnOnce() -> PathBuf) {
+    if testing::ARMED.load(Ordering::Relaxed) {
+        testing::wait(&path());
     }
 }
 

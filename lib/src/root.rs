@@ -4,23 +4,42 @@
 //! replay many captured machines in parallel and users can point `--root` at a capture.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+use crate::read::{self, Confined};
+
+/// A captured root is confined: every path under it resolves inside it, as
+/// under chroot (see [`read::confine`]), for as long as a `Root` for it lives.
+#[derive(Debug, Clone)]
 pub struct Root {
     base: PathBuf,
+    /// Held, never read: keeps the root registered and open.
+    #[allow(dead_code)]
+    confined: Option<Arc<Confined>>,
 }
+
+impl PartialEq for Root {
+    fn eq(&self, other: &Root) -> bool {
+        self.base == other.base
+    }
+}
+
+impl Eq for Root {}
 
 impl Root {
     /// The running machine.
     pub fn host() -> Root {
         Root {
             base: PathBuf::from("/"),
+            confined: None,
         }
     }
 
     /// A captured machine laid out as `DIR/sys`, `DIR/proc`, `DIR/etc`, ...
     pub fn new(base: impl Into<PathBuf>) -> Root {
-        Root { base: base.into() }
+        let base = base.into();
+        let confined = read::confine(&base);
+        Root { base, confined }
     }
 
     pub fn base(&self) -> &Path {

@@ -8,10 +8,17 @@
 //! empty files with their modification time (log contents never leave the
 //! node). `/proc/<pid>/fd` links are kept only when they point at a VFIO group,
 //! and `/dev/kmsg` becomes an excerpt of its hardware records.
+//!
+//! Files that hold private data beside what vigil parses are cut down to
+//! what it parses ([`excerpt`]): a Proxmox VM config keeps its `hostpciN`
+//! and `template` lines (VM names, MACs, SMBIOS UUIDs, cloud-init users and
+//! keys, `args:` and descriptions stay behind), a PCI mapping its names and
+//! `map` lines, a QEMU command line its `-id` and `-name` (first field).
 
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Component, Path, PathBuf};
+use std::sync::Mutex;
 
 use vigil_collector::read::{self, Access};
 use vigil_collector::{kmsg, Clock, Root, Selection};
@@ -105,10 +112,11 @@ impl Plan {
         };
         match access {
             Access::Read(data) => {
+                let data = excerpt(&rel, data).unwrap_or_else(|| data.clone());
                 self.entries.insert(
                     rel,
                     Entry::File {
-                        data: data.clone(),
+                        data,
                         mtime: mtime(&real),
                     },
                 );
@@ -158,12 +166,97 @@ impl Plan {
     }
 }
 
+/// What vigil parses of a file that also holds private data, or `None` for
+/// a file kept whole.
+fn excerpt(rel: &Path, data: &[u8]) -> Option<Vec<u8>> {
+    let s = rel.to_str()?;
+    let parts: Vec<&str> = s.split('/').collect();
+    match parts.as_slice() {
+        ["etc", "pve", "qemu-server", name] if name.ends_with(".conf") => {
+            Some(vm_config_excerpt(&String::from_utf8_lossy(data)).into_bytes())
+        }
+        ["etc", "pve", "mapping", _] => {
+            Some(mapping_excerpt(&String::from_utf8_lossy(data)).into_bytes())
+        }
+        ["proc", pid, "cmdline"] if pid.bytes().all(|b| b.is_ascii_digit()) => {
+            Some(qemu_cmdline_excerpt(data))
+        }
+        _ => None,
+    }
+}
+
+/// The lines of a VM config's main section that `hostpci::parse_vm_config` reads.
+fn vm_config_excerpt(text: &str) -> String {
+    let mut out = String::new();
+    for line in text.lines() {
+        let t = line.trim();
+        if t.starts_with('[') {
+            break;
+        }
+        let key = t.split_once(':').map(|(k, _)| k.trim()).unwrap_or("");
+        let hostpci = key
+            .strip_prefix("hostpci")
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+        if hostpci || key == "template" {
+            out.push_str(t);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// A PCI mapping's names and `map` lines (`hostpci::mapping_paths`), not
+/// its descriptions.
+fn mapping_excerpt(text: &str) -> String {
+    let mut out = String::new();
+    for line in text.lines() {
+        let indented = line.starts_with(char::is_whitespace);
+        let keep = if indented {
+            line.trim_start().starts_with("map ")
+        } else {
+            !line.trim().is_empty() && !line.trim_start().starts_with('#')
+        };
+        if keep {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// The arguments `holders::vmid_from_cmdline` reads: `-id N`, and the first
+/// field of `-name`.
+fn qemu_cmdline_excerpt(raw: &[u8]) -> Vec<u8> {
+    let args: Vec<&[u8]> = raw.split(|b| *b == 0).collect();
+    let mut out = Vec::new();
+    for (i, a) in args.iter().enumerate() {
+        let Some(v) = args.get(i + 1) else { break };
+        let v: &[u8] = match *a {
+            b"-id" => v,
+            b"-name" => v.split(|b| *b == b',').next().unwrap_or_default(),
+            _ => continue,
+        };
+        for part in [*a, v] {
+            out.extend_from_slice(part);
+            out.push(0);
+        }
+    }
+    out
+}
+
 /// Another process's open files say nothing about hardware and may be private.
 fn is_private_fd(rel: &Path, target: &Path) -> bool {
     let s = rel.to_string_lossy();
     let in_fd = s.starts_with("proc/") && s.split('/').nth(2) == Some("fd");
     in_fd && !target.starts_with("/dev/vfio")
 }
+
+/// What an archive holds, said in it and when it is written.
+pub const HOLDS: &str = "This archive holds only what vigil reads: sysfs and procfs values of the \
+PCI devices, IOMMU groups and kernel settings, the kernel command line, the hardware records \
+of the kernel log, file names and ages (not contents) of logs, and, from Proxmox VM configs \
+and QEMU command lines, only the hostpciN and template lines and the VM id or name: no VM \
+names, MACs, UUIDs, cloud-init data, args or descriptions.";
 
 pub fn run(root: &Root, out: &Path) -> std::io::Result<String> {
     let (_snap, accesses) =
@@ -187,7 +280,7 @@ pub fn run(root: &Root, out: &Path) -> std::io::Result<String> {
         .map(|d| d.as_secs())
         .unwrap_or(0);
     let note = format!(
-        "Captured by vigil {} at Unix time {now}.\nReplay: vigil --once --root THIS_FILE (or its unpacked folder).\n",
+        "Captured by vigil {} at Unix time {now}.\nReplay: vigil --once --root THIS_FILE (or its unpacked folder).\n\n{HOLDS}\n",
         env!("CARGO_PKG_VERSION")
     );
     plan.entries.insert(
@@ -237,31 +330,166 @@ pub fn run(root: &Root, out: &Path) -> std::io::Result<String> {
     f.flush()?;
     let size = f.metadata().map(|m| m.len()).unwrap_or(0);
     Ok(format!(
-        "{}: {files} files ({bytes} bytes of content), {links} symlinks, {dirs} directories; {size} bytes compressed",
+        "{}: {files} files ({bytes} bytes of content), {links} symlinks, {dirs} directories; {size} bytes compressed\n{HOLDS}",
         out.display()
     ))
 }
 
-/// `--root FILE.tar.gz`: unpack into a private directory that lives as long as the guard.
+/// At most this many bytes of content unpacked from an archive: a capture
+/// is a few megabytes, a 14 MB gzip can expand to gigabytes.
+pub const MAX_UNPACKED_BYTES: u64 = 64 << 20;
+/// At most this many members: a capture of a big PCI tree has tens of thousands.
+pub const MAX_MEMBERS: u64 = 200_000;
+
+/// Directories unpacked by this process, removed by [`cleanup`] on any exit.
+static UNPACKED: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+fn unpacked() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
+    UNPACKED.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Held while a member is written; taken for good by [`cleanup`], so no
+/// unpack writes into a directory being removed.
+static WRITING: Mutex<()> = Mutex::new(());
+
+/// Remove every unpacked directory: for exit paths that run no destructors
+/// (a signal, `process::exit`). An unpack in progress stops at its next
+/// member: the process is about to exit.
+pub fn cleanup() {
+    let held = WRITING.lock().unwrap_or_else(|p| p.into_inner());
+    let dirs = std::mem::take(&mut *unpacked());
+    for d in dirs {
+        remove_tree(&d);
+    }
+    // Never released: whatever runs until the exit writes no more members.
+    std::mem::forget(held);
+}
+
+/// `rm -rf`, also through directories a member left without permissions
+/// (the unpack makes them 0700, but a signal may come before it does).
+fn remove_tree(dir: &Path) {
+    if std::fs::remove_dir_all(dir).is_ok() || !dir.exists() {
+        return;
+    }
+    open_up(dir);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+fn open_up(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if e.file_type().is_ok_and(|t| t.is_dir()) {
+            open_up(&e.path());
+        }
+    }
+}
+
+/// `--root FILE.tar.gz`: unpacked into a private directory (mkdtemp: 0700,
+/// an unpredictable name, so no other user can plant it) that lives as long
+/// as the guard, and is removed on every exit path ([`cleanup`]).
 pub struct Unpacked {
     pub dir: PathBuf,
 }
 
 impl Drop for Unpacked {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
+        unpacked().retain(|d| d != &self.dir);
+        remove_tree(&self.dir);
     }
 }
 
+fn refuse(why: String) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidData, why)
+}
+
 pub fn unpack(archive: &Path) -> std::io::Result<Unpacked> {
-    let dir = std::env::temp_dir().join(format!("vigil-root-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir)?;
+    let dir = private_dir()?;
     let guard = Unpacked { dir: dir.clone() };
     let gz = flate2::read::GzDecoder::new(std::fs::File::open(archive)?);
     let mut ar = tar::Archive::new(gz);
     ar.set_preserve_mtime(true);
     ar.set_preserve_permissions(false);
-    ar.unpack(&dir)?;
+    ar.set_unpack_xattrs(false);
+    let (mut members, mut bytes) = (0u64, 0u64);
+    for entry in ar.entries()? {
+        let mut entry = entry?;
+        members += 1;
+        if members > MAX_MEMBERS {
+            return Err(refuse(format!("more than {MAX_MEMBERS} members")));
+        }
+        let kind = entry.header().entry_type();
+        // What `vigil capture` writes, nothing else: no hard links (they
+        // can name files outside), sparse members (a few bytes that claim a
+        // terabyte), device nodes or FIFOs.
+        if !(kind.is_file() || kind.is_dir() || kind.is_symlink())
+            || kind == tar::EntryType::GNUSparse
+        {
+            return Err(refuse(format!(
+                "{}: a {kind:?} member; a capture holds only files, directories and symlinks",
+                entry
+                    .path()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default()
+            )));
+        }
+        bytes = bytes.saturating_add(entry.header().size()?);
+        if bytes > MAX_UNPACKED_BYTES {
+            return Err(refuse(format!(
+                "more than {MAX_UNPACKED_BYTES} bytes of content"
+            )));
+        }
+        // unpack_in refuses a path that leaves `dir`, through `..` or a symlink.
+        entry.set_mask(0o077);
+        let _writing = WRITING.lock().unwrap_or_else(|p| p.into_inner());
+        if !entry.unpack_in(&dir)? {
+            return Err(refuse("a member's path leaves the archive".into()));
+        }
+        private_mode(&dir, &entry, kind);
+    }
     Ok(guard)
+}
+
+/// mkdtemp: a new directory, 0700 from its creation, with a random name;
+/// `mkdir` fails rather than follow anything planted under that name.
+fn private_dir() -> std::io::Result<PathBuf> {
+    use std::io::Read;
+    use std::os::unix::fs::DirBuilderExt;
+    let mut urandom = std::fs::File::open("/dev/urandom")?;
+    for _ in 0..16 {
+        let mut r = [0u8; 8];
+        urandom.read_exact(&mut r)?;
+        let name: String = r.iter().map(|b| format!("{b:02x}")).collect();
+        let dir = std::env::temp_dir().join(format!("vigil-root-{name}"));
+        // Registered in the same breath as it is made: a signal between the
+        // two would leave it behind.
+        let mut live = unpacked();
+        match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+            Ok(()) => {
+                live.push(dir.clone());
+                return Ok(dir);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(std::io::Error::other("no fresh temporary directory name"))
+}
+
+/// Owner-only and usable by us: a directory of mode 000 would block both
+/// the replay and the removal.
+fn private_mode<R: std::io::Read>(dir: &Path, entry: &tar::Entry<R>, kind: tar::EntryType) {
+    use std::os::unix::fs::PermissionsExt;
+    let Ok(rel) = entry.path() else { return };
+    let mode = if kind.is_dir() {
+        0o700
+    } else if kind.is_file() {
+        0o600
+    } else {
+        return;
+    };
+    let p = dir.join(rel);
+    if std::fs::symlink_metadata(&p).is_ok_and(|m| !m.file_type().is_symlink()) {
+        let _ = std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode));
+    }
 }

@@ -48,7 +48,8 @@ MODES:
                    (execd's other signal modes). Triggers that arrive during a
                    collection collapse into one. Stdin EOF, SIGTERM or SIGINT
                    exit 0 after the batch in flight, with a last heartbeat
-                   marked stopping=1i (an orderly stop, not a freeze).
+                   marked stopping=1i (an orderly stop, not a freeze); SIGTERM
+                   within a second, even while stdout is blocked.
   --interval 10s   Collect on a timer (execd signal = \"none\").
   --once           One collection, then exit 0.
   vigil doctor     What this node would lose if it froze now, and the fixes.
@@ -141,6 +142,10 @@ pub struct Cli {
     /// Stamp every batch with this Unix time in nanoseconds and report zero durations (reproducible output for tests and replays)
     #[arg(long, value_name = "NS")]
     pub fake_time: Option<i64>,
+
+    /// Longest one collection may take, whatever blocks (default 1.8s); what is not read by then is reported unavailable="timeout". Raise it only for a machine slowed down on purpose (tracing)
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub deadline: Option<Duration>,
 }
 
 #[derive(Debug, Subcommand)]

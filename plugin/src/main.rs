@@ -51,6 +51,39 @@ fn open_root(arg: Option<&std::path::Path>) -> Result<(Root, Option<capture::Unp
     }
 }
 
+/// SIGTERM and SIGINT (and SIGHUP outside execd) end the process promptly whatever the main thread is
+/// blocked in (a collection, an unpack, a write to a stdout nobody reads),
+/// removing an unpacked archive first: `process::exit` runs no destructors.
+/// In execd mode the loop gets a moment to end on its own after the batch
+/// in flight (execd.rs); `--once` and `doctor` end at once.
+fn install_terminator(grace: std::time::Duration) {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    // In execd mode SIGHUP asks for a batch (execd.rs); otherwise it ends us too.
+    let mut which = vec![SIGTERM, SIGINT];
+    if grace.is_zero() {
+        which.push(SIGHUP);
+    }
+    let Ok(mut signals) = signal_hook::iterator::Signals::new(which) else {
+        log::error("cannot install signal handlers");
+        return;
+    };
+    let _ = std::thread::Builder::new()
+        .name("vigil-terminator".into())
+        .spawn(move || {
+            if let Some(sig) = signals.forever().next() {
+                std::thread::sleep(grace);
+                capture::cleanup();
+                let code = if grace.is_zero() { 128 + sig } else { 0 };
+                std::process::exit(code);
+            }
+        });
+}
+
+/// How long execd's loop has to stop by itself after SIGTERM (finish the
+/// batch in flight, write the stop mark) before the process exits anyway
+/// (stdout blocked, a collection stuck): still within a second.
+const EXECD_GRACE: std::time::Duration = std::time::Duration::from_millis(900);
+
 fn run_doctor(args: &cli::DoctorArgs) -> ExitCode {
     let (root, _unpacked) = match open_root(args.root.as_deref()) {
         Ok(r) => r,
@@ -105,6 +138,12 @@ fn options(cli: &Cli) -> convert::Options {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let long_running = cli.command.is_none() && !cli.once;
+    install_terminator(if long_running {
+        EXECD_GRACE
+    } else {
+        std::time::Duration::ZERO
+    });
     match &cli.command {
         Some(Command::Doctor(args)) => return run_doctor(args),
         Some(Command::Postmortem(args)) => return postmortem::run(args),
@@ -152,7 +191,8 @@ fn main() -> ExitCode {
         lib_sel.0.remove(&vigil_collector::Collector::KernelEvent);
     }
     let mut batch = || -> Flow {
-        let mut snap = vigil_collector::collect(&root, &lib_sel, clock);
+        let within = cli.deadline.unwrap_or(vigil_collector::DEADLINE);
+        let mut snap = vigil_collector::collect_within(&root, &lib_sel, clock, within);
         if let Some(f) = &follower {
             let (status, held) = f.take();
             snap.status

@@ -602,6 +602,12 @@ fn hostile_kmsg_files_are_read_within_bounds() {
         let st = points(&ps, "vigil_collector")
             .find(|p| p.tags["collector"] == "kernel_event")
             .expect("status");
+        if root.ends_with("zero") {
+            // Replay is confined to its root, as under chroot: the link names
+            // the root's own (absent) dev/zero, never the host's.
+            assert_eq!(points(&ps, "kernel_event").count(), 0);
+            continue;
+        }
         assert!(int(st, "errors").unwrap_or(0) > 0, "garbage is counted");
         assert!(string(st, "unavailable").is_some_and(|u| u.contains("truncated")));
     }

@@ -140,9 +140,7 @@ pub fn collect(
     let mut f = Forensics::default();
     journald::collect(root, &mut f, tally);
     // Which filesystems really hold /var/log and the journal.
-    let mounts = text(root, "/proc/self/mountinfo", tally)
-        .map(|t| mounts::parse(&t))
-        .unwrap_or_default();
+    let mounts = mounts::read(root, tally);
     if !mounts.is_empty() {
         journald::judge_persistence(&mounts, &mut f);
         ramlog::collect(root, &mounts, now_unix_ns, &mut f);

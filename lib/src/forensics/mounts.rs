@@ -1,5 +1,19 @@
 //! `/proc/self/mountinfo`: which filesystem really holds a path.
 
+use crate::collector::Collector;
+use crate::read;
+use crate::root::Root;
+use crate::status::Tally;
+
+/// The paths readiness asks about (journald.rs, ramlog.rs): only mounts at or
+/// above them are kept, so a table of any size fits in little memory.
+pub const ASKED: [&str; 4] = [
+    "/var/log/journal",
+    "/var/hdd.log",
+    "/var/folder2ram/var/log",
+    "/var/log.hdd",
+];
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mount {
     pub mount_point: String,
@@ -16,23 +30,45 @@ impl Mount {
 
 /// `36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 - ext3 /dev/root rw` (proc(5)).
 pub fn parse(text: &str) -> Vec<Mount> {
+    text.lines().filter_map(parse_line).collect()
+}
+
+pub fn parse_line(line: &str) -> Option<Mount> {
+    let (left, right) = line.split_once(" - ")?;
+    let mount_point = left.split_whitespace().nth(4)?;
+    let mut r = right.split_whitespace();
+    let (fstype, source) = (r.next()?, r.next()?);
+    Some(Mount {
+        mount_point: unescape(mount_point),
+        fstype: fstype.to_string(),
+        source: unescape(source),
+    })
+}
+
+/// Whether a mount at `point` can hold one of [`ASKED`], or is one.
+fn relevant(point: &str) -> bool {
+    ASKED
+        .iter()
+        .any(|a| *a == point || point == "/" || a.starts_with(&format!("{point}/")))
+}
+
+/// The mounts that matter for [`ASKED`], streamed from `/proc/self/mountinfo`
+/// whatever its size; empty, and tallied, when it cannot be read whole
+/// (never a partial table, whose answers could be wrong).
+pub fn read(root: &Root, tally: &mut Tally) -> Vec<Mount> {
     let mut out = Vec::new();
-    for line in text.lines() {
-        let Some((left, right)) = line.split_once(" - ") else {
-            continue;
-        };
-        let l: Vec<&str> = left.split_whitespace().collect();
-        let r: Vec<&str> = right.split_whitespace().collect();
-        if l.len() < 5 || r.len() < 2 {
-            continue;
+    let r = read::read_lines(&root.path("/proc/self/mountinfo"), |line| {
+        if let Some(m) = parse_line(line).filter(|m| relevant(&m.mount_point)) {
+            out.push(m);
         }
-        out.push(Mount {
-            mount_point: unescape(l[4]),
-            fstype: r[0].to_string(),
-            source: unescape(r[1]),
-        });
+    });
+    match r {
+        Ok(()) => out,
+        Err(e) => {
+            tally.read_failed(Collector::CrashForensics, &e);
+            Vec::new()
+        }
     }
-    out
 }
 
 /// Octal escapes (`\040` for space) as the kernel writes them.

@@ -27,8 +27,9 @@ pub use parse::{AerCounters, PowerState, RuntimeStatus, Width};
 pub const DEVICES_DIR: &str = "/sys/bus/pci/devices";
 
 /// Longest a `config` read may take before it counts as stuck (a device being
-/// reset): a healthy 4096-byte read takes a few milliseconds.
-pub const CONFIG_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
+/// reset): a healthy 4096-byte read takes a few milliseconds. Well inside the
+/// collection's deadline, so the devices after a stuck one are still read.
+pub const CONFIG_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(500);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -262,10 +263,13 @@ fn judge<T>(
     }
 }
 
+/// Every PCI function under `root`. Reads that could block (the observer's)
+/// are given up on at `deadline`.
 pub fn collect(
     root: &Root,
     sel: &Selection,
     clock: Clock,
+    deadline: std::time::Instant,
     tally: &mut Tally,
 ) -> Option<PciSnapshot> {
     let sw = clock.start();
@@ -326,12 +330,16 @@ pub fn collect(
             record: read::recording(),
         },
         CONFIG_TIMEOUT,
+        deadline,
     );
     let mut devices = BTreeMap::new();
     tally.add_time(Collector::PcieDevice, sw.elapsed_us());
     for (i, (name, chain)) in order.into_iter().enumerate() {
         let sw = clock.start();
-        let observed = observer.take(i);
+        // Past the deadline (a slow or loaded machine): the rest is reported
+        // `timeout` unread, so the collection still ends on time.
+        let late = std::time::Instant::now() >= deadline;
+        let observed = if late { None } else { observer.take(i) };
         if let Some(Some(e)) = observed.as_ref().map(|o| &o.gone) {
             // Gone mid-walk (hot-unplug, rebind) is normal; anything else is worth a note.
             tally.read_failed(Collector::PcieDevice, e);
@@ -359,10 +367,12 @@ pub fn collect(
             ..PciDevice::default()
         };
         let link_seen = match observed {
-            Some(o) => take_observed(&mut d, &dir, o, tally),
-            None => {
+            Some(o) if !o.timed_out => take_observed(&mut d, &dir, o, tally),
+            _ => {
+                // Stuck: nothing more of it is touched this collection.
                 take_stuck(&mut d, &dir, tally);
-                None
+                devices.insert(d.address.clone(), d);
+                continue;
             }
         };
         read_cached(&mut d, &dir, tally);
@@ -447,6 +457,17 @@ fn take_observed(
     d.vendor_id = settle(tally, c, dir, "vendor", o.vendor, parse::hex_u16).1;
     d.device_id = settle(tally, c, dir, "device", o.device, parse::hex_u16).1;
     d.link_skipped = o.skipped;
+    if o.power_unknown {
+        // No wake fails closed: an unknown power state is taken as asleep.
+        tally.unavailable(Collector::PcieLink, "power_unknown");
+        tally.note(
+            Collector::PcieLink,
+            format!(
+                "{}: power state unreadable: link files and config not read (they could wake it)",
+                dir.path().display()
+            ),
+        );
+    }
     if let Some(r) = o.config {
         take_config(d, dir, r, tally);
     }
@@ -471,22 +492,16 @@ fn take_observed(
 }
 
 /// A device whose guarded reads did not come back in time (being reset, most
-/// likely): its cached attributes are read here, nothing that would block.
+/// likely), or whose read from an earlier collection is still blocked:
+/// nothing of it is read again (any read could block this thread too).
 fn take_stuck(d: &mut PciDevice, dir: &DirHandle, tally: &mut Tally) {
-    let c = Collector::PcieDevice;
     tally.read_failed(
-        c,
+        Collector::PcieDevice,
         &read::ReadError {
             path: dir.path().join("config"),
-            kind: ErrorKind::Unavailable("ETIMEDOUT"),
+            kind: ErrorKind::Unavailable(read::TIMEOUT),
         },
     );
-    d.power_state = get(tally, c, dir, "power_state", |s| Ok(PowerState::parse(s)));
-    d.runtime_status = get(tally, c, dir, "power/runtime_status", |s| {
-        Ok(RuntimeStatus::parse(s))
-    });
-    d.vendor_id = get(tally, c, dir, "vendor", parse::hex_u16);
-    d.device_id = get(tally, c, dir, "device", parse::hex_u16);
     d.link_skipped = true;
 }
 

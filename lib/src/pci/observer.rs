@@ -18,22 +18,39 @@
 //! by side on the same thread, so the check is never stale.
 //!
 //! The main pass takes results in order ([`Observer::take`]), waiting at most
-//! [`super::CONFIG_TIMEOUT`] for each. A device whose result does not come is
-//! stuck: it is reported as `ETIMEDOUT`, the stuck thread is abandoned (it
-//! ends when the kernel returns, and its result goes nowhere), and a fresh
-//! thread takes over from the next device, treating the stuck one as asleep
-//! so that nothing below it is read either (a bridge in reset blocks its
-//! whole subtree).
+//! [`super::CONFIG_TIMEOUT`] for each, and never past the collection's
+//! deadline. A device whose result does not come is stuck: it is reported as
+//! `timeout`, the stuck thread is abandoned (it ends when the kernel returns,
+//! and its result goes nowhere), and a fresh thread takes over from the next
+//! device, treating the stuck one as asleep so that nothing below it is read
+//! either (a bridge in reset blocks its whole subtree). Past the deadline no
+//! thread is started: what is left is reported as `timeout`.
+//!
+//! A stuck device is remembered across collections until its read returns
+//! (execd is one long process): later passes do not touch it, so a device
+//! that stays in reset costs one blocked thread, not one per collection.
+//!
+//! No wake fails closed: a power state or runtime status that cannot be read
+//! counts as asleep (kernel-abi.md §1.4); only an absent file (an old kernel)
+//! counts as awake.
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
-use std::sync::Arc;
-use std::time::Duration;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use super::config_space::{self, ConfigSpace};
 use super::parse::{PowerState, RuntimeStatus};
-use crate::read::{self, DirHandle, ReadError};
+use crate::read::{self, DirHandle, ErrorKind, ReadError};
+
+/// Device directories an abandoned observer thread is still blocked in.
+static STUCK: Mutex<BTreeSet<PathBuf>> = Mutex::new(BTreeSet::new());
+
+fn stuck() -> std::sync::MutexGuard<'static, BTreeSet<PathBuf>> {
+    STUCK.lock().unwrap_or_else(|p| p.into_inner())
+}
 
 /// The link attributes, in the order [`Observed::link`] holds them.
 pub const LINK_FILES: [&str; 4] = [
@@ -55,6 +72,12 @@ pub struct Plan {
     pub link: bool,
     /// Keep raw config bytes for `vigil capture`.
     pub record: bool,
+}
+
+impl Plan {
+    fn dir(&self, i: usize) -> PathBuf {
+        self.bus.join(&self.order[i].0)
+    }
 }
 
 /// A `config` read, decoded here: results wait in the channel until the main
@@ -91,6 +114,8 @@ impl ConfigRead {
 pub struct Observed {
     /// The device directory could not be opened (gone mid-walk, most often).
     pub gone: Option<ReadError>,
+    /// Not read: a read of it from an earlier pass is still blocked.
+    pub timed_out: bool,
     pub power_state: read::Result<String>,
     pub runtime_status: read::Result<String>,
     pub vendor: read::Result<String>,
@@ -99,6 +124,8 @@ pub struct Observed {
     pub suspended: bool,
     /// It, or a bridge above it, is not awake: nothing that wakes was read.
     pub skipped: bool,
+    /// Its power state or runtime status could not be read: taken as asleep.
+    pub power_unknown: bool,
     pub config: Option<read::Result<ConfigRead>>,
     pub link: Option<[read::Result<String>; 4]>,
 }
@@ -130,10 +157,14 @@ fn observe(bus: &DirHandle, plan: &Plan, i: usize, asleep: &BTreeSet<String>) ->
     };
     let power_state = text(&dir, "power_state");
     let runtime_status = text(&dir, "power/runtime_status");
-    let suspended = !awake(
-        attr(&power_state).map(PowerState::parse).as_ref(),
-        attr(&runtime_status).map(RuntimeStatus::parse).as_ref(),
-    );
+    // Absent is an old kernel; any other failure leaves the state unknown.
+    let unknown = |r: &read::Result<String>| r.as_ref().is_err_and(|e| e.kind != ErrorKind::Absent);
+    let power_unknown = unknown(&power_state) || unknown(&runtime_status);
+    let suspended = power_unknown
+        || !awake(
+            attr(&power_state).map(PowerState::parse).as_ref(),
+            attr(&runtime_status).map(RuntimeStatus::parse).as_ref(),
+        );
     let skipped = suspended || chain.iter().any(|a| asleep.contains(a));
     let vendor = text(&dir, "vendor");
     let device = text(&dir, "device");
@@ -164,18 +195,35 @@ fn observe(bus: &DirHandle, plan: &Plan, i: usize, asleep: &BTreeSet<String>) ->
     }
     Observed {
         gone: None,
+        timed_out: false,
         power_state,
         runtime_status,
         vendor,
         device,
         suspended,
         skipped,
+        power_unknown,
         config,
         link,
     }
 }
 
-fn run(plan: Arc<Plan>, from: usize, mut asleep: BTreeSet<String>, tx: mpsc::Sender<Observed>) {
+/// One observer thread's place in the pass, shared with the main pass.
+#[derive(Default)]
+struct Progress {
+    /// Index of the device being observed; `usize::MAX` between devices.
+    at: AtomicUsize,
+    /// The main pass gave up on this thread: stop at the next device.
+    abandoned: AtomicBool,
+}
+
+fn run(
+    plan: Arc<Plan>,
+    from: usize,
+    mut asleep: BTreeSet<String>,
+    tx: mpsc::Sender<Observed>,
+    progress: Arc<Progress>,
+) {
     let bus = match DirHandle::open(&plan.bus) {
         Ok(b) => b,
         Err(e) => {
@@ -188,8 +236,25 @@ fn run(plan: Arc<Plan>, from: usize, mut asleep: BTreeSet<String>, tx: mpsc::Sen
         }
     };
     for i in from..plan.order.len() {
-        let o = observe(&bus, &plan, i, &asleep);
-        if o.suspended || o.gone.is_some() {
+        let known_stuck = stuck().contains(&plan.dir(i));
+        let o = if known_stuck {
+            timed_out(&plan.dir(i))
+        } else {
+            progress.at.store(i, Ordering::SeqCst);
+            let o = observe(&bus, &plan, i, &asleep);
+            progress.at.store(usize::MAX, Ordering::SeqCst);
+            o
+        };
+        {
+            // Under the lock the main pass marks a device stuck with.
+            let mut st = stuck();
+            if progress.abandoned.load(Ordering::SeqCst) {
+                // Whatever this thread was blocked in has returned.
+                st.remove(&plan.dir(i));
+                return;
+            }
+        }
+        if o.suspended || o.gone.is_some() || known_stuck {
             asleep.insert(plan.order[i].0.clone());
         }
         if tx.send(o).is_err() {
@@ -198,8 +263,23 @@ fn run(plan: Arc<Plan>, from: usize, mut asleep: BTreeSet<String>, tx: mpsc::Sen
     }
 }
 
+/// A device not read because an earlier read of it is still blocked.
+fn timed_out(dir: &Path) -> Observed {
+    let e = ReadError {
+        path: dir.join("config"),
+        kind: ErrorKind::Unavailable(read::TIMEOUT),
+    };
+    Observed {
+        gone: None,
+        timed_out: true,
+        ..gone(e)
+    }
+}
+
 fn gone(e: ReadError) -> Observed {
     Observed {
+        timed_out: false,
+        power_unknown: false,
         gone: Some(e.clone()),
         power_state: Err(e.clone()),
         runtime_status: Err(e.clone()),
@@ -216,48 +296,78 @@ fn gone(e: ReadError) -> Observed {
 pub struct Observer {
     plan: Arc<Plan>,
     rx: Receiver<Observed>,
+    progress: Arc<Progress>,
     /// Devices seen asleep (or stuck) so far, for a thread that takes over.
     asleep: BTreeSet<String>,
     timeout: Duration,
+    deadline: Instant,
+    /// Past the deadline: no thread takes over any more.
+    spent: bool,
 }
 
 impl Observer {
-    pub fn start(plan: Plan, timeout: Duration) -> Observer {
+    pub fn start(plan: Plan, timeout: Duration, deadline: Instant) -> Observer {
         let plan = Arc::new(plan);
-        let rx = spawn(&plan, 0, BTreeSet::new());
+        let (rx, progress) = spawn(&plan, 0, BTreeSet::new());
         Observer {
             plan,
             rx,
+            progress,
             asleep: BTreeSet::new(),
             timeout,
+            deadline,
+            spent: false,
         }
     }
 
     /// The result for device `i`; devices must be taken in order, each once.
-    /// `None`: the device is stuck (see the module documentation).
+    /// `None`: the device is stuck, or the deadline has passed (see the
+    /// module documentation).
     pub fn take(&mut self, i: usize) -> Option<Observed> {
-        match self.rx.recv_timeout(self.timeout) {
-            Ok(o) => {
-                if o.suspended || o.gone.is_some() {
-                    self.asleep.insert(self.plan.order[i].0.clone());
-                }
-                Some(o)
-            }
-            Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => {
+        if self.spent {
+            return None;
+        }
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        if let Ok(o) = self.rx.recv_timeout(self.timeout.min(left)) {
+            if o.suspended || o.gone.is_some() || o.timed_out {
                 self.asleep.insert(self.plan.order[i].0.clone());
-                self.rx = spawn(&self.plan, i + 1, self.asleep.clone());
-                None
+            }
+            return Some(o);
+        }
+        // Remember the device the thread is blocked in, until it returns.
+        self.progress.abandoned.store(true, Ordering::SeqCst);
+        {
+            let mut st = stuck();
+            let at = self.progress.at.load(Ordering::SeqCst);
+            if at < self.plan.order.len() {
+                st.insert(self.plan.dir(at));
             }
         }
+        self.asleep.insert(self.plan.order[i].0.clone());
+        if Instant::now() >= self.deadline {
+            self.spent = true;
+        } else {
+            (self.rx, self.progress) = spawn(&self.plan, i + 1, self.asleep.clone());
+        }
+        None
     }
 }
 
-fn spawn(plan: &Arc<Plan>, from: usize, asleep: BTreeSet<String>) -> Receiver<Observed> {
+fn spawn(
+    plan: &Arc<Plan>,
+    from: usize,
+    asleep: BTreeSet<String>,
+) -> (Receiver<Observed>, Arc<Progress>) {
     let (tx, rx) = mpsc::channel();
     let plan = Arc::clone(plan);
+    let progress = Arc::new(Progress {
+        at: AtomicUsize::new(usize::MAX),
+        abandoned: AtomicBool::new(false),
+    });
+    let p = Arc::clone(&progress);
     // A failed spawn (no threads left) drops tx: every take() then times out at once.
     let _ = std::thread::Builder::new()
         .name("vigil-observer".into())
-        .spawn(move || run(plan, from, asleep, tx));
-    rx
+        .spawn(move || run(plan, from, asleep, tx, p));
+    (rx, progress)
 }

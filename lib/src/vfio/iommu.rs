@@ -29,8 +29,10 @@ pub fn collect(
         s.iommu_passthrough = Some(pt_cmdline || all_identity);
         s.acs_override = Some(cmdline::has_key(params, "pcie_acs_override"));
     }
-    match read::read_text(&root.path("/proc/interrupts")) {
-        Ok(t) => s.interrupt_remapping = interrupt_remapping(&t),
+    // Streamed: hundreds of CPUs make it megabytes.
+    let mut scan = InterruptScan::default();
+    match read::read_lines(&root.path("/proc/interrupts"), |l| scan.line(l)) {
+        Ok(()) => s.interrupt_remapping = scan.verdict(),
         Err(e) => tally.read_failed(C, &e),
     }
     for p in [
@@ -53,18 +55,44 @@ pub fn collect(
 /// `Some(true)` when any interrupt chip is remapped (`IR-` prefix), `Some(false)`
 /// when MSI/IO-APIC chips exist and none is, `None` when the file says neither.
 pub fn interrupt_remapping(text: &str) -> Option<bool> {
-    let mut seen_chip = false;
-    for line in text.lines().skip(1) {
+    let mut scan = InterruptScan::default();
+    text.lines().for_each(|l| scan.line(l));
+    scan.verdict()
+}
+
+/// [`interrupt_remapping`] a line at a time.
+#[derive(Default)]
+pub struct InterruptScan {
+    lines: u64,
+    seen_chip: bool,
+    remapped: bool,
+}
+
+impl InterruptScan {
+    pub fn line(&mut self, line: &str) {
+        self.lines += 1;
+        // The first line is the CPU header.
+        if self.lines == 1 || self.remapped {
+            return;
+        }
         for tok in line.split_whitespace() {
             if tok.starts_with("IR-") {
-                return Some(true);
+                self.remapped = true;
+                return;
             }
             if tok.contains("MSI") || tok.contains("IO-APIC") {
-                seen_chip = true;
+                self.seen_chip = true;
             }
         }
     }
-    seen_chip.then_some(false)
+
+    pub fn verdict(&self) -> Option<bool> {
+        if self.remapped {
+            Some(true)
+        } else {
+            self.seen_chip.then_some(false)
+        }
+    }
 }
 
 #[cfg(test)]

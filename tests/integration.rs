@@ -4,6 +4,9 @@
 #[path = "it/util.rs"]
 mod util;
 
+#[path = "it/goldenfile.rs"]
+mod goldenfile;
+
 #[path = "it/golden.rs"]
 mod golden;
 

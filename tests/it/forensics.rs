@@ -2,6 +2,7 @@
 
 use std::process::Command;
 
+use crate::goldenfile::Goldens;
 use crate::util::*;
 
 const DOCTOR_FIXTURES: [&str; 9] = [
@@ -37,23 +38,15 @@ fn doctor_at(root: &std::path::Path, format: &str) -> String {
     String::from_utf8(out.stdout).expect("utf8")
 }
 
-fn check(path: std::path::PathBuf, got: &str) {
-    if std::env::var_os("UPDATE_GOLDEN").is_some() {
-        std::fs::write(&path, got).expect("write");
-        return;
-    }
-    let want =
-        std::fs::read_to_string(&path).unwrap_or_else(|_| panic!("missing {}", path.display()));
-    assert!(want == got, "{} differs:\n{got}", path.display());
-}
-
 #[test]
 fn doctor_text_and_json_match_goldens() {
+    let mut goldens = Goldens::default();
+    let dir = repo().join("tests/golden/doctor");
     for name in DOCTOR_FIXTURES {
-        let dir = repo().join("tests/golden/doctor");
-        check(dir.join(format!("{name}.txt")), &doctor(name, "text"));
-        check(dir.join(format!("{name}.json")), &doctor(name, "json"));
+        goldens.check(dir.join(format!("{name}.txt")), &doctor(name, "text"));
+        goldens.check(dir.join(format!("{name}.json")), &doctor(name, "json"));
     }
+    goldens.finish();
 }
 
 #[test]

@@ -1,36 +1,14 @@
 //! Golden output per fixture, line protocol and JSON, compared whole.
-//! Regenerate with `UPDATE_GOLDEN=1 cargo test`.
+//! `UPDATE_GOLDEN=1 cargo test` writes `.new` files beside the goldens and
+//! fails with a unified diff; `tools/accept-goldens.sh` accepts them.
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::goldenfile::Goldens;
 use crate::util::*;
 
 fn golden_path(name: &str, ext: &str) -> std::path::PathBuf {
     repo().join("tests/golden").join(format!("{name}.{ext}"))
-}
-
-fn check(name: &str, ext: &str, got: &str) {
-    let path = golden_path(name, ext);
-    if std::env::var_os("UPDATE_GOLDEN").is_some() {
-        std::fs::write(&path, got).expect("write golden");
-        return;
-    }
-    let want = std::fs::read_to_string(&path)
-        .unwrap_or_else(|_| panic!("missing {}; run UPDATE_GOLDEN=1 cargo test", path.display()));
-    if want != got {
-        let mut diff = String::new();
-        for (i, (w, g)) in want.lines().zip(got.lines()).enumerate() {
-            if w != g {
-                diff.push_str(&format!("line {}:\n- {w}\n+ {g}\n", i + 1));
-            }
-        }
-        panic!(
-            "{} differs from output ({} vs {} lines)\n{diff}\nrerun with UPDATE_GOLDEN=1 after checking the change",
-            path.display(),
-            want.lines().count(),
-            got.lines().count()
-        );
-    }
 }
 
 fn output(name: &str, format: &str) -> String {
@@ -44,11 +22,13 @@ fn output(name: &str, format: &str) -> String {
 fn every_fixture_matches_its_golden_files() {
     let names = fixtures();
     assert!(names.len() >= 9, "fixtures: {names:?}");
+    let mut goldens = Goldens::default();
     for name in &names {
-        check(name, "lp", &output(name, "influx"));
-        check(name, "json", &output(name, "json"));
-        check(name, "prom", &output(name, "prometheus"));
+        goldens.check(golden_path(name, "lp"), &output(name, "influx"));
+        goldens.check(golden_path(name, "json"), &output(name, "json"));
+        goldens.check(golden_path(name, "prom"), &output(name, "prometheus"));
     }
+    goldens.finish();
 }
 
 /// Every golden line parses back with an independent parser, names follow the

@@ -152,5 +152,52 @@ fn round_trip(name: &str) {
             .count()
     };
     assert_eq!(events(&a), events(&b));
-    let _ = std::fs::read(&archive).expect("archive");
+    let records = |kmsg: &std::path::Path| {
+        std::fs::read(kmsg).map_or(0, |b| {
+            String::from_utf8_lossy(&b)
+                .lines()
+                .filter(|l| !l.is_empty() && !l.starts_with(' '))
+                .count()
+        })
+    };
+    let unpacked = tmp.path().join("unpacked");
+    std::fs::create_dir(&unpacked).expect("dir");
+    let st = Command::new("tar")
+        .arg("-xzf")
+        .arg(&archive)
+        .arg("-C")
+        .arg(&unpacked)
+        .status()
+        .expect("tar");
+    assert!(st.success());
+    let hardware =
+        vigil_collector::kmsg::hardware_records(&vigil_collector::Root::new(fixture(name)))
+            .map_or(0, |r| r.len());
+    let (kept, ring) = (
+        records(&unpacked.join("dev/kmsg")),
+        records(&fixture(name).join("dev/kmsg")),
+    );
+    assert_eq!(
+        kept, hardware,
+        "{name}: the excerpt holds the hardware records, no more"
+    );
+    assert!(kept <= ring, "{name}: {kept} records kept of {ring}");
+}
+
+/// The excerpt leaves out what is not a hardware record: the fixture's ring has
+/// boot lines and userspace records, the archive only the events' records.
+#[test]
+fn capture_keeps_only_hardware_kernel_records() {
+    let ring = std::fs::read(fixture("passthrough-gpu-vfio").join("dev/kmsg")).expect("kmsg");
+    let ring = String::from_utf8_lossy(&ring);
+    let hardware = vigil_collector::kmsg::hardware_records(&vigil_collector::Root::new(fixture(
+        "passthrough-gpu-vfio",
+    )))
+    .expect("hardware records");
+    let ring_records = ring.lines().filter(|l| !l.starts_with(' ')).count();
+    assert!(
+        !hardware.is_empty() && hardware.len() < ring_records,
+        "{} hardware records of {ring_records}",
+        hardware.len()
+    );
 }

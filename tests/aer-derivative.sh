@@ -7,6 +7,7 @@
 # must still be found by last().
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. tests/lib/influxdb.sh
 PORT=${VIGIL_DERIV_PORT:-18096}
 command -v influxd >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq influxdb >/dev/null; }
 cargo build -q
@@ -18,24 +19,5 @@ cleanup() {
 }
 trap cleanup EXIT
 cp -a fixtures/pciutils-captures "$work/root"
-cat > "$work/influxdb.conf" <<CONF
-bind-address = "127.0.0.1:$((PORT + 2))"
-reporting-disabled = true
-[meta]
-  dir = "$work/influx/meta"
-[data]
-  dir = "$work/influx/data"
-  wal-dir = "$work/influx/wal"
-  query-log-enabled = false
-[http]
-  bind-address = "127.0.0.1:$PORT"
-  log-enabled = false
-CONF
-influxd -config "$work/influxdb.conf" > "$work/influxd.log" 2>&1 &
-INFLUX_PID=$!
-for _ in $(seq 1 100); do
-  curl -fsS "http://127.0.0.1:$PORT/ping" >/dev/null 2>&1 && break
-  sleep 0.1
-done
-curl -fsS "http://127.0.0.1:$PORT/ping" >/dev/null || { cat "$work/influxd.log"; exit 1; }
+start_influxdb "$work" "$PORT"
 python3 tests/aer_derivative.py --url "http://127.0.0.1:$PORT" --vigil target/debug/vigil --root "$work/root"

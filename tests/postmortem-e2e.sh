@@ -5,6 +5,7 @@
 # status checked (with basic auth: auth-enabled). With --show, prints the incident's text output.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. tests/lib/influxdb.sh
 PORT=${VIGIL_PM_PORT:-18186}
 
 command -v influxd >/dev/null 2>&1 || {
@@ -38,23 +39,10 @@ openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" \
 printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n' > "$work/ext.cnf"
 openssl x509 -req -in "$work/server.csr" -CA "$work/ca.pem" -CAkey "$work/ca.key" -CAcreateserial \
   -days 2 -extfile "$work/ext.cnf" -out "$work/cert.pem" 2>/dev/null
-cat > "$work/influxdb.conf" <<CONF
-bind-address = "127.0.0.1:$((PORT + 2))"
-reporting-disabled = true
-[meta]
-  dir = "$work/influx/meta"
-[data]
-  dir = "$work/influx/data"
-  wal-dir = "$work/influx/wal"
-  query-log-enabled = false
-[http]
-  bind-address = "127.0.0.1:$PORT"
-  log-enabled = false
-  auth-enabled = true
+influxdb_conf "$work" "$PORT" '  auth-enabled = true
   https-enabled = true
-  https-certificate = "$work/cert.pem"
-  https-private-key = "$work/key.pem"
-CONF
+  https-certificate = "'"$work"'/cert.pem"
+  https-private-key = "'"$work"'/key.pem"'
 URL=https://127.0.0.1:$PORT
 ping() { curl -fsS --cacert "$work/ca.pem" "$URL/ping" >/dev/null 2>&1; }
 # Another server on the port would answer in place of ours (a shared machine).

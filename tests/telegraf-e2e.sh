@@ -5,6 +5,7 @@
 # InfluxDB what arrived and runs every dashboard, alert and post-mortem query.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. tests/lib/influxdb.sh
 REPO=$(pwd)
 TELEGRAF_VERSION=v1.34.4
 CACHE=${VIGIL_CACHE:-$HOME/.cache/vigil}
@@ -112,26 +113,7 @@ ln -s ../../../../bus/pci_express/drivers/aer "$work/root/sys/devices/pci0000:00
 ln -s "../../../devices/pci0000:00/0000:00:07.0/$svc" "$work/root/sys/bus/pci_express/devices/$svc"
 
 # --- InfluxDB 1.x on loopback ----------------------------------------------
-cat > "$work/influxdb.conf" <<CONF
-bind-address = "127.0.0.1:$((PORT + 2))"
-reporting-disabled = true
-[meta]
-  dir = "$work/influx/meta"
-[data]
-  dir = "$work/influx/data"
-  wal-dir = "$work/influx/wal"
-  query-log-enabled = false
-[http]
-  bind-address = "127.0.0.1:$PORT"
-  log-enabled = false
-CONF
-influxd -config "$work/influxdb.conf" > "$work/influxd.log" 2>&1 &
-INFLUX_PID=$!
-for _ in $(seq 1 100); do
-  curl -fsS "http://127.0.0.1:$PORT/ping" >/dev/null 2>&1 && break
-  sleep 0.1
-done
-curl -fsS "http://127.0.0.1:$PORT/ping" >/dev/null || { cat "$work/influxd.log"; exit 1; }
+start_influxdb "$work" "$PORT"
 
 # --- the shipped snippet, with only the binary path and --root changed ------
 mkdir -p "$work/telegraf.d"

@@ -887,6 +887,26 @@ synced at shutdown: its newest file is 41 days older than the test clock.
     t.aged("var/folder2ram/var/log/syslog", 41 * 86400)
     t.crash()
 
+    t = forensics_node("forensics-log2ram-timer", """
+# forensics-log2ram-timer
+
+log2ram (tmpfs with source `log2ram` on `/var/log`, disk copy `/var/hdd.log`) whose sync timer
+was made hourly: the packaged `log2ram-daily.timer` in /usr/lib/systemd/system says
+`OnCalendar=*-*-* 23:55:00` (daily, as azlux/log2ram's timer did before it said `daily`), and a
+drop-in `/etc/systemd/system/log2ram-daily.timer.d/hourly.conf` clears it (`OnCalendar=`) and sets
+`hourly`. A second drop-in of the same name in /usr/lib is hidden by the /etc one. The disk copy
+was last written 3 hours before the test clock: `log_disk_sync_interval_s` 3600 against
+`log_disk_sync_age_s` 10800, a stalled timer.
+""")
+    t.mount(("/", "ext4", "/dev/sda1"), ("/var/hdd.log", "ext4", "/dev/sda1"), ("/var/log", "tmpfs", "log2ram"))
+    t.write("usr/lib/systemd/system/log2ram-daily.timer",
+            "[Unit]\nDescription=Daily Log2Ram writing activities\n\n[Timer]\n"
+            "OnCalendar=*-*-* 23:55:00\nPersistent=true\n\n[Install]\nWantedBy=timers.target\n")
+    t.write("etc/systemd/system/log2ram-daily.timer.d/hourly.conf", "[Timer]\nOnCalendar=\nOnCalendar=hourly\n")
+    t.write("usr/lib/systemd/system/log2ram-daily.timer.d/hourly.conf", "[Timer]\nOnCalendar=weekly\n")
+    t.aged("var/hdd.log/syslog", 3 * 3600)
+    t.crash()
+
     t = forensics_node("forensics-volatile-journal", """
 # forensics-volatile-journal
 

@@ -344,6 +344,10 @@ impl Converter<'_> {
             m.field("log2ram", Field::flag(f.ram_logger.is_some()));
             m.opt("ram_logger", f.ram_logger.as_deref().map(Field::str));
             m.opt("log_disk_sync_age_s", f.log_disk_sync_age_s.map(Field::Int));
+            m.opt(
+                "log_disk_sync_interval_s",
+                f.log_disk_sync_interval_s.map(Field::uint),
+            );
             if journald_known {
                 m.field(
                     "journal_sync_interval_s",

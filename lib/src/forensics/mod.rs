@@ -14,6 +14,7 @@ pub mod findings;
 pub mod journald;
 pub mod kdump;
 pub mod mounts;
+pub mod oncalendar;
 pub mod pstore;
 pub mod ramlog;
 pub mod remote;
@@ -51,6 +52,8 @@ pub struct Forensics {
     /// The on-disk copy the RAM logger syncs to.
     pub disk_copy: Option<String>,
     pub log_disk_sync_age_s: Option<i64>,
+    /// The period of the RAM logger's sync timer, when it is certain.
+    pub log_disk_sync_interval_s: Option<u64>,
     pub journal_sync_interval_s: u64,
     /// What sends logs off the node: `journal-upload`, `rsyslog`, `syslog-ng`, `netconsole`.
     pub remote_logging: Vec<String>,

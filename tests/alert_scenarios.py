@@ -406,6 +406,7 @@ def node_state(**kw):
         "devsta": {"corr": 0, "nonfatal": 0, "fatal": 0, "ur": 0}, "dpc_triggered": 0,
         "privileged": True, "aer_files": True, "vfio": True, "intended": 1, "group_viable": 1,
         "readiness": 50, "log2ram": True, "sync_age": 3600, "gpu_reachable": 1,
+        "sync_interval": None, "edac": None,
     }
     st.update(kw)
     return st
@@ -421,7 +422,11 @@ def collect(tl, rel, host, st):
           "kdump_loaded": 0, "journal_sync_interval_s": 300, "log2ram": int(st["log2ram"])}
     if st["log2ram"]:
         cf.update(ram_logger="log2ram", log_disk_sync_age_s=int(st["sync_age"]))
+        if st["sync_interval"] is not None:
+            cf["log_disk_sync_interval_s"] = st["sync_interval"]
     tl.add(rel, "crash_forensics", h, cf)
+    if st["edac"] is not None:
+        edac(tl, rel, h, st["edac"])
     gpu_sleeps = st["gpu_power"] != "D0" or st["port_power"] != "D0"
     d_state = {"D0": 0, "D3hot": 3, "D3cold": 4}
     tl.add(rel, "pcie_device", {**h, **PORT}, {
@@ -459,6 +464,19 @@ def collect(tl, rel, host, st):
             "members": GPU["address"]})
 
 
+def edac(tl, rel, h, dimms):
+    """EDAC as an amd64_edac node prints it: dimms {name: (ce, ue)} on mc0, all placed."""
+    for i, (name, (ce, ue)) in enumerate(sorted(dimms.items())):
+        tl.add(rel, "edac_dimm", {**h, "controller": "mc0", "dimm": name}, {
+            "ce_count": ce, "ue_count": ue, "label": f"mc#0csrow#{2 + i // 2}channel#{i % 2}",
+            "location": f"csrow {2 + i // 2} channel {i % 2}", "size_mb": 8192, "mem_type": "Unbuffered-DDR4",
+            "edac_mode": "SECDED"})
+    tl.add(rel, "edac_mc", {**h, "controller": "mc0"}, {
+        "ce_count": sum(c for c, _ in dimms.values()), "ue_count": sum(u for _, u in dimms.values()),
+        "ce_noinfo_count": 0, "ue_noinfo_count": 0, "mc_name": "F17h", "size_mb": 8192 * len(dimms),
+        "dimms": len(dimms)})
+
+
 def event(tl, rel, host, category, priority, message, address=None, seq=1000, arrive=None):
     tags = {"host": host, "category": category, **({"address": address} if address else {})}
     tl.add(rel, "kernel_event", tags, {"message": message, "priority": priority, "seq": seq}, arrive)
@@ -490,12 +508,14 @@ def sc_reboot(tl):
     new_boot = 15.0  # kernel starts 15 s after the last heartbeat; vigil's first one at +40 s
     def pve1(t):
         if t <= 0:
-            return node_state(aer={"correctable": 57, "nonfatal": 2, "fatal": 0})
+            return node_state(aer={"correctable": 57, "nonfatal": 2, "fatal": 0},
+                              edac={"rank4": (0, 0), "rank5": (340, 1)})
         if t < 40:
             return None
         return node_state(boot_id="7c1f3a90-55e2-4d0b-8f6e-2a9b4c8d1e07", boot_at=new_boot,
                           aer={"correctable": 0, "nonfatal": 0, "fatal": 0},
-                          devsta={"corr": 1, "nonfatal": 0, "fatal": 0, "ur": 1})
+                          devsta={"corr": 1, "nonfatal": 0, "fatal": 0, "ur": 1},
+                          edac={"rank4": (0, 0), "rank5": (0, 0)})
     run_nodes(tl, -3600, 1200, 10, {"pve1": pve1, "pve2": lambda t: node_state()})
     # The new boot's ring, replayed by vigil at start with the records' own times. The last
     # line is a firmware warning that a looser classifier could call an IOMMU fault.
@@ -607,11 +627,42 @@ def sc_drift(tl):
     run_nodes(tl, -3 * 3600, 1800, 10, {"pve1": pve1, "pve2": pve2})
 
 
+def sc_memory(tl):
+    """pve1's DIMM rank5 starts correcting an error a minute at t=0 (a weak cell), then takes
+    an uncorrected one at t=1800. pve2's counters are non-zero from an old event and never move."""
+    def pve1(t):
+        ce = max(0, int(t) // 60)
+        return node_state(edac={"rank4": (0, 0), "rank5": (ce, int(t >= 1800))})
+    run_nodes(tl, -3600, 3600, 10, {
+        "pve1": pve1, "pve2": lambda t: node_state(edac={"rank4": (4, 0), "rank5": (1250, 2)})})
+
+
+def sc_sync_timer(tl):
+    """Three log2ram nodes that report their timer's period: pve1 stock (daily at 23:55, which
+    is +1h on this clock), pve2 the same timer stopped after its sync at -1h, pve3 an hourly
+    timer stalled after its sync at 0. Collections every 5 minutes, the heartbeat every 10 s."""
+    def synced(t, period, phase, stop_at=None):
+        last = math.floor((t - phase) / period) * period + phase
+        if stop_at is not None and last > stop_at:
+            last = stop_at
+        return node_state(sync_interval=period, sync_age=t - last)
+    hosts = {"pve1": lambda t: synced(t, DAY, 3600), "pve2": lambda t: synced(t, DAY, 3600, -3600),
+             "pve3": lambda t: synced(t, 3600, 0, 0)}
+    run_nodes(tl, -DAY, DAY + 7200, 300, hosts)
+    for host in hosts:
+        t = -DAY
+        while t <= DAY + 7200:
+            if t % 300:
+                tl.add(t, "vigil", {"host": host}, {"boot_id": "0d5e0c1c-7a43-4b8e-9a51-3f0e5a7c2b11",
+                                                    "uptime_s": float(t + 40 * DAY)})
+            t += 10
+
+
 GPU_A = GPU["address"]
 SCENARIOS = [
     ("3 hosts, pve2 freezes", sc_frozen, (-600, 600), [
         ("vigil-heartbeat-missing", {"host": "pve2"}, 120)]),
-    ("normal reboot of pve1 (40 s gap)", sc_reboot, (-600, 1200), [
+    ("normal reboot of pve1 (40 s gap, its EDAC counts reset)", sc_reboot, (-600, 1200), [
         ("vigil-rebooted", {"host": "pve1"}, None)]),
     ("incident on pve1", sc_incident, (-600, 900), [
         ("vigil-link-speed-downgrade-errors", {"host": "pve1", "address": GPU_A}, 0),
@@ -619,6 +670,16 @@ SCENARIOS = [
         ("vigil-device-status-error", {"host": "pve1", "address": GPU_A}, 0),
         ("vigil-kernel-critical-events", {"host": "pve1", "category": "gpu_xid", "address": GPU_A}, 0),
         ("vigil-heartbeat-missing", {"host": "pve1"}, 120)]),
+    # pve2 fires by its last sync + 24 h + the 30-minute margin + the 15-minute evaluation step
+    # + the 5-minute collection step; pve3's hourly timer, stalled at 0, by +1.5 h + 20 minutes:
+    # well within its 3 hours.
+    ("log2ram timers with their interval reported (pve2's daily stops, pve3's hourly stalls)", sc_sync_timer,
+     (-3600, DAY + 7200), [
+        ("vigil-ram-logs-unsynced", {"host": "pve2"}, -3600 + DAY + 1800 + 900 + 300),
+        ("vigil-ram-logs-unsynced", {"host": "pve3"}, 3600 + 1800 + 900 + 300)]),
+    ("memory: pve1's DIMM fails, pve2's counters static from an old event", sc_memory, (-600, 3600), [
+        ("vigil-memory-corrected-rate", {"host": "pve1", "controller": "mc0", "dimm": "rank5"}, 11 * 60 + 300),
+        ("vigil-memory-uncorrected", {"host": "pve1", "controller": "mc0", "dimm": "rank5"}, 1800 + 30)]),
     ("stock nodes for 8 days (pve2's log2ram timer stops)", sc_stock, (-3 * DAY, 0), [
         ("vigil-ram-logs-unsynced", {"host": "pve2"}, None)]),
     ("GPU runtime-suspended at idle", sc_suspend, (-600, 4200), []),
@@ -730,7 +791,7 @@ def main():
             for key, hits in sorted(got.items()):
                 labels = hits[0][1]
                 worst = max(h[0] for h in hits)
-                ident = " ".join(v for k, v in sorted(labels.items()) if k in ("host", "address", "severity", "category") and v)
+                ident = " ".join(v for k, v in sorted(labels.items()) if k in ("host", "address", "severity", "category", "controller", "dimm") and v)
                 got_txt.append(f"fires {ident} at {rel_time(worst)}")
                 ok = False
                 for i, (lb, dl) in enumerate(exp):

@@ -111,6 +111,13 @@ mkdir -p "$work/root/sys/devices/pci0000:00/0000:00:07.0/$svc" \
   "$work/root/sys/bus/pci_express/devices" "$work/root/sys/bus/pci_express/drivers/aer"
 ln -s ../../../../bus/pci_express/drivers/aer "$work/root/sys/devices/pci0000:00/0000:00:07.0/$svc/driver"
 ln -s "../../../devices/pci0000:00/0000:00:07.0/$svc" "$work/root/sys/bus/pci_express/devices/$svc"
+# The memory panels and rules need EDAC counts: this node has the EDAC core but no driver
+# bound (no mcN). Give it edac-firmware-first's amd64_edac controller (4 ranks, 12 corrected
+# errors on rank5), as once an EDAC driver is loaded.
+cp -a fixtures/edac-firmware-first/sys/devices/system/edac/mc/mc0 "$work/root/sys/devices/system/edac/mc/"
+# And log2ram's packaged timer (daily), so that log_disk_sync_interval_s travels the whole way.
+mkdir -p "$work/root/usr/lib/systemd/system"
+printf '[Timer]\nOnCalendar=daily\nPersistent=true\n' > "$work/root/usr/lib/systemd/system/log2ram-daily.timer"
 
 # --- InfluxDB 1.x on loopback ----------------------------------------------
 start_influxdb "$work" "$PORT"

@@ -39,8 +39,9 @@ pub fn collect(root: &Root, mounts: &[Mount], now_unix_ns: i64, f: &mut Forensic
 }
 
 /// log2ram's sync timer (azlux/log2ram `log2ram-daily.timer`: `OnCalendar=daily`,
-/// `*-*-* 23:55:00` in older releases). folder2ram syncs only at shutdown and
-/// Armbian's ramlog from cron: neither has a timer to read.
+/// `*-*-* 23:55:00` in older releases). folder2ram has no periodic sync of its
+/// own (bobafetthotmail/folder2ram: shutdown and `-syncall`) and Armbian's ramlog
+/// syncs from cron scripts: no timer to read, so no interval, never a guess.
 const LOG2RAM_TIMER: &str = "log2ram-daily.timer";
 
 /// The period of a system timer unit, as systemd would load it: the unit file

@@ -24,7 +24,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 pub use clock::Clock;
-pub use collector::{Collector, Selection};
+pub use collector::{Collector, Selection, Source};
 pub use root::Root;
 pub use status::{CollectorStatus, Diagnostic};
 
@@ -64,26 +64,9 @@ impl Snapshot {
 /// by then is reported `unavailable="timeout"` (see [`jobs`]).
 pub const DEADLINE: std::time::Duration = std::time::Duration::from_millis(1800);
 
-const PCI: &[Collector] = &[
-    Collector::PcieDevice,
-    Collector::PcieLink,
-    Collector::PcieAer,
-    Collector::PcieAerStatus,
-    Collector::PcieAspm,
-];
-const CMDLINE: &[Collector] = &[
-    Collector::PciePlatform,
-    Collector::IommuGroup,
-    Collector::VfioDevice,
-    Collector::CrashForensics,
-    Collector::PcieAer,
-];
-const VFIO: &[Collector] = &[Collector::IommuGroup, Collector::VfioDevice];
-const PLATFORM: &[Collector] = &[Collector::PciePlatform, Collector::CrashForensics];
-const FORENSICS: &[Collector] = &[Collector::CrashForensics];
-const EVENTS: &[Collector] = &[Collector::KernelEvent];
-const HEARTBEAT: &[Collector] = &[Collector::Vigil];
-const EDAC: &[Collector] = &[Collector::Edac];
+/// The command line and the AER service are read by one job; every reader
+/// of the AER service also reads the command line (a test checks).
+const BASICS: &[Collector] = Source::Cmdline.readers();
 
 /// One collection of the selected collectors under `root`, within
 /// [`DEADLINE`] whatever blocks. Each collector runs on a worker thread
@@ -111,42 +94,28 @@ pub fn collect_within(
     for c in &sel.0 {
         tally.entry(*c);
     }
-    let wants_pci = [
-        Collector::PcieDevice,
-        Collector::PcieLink,
-        Collector::PcieAer,
-        Collector::PcieAerStatus,
-        Collector::PcieAspm,
-        Collector::PciePlatform,
-        Collector::IommuGroup,
-        Collector::VfioDevice,
-        Collector::CrashForensics,
-    ]
-    .into_iter()
-    .any(|c| sel.has(c));
-    let wants_vfio = [
-        Collector::PciePlatform,
-        Collector::IommuGroup,
-        Collector::VfioDevice,
-    ]
-    .into_iter()
-    .any(|c| sel.has(c));
-    let wants_forensics = sel.has(Collector::CrashForensics);
+    // Which sources to read, from the collector table.
+    let wants_pci = sel.wants(Source::Pci);
+    let wants_vfio = sel.wants(Source::Vfio);
+    let wants_forensics = sel.wants(Source::Forensics);
     let wants_aer = sel.has(Collector::PcieAer);
-    let wants_platform = sel.has(Collector::PciePlatform) || wants_forensics;
-    let wants_cmdline = wants_vfio || wants_forensics || wants_aer;
-    let wants_aer_service = wants_aer || wants_platform;
+    let wants_platform = sel.wants(Source::Platform);
+    let wants_cmdline = sel.wants(Source::Cmdline);
+    let wants_aer_service = sel.wants(Source::AerService);
     // Stage one: what needs nothing else.
     let pci_job = wants_pci.then(|| {
         let (root, sel) = (root.clone(), sel.clone());
         let pci_deadline = stage_one - within / 12;
-        jobs::spawn(root.base().to_path_buf(), "pci", PCI, move |t| {
-            pci::collect(&root, &sel, clock, pci_deadline, t)
-        })
+        jobs::spawn(
+            root.base().to_path_buf(),
+            "pci",
+            Source::Pci.readers(),
+            move |t| pci::collect(&root, &sel, clock, pci_deadline, t),
+        )
     });
     let basics_job = (wants_cmdline || wants_aer_service).then(|| {
         let root = root.clone();
-        jobs::spawn(root.base().to_path_buf(), "cmdline", CMDLINE, move |t| {
+        jobs::spawn(root.base().to_path_buf(), "cmdline", BASICS, move |t| {
             let cmdline = wants_cmdline
                 .then(|| platform::read_cmdline(&root, t))
                 .flatten();
@@ -158,16 +127,19 @@ pub fn collect_within(
     });
     let events_job = sel.has(Collector::KernelEvent).then(|| {
         let root = root.clone();
-        jobs::spawn(root.base().to_path_buf(), "kmsg", EVENTS, move |t| {
-            read_events(&root, clock, t)
-        })
+        jobs::spawn(
+            root.base().to_path_buf(),
+            "kmsg",
+            Source::Kmsg.readers(),
+            move |t| read_events(&root, clock, t),
+        )
     });
     let heartbeat_job = sel.has(Collector::Vigil).then(|| {
         let root = root.clone();
         jobs::spawn(
             root.base().to_path_buf(),
             "heartbeat",
-            HEARTBEAT,
+            Source::Heartbeat.readers(),
             move |t| {
                 let sw = clock.start();
                 let h = heartbeat::collect(&root, t);
@@ -178,12 +150,17 @@ pub fn collect_within(
     });
     let edac_job = sel.has(Collector::Edac).then(|| {
         let root = root.clone();
-        jobs::spawn(root.base().to_path_buf(), "edac", EDAC, move |t| {
-            let sw = clock.start();
-            let e = edac::collect(&root, t);
-            t.add_time(Collector::Edac, sw.elapsed_us());
-            e
-        })
+        jobs::spawn(
+            root.base().to_path_buf(),
+            "edac",
+            Source::Edac.readers(),
+            move |t| {
+                let sw = clock.start();
+                let e = edac::collect(&root, t);
+                t.add_time(Collector::Edac, sw.elapsed_us());
+                e
+            },
+        )
     });
     let mut pci = pci_job
         .and_then(|j| j.wait(stage_one, &mut tally))
@@ -208,7 +185,7 @@ pub fn collect_within(
         jobs::spawn(
             root.base().to_path_buf(),
             "forensics",
-            FORENSICS,
+            Source::Forensics.readers(),
             move |t| {
                 let sw = clock.start();
                 let f = forensics::collect(&root, cmdline.as_deref(), time_unix_ns, t);
@@ -219,24 +196,27 @@ pub fn collect_within(
     });
     let vfio_job = wants_vfio.then(|| {
         let (root, cmdline, pci) = (root.clone(), cmdline.clone(), pci.clone());
-        jobs::spawn(root.base().to_path_buf(), "vfio", VFIO, move |t| {
-            let sw = clock.start();
-            let v = vfio::collect(&root, cmdline.as_deref(), pci.as_deref(), t);
-            // One walk serves both collectors; attribute its time to each.
-            let us = sw.elapsed_us();
-            t.add_time(Collector::IommuGroup, us);
-            t.add_time(Collector::VfioDevice, us);
-            v
-        })
+        jobs::spawn(
+            root.base().to_path_buf(),
+            "vfio",
+            Source::Vfio.readers(),
+            move |t| vfio::collect(&root, cmdline.as_deref(), pci.as_deref(), clock, t),
+        )
     });
     let platform_job = wants_platform.then(|| {
         let (root, cmdline, pci) = (root.clone(), cmdline.clone(), pci.clone());
-        jobs::spawn(root.base().to_path_buf(), "platform", PLATFORM, move |t| {
-            let sw = clock.start();
-            let p = platform::collect(&root, cmdline.as_deref(), pci.as_deref(), aer_service, t);
-            t.add_time(Collector::PciePlatform, sw.elapsed_us());
-            p
-        })
+        jobs::spawn(
+            root.base().to_path_buf(),
+            "platform",
+            Source::Platform.readers(),
+            move |t| {
+                let sw = clock.start();
+                let p =
+                    platform::collect(&root, cmdline.as_deref(), pci.as_deref(), aer_service, t);
+                t.add_time(Collector::PciePlatform, sw.elapsed_us());
+                p
+            },
+        )
     });
     let vfio = vfio_job.and_then(|j| j.wait(deadline, &mut tally));
     let platform = platform_job.and_then(|j| j.wait(deadline, &mut tally));

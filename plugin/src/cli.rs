@@ -65,26 +65,6 @@ stdout carries only metrics; stderr lines start with E!, W!, I! or D!.
 Every measurement and field: /usr/share/doc/vigil/metrics.md
 (docs/metrics.md in the source).";
 
-/// What each collector reports, shown by `--help`, the man page and the
-/// shell completions. An exhaustive match, so adding a collector without a
-/// help line does not compile.
-pub fn collector_help(c: Collector) -> &'static str {
-    match c {
-        Collector::PcieDevice => "identity, driver, power state, reachable",
-        Collector::PcieLink => "link speed and width against what is expected, link up",
-        Collector::PcieAer => "AER error counters per device",
-        Collector::PcieAerStatus => "Device Status, AER and DPC registers (needs CAP_SYS_ADMIN)",
-        Collector::PcieAspm => "ASPM as the kernel manages it and as the hardware has it",
-        Collector::PciePlatform => "boot parameters, ASPM policy, AER and IOMMU mode",
-        Collector::IommuGroup => "IOMMU groups: members, and whether they can be passed through",
-        Collector::VfioDevice => "vfio-pci binding, intent, and the VM that holds the device",
-        Collector::CrashForensics => "would a freeze leave evidence: readiness score, findings",
-        Collector::KernelEvent => "hardware events from /dev/kmsg (AER, DPC, Xid, lockups...)",
-        Collector::Vigil => "heartbeat: version, boot_id, uptime, collection time",
-        Collector::Edac => "memory errors per controller and DIMM (EDAC)",
-    }
-}
-
 #[derive(Debug, Parser)]
 #[command(name = "vigil", version, about = "PCIe link, ASPM, AER and platform signals for Telegraf (inputs.execd)", after_help = AFTER_HELP)]
 pub struct Cli {
@@ -347,9 +327,11 @@ impl TypedValueParser for CollectorParser {
     }
 
     fn possible_values(&self) -> Option<Box<dyn Iterator<Item = PossibleValue> + '_>> {
-        Some(Box::new(Collector::ALL.into_iter().map(|c| {
-            PossibleValue::new(c.name()).help(collector_help(c))
-        })))
+        Some(Box::new(
+            Collector::ALL
+                .into_iter()
+                .map(|c| PossibleValue::new(c.name()).help(c.help())),
+        ))
     }
 }
 

@@ -27,6 +27,16 @@ pub struct Names {
 
 const AER_NAMES_MAX: usize = 256;
 
+/// The measurements written per PCI device, streamed in address order.
+const PER_DEVICE: [&str; 6] = [
+    "pcie_aer",
+    "pcie_aer_status",
+    "pcie_aspm",
+    "pcie_device",
+    "pcie_link",
+    "vfio_device",
+];
+
 impl Names {
     pub fn new(enabled: bool) -> Names {
         Names {
@@ -206,16 +216,8 @@ impl Converter<'_> {
         sort(&mut small);
         let empty = std::collections::BTreeMap::new();
         let devices = s.pci.as_ref().map_or(&empty, |p| &p.devices);
-        let per_device = [
-            ("pcie_aer", Collector::PcieAer),
-            ("pcie_aer_status", Collector::PcieAerStatus),
-            ("pcie_aspm", Collector::PcieAspm),
-            ("pcie_device", Collector::PcieDevice),
-            ("pcie_link", Collector::PcieLink),
-            ("vfio_device", Collector::VfioDevice),
-        ];
         let mut names: Vec<&'static str> = small.iter().map(|m| m.name).collect();
-        names.extend(per_device.iter().map(|(n, _)| *n));
+        names.extend(PER_DEVICE);
         names.sort_unstable();
         names.dedup();
         let tags: Vec<DeviceTags> = devices
@@ -232,11 +234,13 @@ impl Converter<'_> {
             while let Some(m) = rest.next_if(|m| m.name == name) {
                 sink(&m);
             }
-            let Some((_, c)) = per_device.iter().find(|(n, _)| *n == name) else {
+            if !PER_DEVICE.contains(&name) {
                 continue;
-            };
-            if !self.sel.has(*c) {
-                continue;
+            }
+            // The collector table says which collector writes it.
+            match Collector::writing(name) {
+                Some(c) if self.sel.has(c) => {}
+                _ => continue,
             }
             match name {
                 "vfio_device" => {

@@ -199,6 +199,25 @@ fn metrics_reference_equals_output() {
     );
 }
 
+/// docs/metrics.md has one section per measurement of the collector table
+/// (and `vigil_collector`, every collector's), so the table, the docs and,
+/// through the test above, the output name the same measurements.
+#[test]
+fn metrics_reference_sections_equal_the_collector_table() {
+    let doc = std::fs::read_to_string(repo().join("docs/metrics.md")).expect("docs/metrics.md");
+    let documented: BTreeSet<&str> = doc
+        .lines()
+        .filter_map(|l| l.strip_prefix("### `"))
+        .filter_map(|h| h.split('`').next())
+        .collect();
+    let mut table: BTreeSet<&str> = vigil_collector::collector::TABLE
+        .iter()
+        .flat_map(|s| s.measurements.iter().copied())
+        .collect();
+    table.insert("vigil_collector");
+    assert_eq!(documented, table);
+}
+
 /// The Prometheus goldens follow the text format's rules that node_exporter
 /// enforces (tests/prometheus-e2e.sh reads three of them through the real
 /// one): HELP and TYPE once per family before its samples, families

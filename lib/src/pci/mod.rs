@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use crate::clock::Clock;
-use crate::collector::{Collector, Selection};
+use crate::collector::{Collector, Selection, Source};
 use crate::read::{self, DirHandle, ErrorKind};
 use crate::root::Root;
 use crate::status::Tally;
@@ -283,7 +283,7 @@ pub fn collect(
                 ErrorKind::Permission => "permission",
                 _ => "unreadable",
             };
-            for c in pci_collectors() {
+            for &c in Source::Pci.readers() {
                 tally.unavailable(c, why);
                 if why != "absent" {
                     tally.failed(c, e.to_string());
@@ -320,7 +320,7 @@ pub fn collect(
         order.push((name, chain));
     }
     order.sort_by(|a, b| a.1.len().cmp(&b.1.len()).then_with(|| a.0.cmp(&b.0)));
-    let wants_config = config_wanted(sel);
+    let wants_config = sel.wants(Source::ConfigSpace);
     let mut observer = Observer::start(
         Plan {
             bus: base.clone(),
@@ -403,16 +403,6 @@ pub fn collect(
         config_read: wants_config,
         aer_read: sel.has(Collector::PcieAer),
     })
-}
-
-fn pci_collectors() -> [Collector; 5] {
-    [
-        Collector::PcieDevice,
-        Collector::PcieLink,
-        Collector::PcieAer,
-        Collector::PcieAerStatus,
-        Collector::PcieAspm,
-    ]
 }
 
 /// [`judge`] for a value the observer read; a capture records it here (the
@@ -558,19 +548,6 @@ fn driver_name(target: &Path) -> Option<String> {
     let name = target.file_name()?.to_str()?;
     let parent = target.parent()?.file_name()?.to_str()?;
     (parent == "drivers" && !name.is_empty()).then(|| name.to_string())
-}
-
-/// Whether any selected collector uses config space.
-fn config_wanted(sel: &Selection) -> bool {
-    [
-        Collector::PcieDevice,
-        Collector::PcieLink,
-        Collector::PcieAspm,
-        Collector::PcieAerStatus,
-        Collector::CrashForensics,
-    ]
-    .into_iter()
-    .any(|c| sel.has(c))
 }
 
 /// Decode and check a `config` read.

@@ -4,22 +4,10 @@
 
 #[path = "../tools/genroot.rs"]
 mod genroot;
-// The binary's encoders, compiled into the bench as they are compiled into vigil.
-#[allow(dead_code)]
-#[path = "../plugin/src/convert.rs"]
-mod convert;
-#[allow(dead_code, unused_imports)]
-#[path = "../plugin/src/lineproto.rs"]
-mod lineproto;
-#[allow(dead_code)]
-#[path = "../plugin/src/metric.rs"]
-mod metric;
-#[allow(unused_imports)]
-#[path = "../plugin/src/pciname.rs"]
-mod pciname;
-
+// The binary's encoders, from its library.
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use std::hint::black_box;
+use vigil::{convert, lineproto};
 use vigil_collector::{Clock, Root, Selection};
 
 fn collection(c: &mut Criterion) {

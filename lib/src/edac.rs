@@ -65,7 +65,7 @@ pub fn count(s: &str) -> Result<u64, String> {
 
 /// A text attribute: trimmed, inner runs of white space made one space
 /// (`dimm_location` ends in a space); empty is absent.
-pub fn text(s: &str) -> Option<String> {
+pub fn one_spaced(s: &str) -> Option<String> {
     let t = s.split_whitespace().collect::<Vec<_>>().join(" ");
     (!t.is_empty()).then_some(t)
 }
@@ -182,7 +182,7 @@ fn get_count(h: &DirHandle, file: &str, tally: &mut Tally) -> Option<u64> {
 }
 
 fn get_text(h: &DirHandle, file: &str, tally: &mut Tally) -> Option<String> {
-    match h.with_attr(file, text) {
+    match h.with_attr(file, one_spaced) {
         Ok(v) => v,
         Err(e) => {
             tally.read_failed(Collector::Edac, &e);
@@ -204,14 +204,14 @@ mod tests {
         assert!(count("many").is_err());
         // dimm_location ends in a space (edac_mc_sysfs.c prints "%s %d ").
         assert_eq!(
-            text("csrow 3 channel 1 \n").as_deref(),
+            one_spaced("csrow 3 channel 1 \n").as_deref(),
             Some("csrow 3 channel 1")
         );
         assert_eq!(
-            text("mc#0csrow#3channel#1").as_deref(),
+            one_spaced("mc#0csrow#3channel#1").as_deref(),
             Some("mc#0csrow#3channel#1")
         );
-        assert_eq!(text("  \n"), None);
+        assert_eq!(one_spaced("  \n"), None);
     }
 
     #[test]

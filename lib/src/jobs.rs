@@ -76,7 +76,7 @@ pub fn spawn<T: Send + 'static>(
     let w = Arc::clone(&watch);
     let ended = Arc::new(AtomicBool::new(false));
     let end = Arc::clone(&ended);
-    let recording = read::recording();
+    let recording = read::is_recording();
     let k = key.clone();
     let started = std::thread::Builder::new()
         .name(format!("vigil-{name}"))
@@ -84,7 +84,7 @@ pub fn spawn<T: Send + 'static>(
             w.install();
             let mut tally = Tally::default();
             let (out, seen) = if recording {
-                read::record(|| f(&mut tally))
+                read::record_accesses(|| f(&mut tally))
             } else {
                 (f(&mut tally), BTreeMap::new())
             };

@@ -60,7 +60,7 @@ pub type Result<T> = std::result::Result<T, ReadError>;
 
 /// What a collection touched, for `vigil capture`: the bytes it read, the
 /// modification times it looked at, the links it followed, the directories it
-/// listed. Per thread, off unless [`record`] turns it on, so collections on
+/// listed. Per thread, off unless [`record_accesses`] turns it on, so collections on
 /// other threads (tests in parallel) are never mixed in.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Access {
@@ -85,7 +85,7 @@ thread_local! {
 }
 
 /// Run `f` with recording on; returns its result and every access made.
-pub fn record<T>(f: impl FnOnce() -> T) -> (T, BTreeMap<PathBuf, Access>) {
+pub fn record_accesses<T>(f: impl FnOnce() -> T) -> (T, BTreeMap<PathBuf, Access>) {
     RECORDER.with(|r| *r.borrow_mut() = Some(BTreeMap::new()));
     let out = f();
     let seen = RECORDER.with(|r| r.borrow_mut().take()).unwrap_or_default();
@@ -94,14 +94,14 @@ pub fn record<T>(f: impl FnOnce() -> T) -> (T, BTreeMap<PathBuf, Access>) {
 
 /// Whether this thread is recording: callers that would build a path only
 /// for [`note`] ask first.
-pub fn recording() -> bool {
+pub fn is_recording() -> bool {
     RECORDER.with(|r| r.borrow().is_some())
 }
 
 /// Record, for `vigil capture`, bytes another thread read (the recorder
 /// belongs to the thread that runs the collection).
-pub fn recorded(path: impl FnOnce() -> PathBuf, bytes: &[u8]) {
-    if recording() {
+pub fn record_read_elsewhere(path: impl FnOnce() -> PathBuf, bytes: &[u8]) {
+    if is_recording() {
         note(&path(), || Access::Read(bytes.to_vec()));
     }
 }
@@ -303,7 +303,7 @@ pub fn read_lines(path: &Path, mut line: impl FnMut(&str)) -> Result<()> {
         if regular(&f, path)? > MAX_STREAM {
             return Err(too_large(path, MAX_STREAM as usize));
         }
-        let keep = recording();
+        let keep = is_recording();
         let mut all = Vec::new();
         let mut r = io::BufReader::with_capacity(64 * 1024, f);
         let mut buf = Vec::new();
@@ -444,7 +444,7 @@ pub fn is_dir(path: &Path) -> bool {
 
 pub fn exists(path: &Path) -> bool {
     let ok = stat(path, false).is_ok();
-    if ok && recording() {
+    if ok && is_recording() {
         note(path, || Access::Stat {
             mtime: 0,
             dir: stat(path, true).is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR),
@@ -614,7 +614,7 @@ impl DirHandle {
             }
         };
         let bytes = read(size, &mut pread).map_err(|e| err(&self.path.join(name), &e))?;
-        if recording() {
+        if is_recording() {
             note(&self.path.join(name), || Access::Read(bytes.clone()));
         }
         Ok(bytes)
@@ -667,7 +667,7 @@ impl DirHandle {
                 )?;
                 &long
             };
-            if recording() {
+            if is_recording() {
                 note(&self.path.join(name), || Access::Read(bytes.to_vec()));
             }
             Ok(f(as_text(bytes, || self.path.join(name))?))
@@ -696,7 +696,7 @@ impl DirHandle {
         };
         match st {
             Ok(st) => {
-                if recording() {
+                if is_recording() {
                     let dir = st.st_mode & libc::S_IFMT == libc::S_IFDIR;
                     note(&self.path.join(name), || Access::Stat {
                         mtime: st.st_mtime,
@@ -723,7 +723,7 @@ impl DirHandle {
         }
         .map_err(|e| errno(&self.path.join(name), e))?;
         let t = PathBuf::from(std::ffi::OsString::from_vec(target.into_bytes()));
-        if recording() {
+        if is_recording() {
             note(&self.path.join(name), || Access::Link(t.clone()));
         }
         Ok(t)
@@ -934,7 +934,7 @@ fn watched<T>(path: &Path, read: impl FnOnce() -> Result<T>) -> Result<T> {
 
 /// Recorded accesses another thread made, added to this thread's recording.
 pub fn absorb(seen: BTreeMap<PathBuf, Access>) {
-    if !recording() {
+    if !is_recording() {
         return;
     }
     for (path, a) in seen {

@@ -32,7 +32,7 @@ enum Entry {
 
 /// Everything to write, by path relative to the root.
 #[derive(Default)]
-struct Plan {
+struct ArchivePlan {
     entries: BTreeMap<PathBuf, Entry>,
 }
 
@@ -51,7 +51,7 @@ fn lexical_join(base: &Path, rel: &Path) -> PathBuf {
     out
 }
 
-impl Plan {
+impl ArchivePlan {
     /// Record every symlink met on the way to `path`; return the real path.
     /// The last component is followed only when `follow_last`.
     fn resolve(&mut self, base: &Path, path: &Path, follow_last: bool) -> Option<PathBuf> {
@@ -260,9 +260,9 @@ names, MACs, UUIDs, cloud-init data, args or descriptions.";
 
 pub fn run(root: &Root, out: &Path) -> std::io::Result<String> {
     let (_snap, accesses) =
-        read::record(|| vigil_collector::collect(root, &Selection::all(), Clock::System));
+        read::record_accesses(|| vigil_collector::collect(root, &Selection::all(), Clock::System));
     let base = root.base().to_path_buf();
-    let mut plan = Plan::default();
+    let mut plan = ArchivePlan::default();
     for (path, access) in &accesses {
         plan.add(&base, path, access);
     }

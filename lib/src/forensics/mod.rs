@@ -79,7 +79,7 @@ pub struct Forensics {
 
 const C: Collector = Collector::CrashForensics;
 
-fn text(root: &Root, p: &str, tally: &mut Tally) -> Option<String> {
+fn read_or_tally(root: &Root, p: &str, tally: &mut Tally) -> Option<String> {
     match read::read_text(&root.path(p)) {
         Ok(t) => Some(t),
         Err(e) => {

@@ -1,7 +1,7 @@
 //! Lockup detectors and panic settings (`/proc/sys/kernel/*`): whether a hung
 //! node panics, and whether a panic reboots it.
 
-use super::{text, Forensics, C};
+use super::{read_or_tally, Forensics, C};
 use crate::root::Root;
 use crate::status::Tally;
 
@@ -21,7 +21,7 @@ fn flag(root: &Root, name: &str, tally: &mut Tally) -> Option<bool> {
 
 fn int(root: &Root, name: &str, tally: &mut Tally) -> Option<i64> {
     let p = format!("/proc/sys/kernel/{name}");
-    let t = text(root, &p, tally)?;
+    let t = read_or_tally(root, &p, tally)?;
     match t.trim().parse::<i64>() {
         Ok(v) => Some(v),
         Err(_) => {

@@ -21,7 +21,7 @@ use crate::read::{self, DirHandle, ErrorKind};
 use crate::root::Root;
 use crate::status::Tally;
 use config_space::{ConfigSpace, PortType};
-use observer::{ConfigRead, Observed, Observer, Plan};
+use observer::{ConfigRead, Observed, Observer, ReadPlan};
 pub use parse::{AerCounters, PowerState, RuntimeStatus, Width};
 
 pub const DEVICES_DIR: &str = "/sys/bus/pci/devices";
@@ -230,20 +230,20 @@ impl PciSnapshot {
 /// `None`. An absent file is silent: device directories are not listed (a
 /// listing costs more than the few failed opens it would save), so absence
 /// is learnt from the open.
-fn get<T>(
+fn read_attr_checked<T>(
     tally: &mut Tally,
     c: Collector,
     dir: &DirHandle,
     name: &str,
     parse: impl FnOnce(&str) -> Result<T, parse::ParseError>,
 ) -> Option<T> {
-    judge(tally, c, dir, name, dir.with_attr(name, parse)).1
+    check_read(tally, c, dir, name, dir.with_attr(name, parse)).1
 }
 
 /// A read and its parse, judged: a bad value is tallied against `c`, a read
 /// failure too unless the file is simply absent. Returns whether the file
 /// exists (even with a bad value), and the value.
-fn judge<T>(
+fn check_read<T>(
     tally: &mut Tally,
     c: Collector,
     dir: &DirHandle,
@@ -322,12 +322,12 @@ pub fn collect(
     order.sort_by(|a, b| a.1.len().cmp(&b.1.len()).then_with(|| a.0.cmp(&b.0)));
     let wants_config = sel.wants(Source::ConfigSpace);
     let mut observer = Observer::start(
-        Plan {
+        ReadPlan {
             bus: base.clone(),
             order: order.clone(),
             config: wants_config,
             link: sel.has(Collector::PcieLink),
-            record: read::recording(),
+            record: read::is_recording(),
         },
         CONFIG_TIMEOUT,
         deadline,
@@ -405,9 +405,9 @@ pub fn collect(
     })
 }
 
-/// [`judge`] for a value the observer read; a capture records it here (the
+/// [`check_read`] for a value the observer read; a capture records it here (the
 /// recorder belongs to this thread).
-fn settle<T>(
+fn check_observed<T>(
     tally: &mut Tally,
     c: Collector,
     dir: &DirHandle,
@@ -416,10 +416,10 @@ fn settle<T>(
     parse: impl FnOnce(&str) -> Result<T, parse::ParseError>,
 ) -> (bool, Option<T>) {
     if let Ok(text) = &read {
-        read::recorded(|| dir.path().join(name), text.as_bytes());
+        read::record_read_elsewhere(|| dir.path().join(name), text.as_bytes());
     }
     let parsed = read.map(|text| parse(text.strip_suffix('\n').unwrap_or(&text)));
-    judge(tally, c, dir, name, parsed)
+    check_read(tally, c, dir, name, parsed)
 }
 
 /// The observer's reads for this device; whether any link file exists, where
@@ -431,11 +431,11 @@ fn take_observed(
     tally: &mut Tally,
 ) -> Option<bool> {
     let c = Collector::PcieDevice;
-    d.power_state = settle(tally, c, dir, "power_state", o.power_state, |s| {
+    d.power_state = check_observed(tally, c, dir, "power_state", o.power_state, |s| {
         Ok(PowerState::parse(s))
     })
     .1;
-    d.runtime_status = settle(
+    d.runtime_status = check_observed(
         tally,
         c,
         dir,
@@ -444,8 +444,8 @@ fn take_observed(
         |s| Ok(RuntimeStatus::parse(s)),
     )
     .1;
-    d.vendor_id = settle(tally, c, dir, "vendor", o.vendor, parse::hex_u16).1;
-    d.device_id = settle(tally, c, dir, "device", o.device, parse::hex_u16).1;
+    d.vendor_id = check_observed(tally, c, dir, "vendor", o.vendor, parse::hex_u16).1;
+    d.device_id = check_observed(tally, c, dir, "device", o.device, parse::hex_u16).1;
     d.link_skipped = o.skipped;
     if o.power_unknown {
         // No wake fails closed: an unknown power state is taken as asleep.
@@ -465,10 +465,10 @@ fn take_observed(
     let c = Collector::PcieLink;
     let [speed, width, max_speed, max_width] = files;
     let [n1, n2, n3, n4] = observer::LINK_FILES;
-    let (s1, speed) = settle(tally, c, dir, n1, speed, parse::link_speed);
-    let (s2, width) = settle(tally, c, dir, n2, width, parse::link_width);
-    let (s3, max_speed) = settle(tally, c, dir, n3, max_speed, parse::link_speed);
-    let (s4, max_width) = settle(tally, c, dir, n4, max_width, parse::link_width);
+    let (s1, speed) = check_observed(tally, c, dir, n1, speed, parse::link_speed);
+    let (s2, width) = check_observed(tally, c, dir, n2, width, parse::link_width);
+    let (s3, max_speed) = check_observed(tally, c, dir, n3, max_speed, parse::link_speed);
+    let (s4, max_width) = check_observed(tally, c, dir, n4, max_width, parse::link_width);
     let seen = s1 || s2 || s3 || s4;
     if seen {
         d.link = Some(LinkAttrs {
@@ -499,7 +499,7 @@ fn take_stuck(d: &mut PciDevice, dir: &DirHandle, tally: &mut Tally) {
 /// the observer does not read.
 fn read_cached(d: &mut PciDevice, dir: &DirHandle, tally: &mut Tally) {
     let c = Collector::PcieDevice;
-    d.class = get(tally, c, dir, "class", parse::class_code);
+    d.class = read_attr_checked(tally, c, dir, "class", parse::class_code);
     // `driver` links to `.../bus/pci/drivers/<name>`; any other target (a
     // loop, junk) is not a driver name.
     match dir.read_link("driver") {
@@ -517,13 +517,13 @@ fn read_cached(d: &mut PciDevice, dir: &DirHandle, tally: &mut Tally) {
         Err(e) if e.kind == ErrorKind::Absent => d.driver = Some(None),
         Err(e) => tally.read_failed(c, &e),
     }
-    d.driver_override = get(tally, c, dir, "driver_override", |s| {
+    d.driver_override = read_attr_checked(tally, c, dir, "driver_override", |s| {
         Ok(parse::driver_override(s))
     })
     .flatten();
-    d.d3cold_allowed = get(tally, c, dir, "d3cold_allowed", parse::flag);
-    d.enabled = get(tally, c, dir, "enable", parse::flag);
-    d.numa_node = get(tally, c, dir, "numa_node", parse::numa_node).flatten();
+    d.d3cold_allowed = read_attr_checked(tally, c, dir, "d3cold_allowed", parse::flag);
+    d.enabled = read_attr_checked(tally, c, dir, "enable", parse::flag);
+    d.numa_node = read_attr_checked(tally, c, dir, "numa_node", parse::numa_node).flatten();
     match dir.read_link("iommu_group").map(|t| {
         t.file_name()
             .and_then(|n| n.to_str())
@@ -566,7 +566,7 @@ fn take_config(
         }
     };
     if let Some(raw) = &got.raw {
-        read::recorded(|| path.clone(), raw);
+        read::record_read_elsewhere(|| path.clone(), raw);
     }
     if !got.is_config_space() {
         tally.error(
@@ -621,7 +621,7 @@ fn read_aspm(dev: &DirHandle, tally: &mut Tally) -> Option<AspmSysfs> {
         ("l1_2_pcipm", &mut a.l1_2_pcipm),
         ("clkpm", &mut a.clkpm),
     ] {
-        *slot = get(tally, c, link_dir, file, parse::flag);
+        *slot = read_attr_checked(tally, c, link_dir, file, parse::flag);
     }
     Some(a)
 }
@@ -650,7 +650,7 @@ fn read_aer(d: &mut PciDevice, dir: &DirHandle, tally: &mut Tally) {
         if !may_be_root_port {
             continue;
         }
-        if let Some(v) = get(tally, c, dir, sev.rootport_file(), parse::counter) {
+        if let Some(v) = read_attr_checked(tally, c, dir, sev.rootport_file(), parse::counter) {
             d.rootport_total.insert(sev, v);
         }
     }

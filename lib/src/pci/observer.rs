@@ -61,7 +61,7 @@ pub const LINK_FILES: [&str; 4] = [
 ];
 
 /// What one pass is to read; shared by every thread of the pass.
-pub struct Plan {
+pub struct ReadPlan {
     /// The bus directory (`/sys/bus/pci/devices` under the root).
     pub bus: PathBuf,
     /// Device names with the bridges above them (nearest last), bridges first.
@@ -74,7 +74,7 @@ pub struct Plan {
     pub record: bool,
 }
 
-impl Plan {
+impl ReadPlan {
     fn dir(&self, i: usize) -> PathBuf {
         self.bus.join(&self.order[i].0)
     }
@@ -141,7 +141,7 @@ pub fn awake(power: Option<&PowerState>, runtime: Option<&RuntimeStatus>) -> boo
     power_ok && rt_ok
 }
 
-fn text(dir: &DirHandle, name: &str) -> read::Result<String> {
+fn read_owned(dir: &DirHandle, name: &str) -> read::Result<String> {
     dir.with_text(name, str::to_owned)
 }
 
@@ -149,14 +149,14 @@ fn attr(r: &read::Result<String>) -> Option<&str> {
     r.as_deref().ok().map(|s| s.strip_suffix('\n').unwrap_or(s))
 }
 
-fn observe(bus: &DirHandle, plan: &Plan, i: usize, asleep: &BTreeSet<String>) -> Observed {
+fn observe(bus: &DirHandle, plan: &ReadPlan, i: usize, asleep: &BTreeSet<String>) -> Observed {
     let (name, chain) = &plan.order[i];
     let dir = match bus.open_dir(name) {
         Ok(d) => d,
         Err(e) => return gone(e),
     };
-    let power_state = text(&dir, "power_state");
-    let runtime_status = text(&dir, "power/runtime_status");
+    let power_state = read_owned(&dir, "power_state");
+    let runtime_status = read_owned(&dir, "power/runtime_status");
     // Absent is an old kernel; any other failure leaves the state unknown.
     let unknown = |r: &read::Result<String>| r.as_ref().is_err_and(|e| e.kind != ErrorKind::Absent);
     let power_unknown = unknown(&power_state) || unknown(&runtime_status);
@@ -166,8 +166,8 @@ fn observe(bus: &DirHandle, plan: &Plan, i: usize, asleep: &BTreeSet<String>) ->
             attr(&runtime_status).map(RuntimeStatus::parse).as_ref(),
         );
     let skipped = suspended || chain.iter().any(|a| asleep.contains(a));
-    let vendor = text(&dir, "vendor");
-    let device = text(&dir, "device");
+    let vendor = read_owned(&dir, "vendor");
+    let device = read_owned(&dir, "device");
     let (mut config, mut link) = (None, None);
     if !skipped {
         if plan.config {
@@ -190,7 +190,7 @@ fn observe(bus: &DirHandle, plan: &Plan, i: usize, asleep: &BTreeSet<String>) ->
                 .is_ok_and(|c| c.holds_link(id(&vendor), id(&device)))
         });
         if plan.link && !regs {
-            link = Some(LINK_FILES.map(|f| text(&dir, f)));
+            link = Some(LINK_FILES.map(|f| read_owned(&dir, f)));
         }
     }
     Observed {
@@ -218,7 +218,7 @@ struct Progress {
 }
 
 fn run(
-    plan: Arc<Plan>,
+    plan: Arc<ReadPlan>,
     from: usize,
     mut asleep: BTreeSet<String>,
     tx: mpsc::Sender<Observed>,
@@ -294,7 +294,7 @@ fn gone(e: ReadError) -> Observed {
 
 /// The main pass's end of the observer thread.
 pub struct Observer {
-    plan: Arc<Plan>,
+    plan: Arc<ReadPlan>,
     rx: Receiver<Observed>,
     progress: Arc<Progress>,
     /// Devices seen asleep (or stuck) so far, for a thread that takes over.
@@ -306,7 +306,7 @@ pub struct Observer {
 }
 
 impl Observer {
-    pub fn start(plan: Plan, timeout: Duration, deadline: Instant) -> Observer {
+    pub fn start(plan: ReadPlan, timeout: Duration, deadline: Instant) -> Observer {
         let plan = Arc::new(plan);
         let (rx, progress) = spawn(&plan, 0, BTreeSet::new());
         Observer {
@@ -354,7 +354,7 @@ impl Observer {
 }
 
 fn spawn(
-    plan: &Arc<Plan>,
+    plan: &Arc<ReadPlan>,
     from: usize,
     asleep: BTreeSet<String>,
 ) -> (Receiver<Observed>, Arc<Progress>) {

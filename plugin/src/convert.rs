@@ -5,10 +5,13 @@
 use std::collections::HashMap;
 
 use vigil_collector::edac::Edac;
+use vigil_collector::forensics::Forensics;
+use vigil_collector::heartbeat::Heartbeat;
 use vigil_collector::kmsg::{Event, Suppressed};
 use vigil_collector::pci::config_space::{bit_names, COR_NAMES, UNCOR_NAMES};
 use vigil_collector::pci::{parse::aer_field_name, PciDevice, Severity, Width};
-use vigil_collector::vfio::VfioDevice;
+use vigil_collector::platform::Platform;
+use vigil_collector::vfio::{VfioDevice, VfioSnapshot};
 use vigil_collector::{Collector, Selection, Snapshot};
 
 use crate::metric::{sort, Field, Metric};
@@ -282,131 +285,14 @@ impl Converter<'_> {
     fn small<'s>(&mut self, s: &'s Snapshot) -> Vec<Metric<'s>> {
         let t = s.time_unix_ns;
         let mut out = Vec::new();
-        if let Some(v) = &s.vfio {
-            if self.sel.has(Collector::IommuGroup) {
-                for g in v.groups.values() {
-                    let mut m = Metric::new("iommu_group", t);
-                    m.tag("group", g.id.to_string());
-                    m.opt("type", g.group_type.as_deref().map(Field::str));
-                    m.field("devices", Field::uint(g.members.len() as u64));
-                    m.field("vfio_devices", Field::uint(g.vfio_devices));
-                    m.field("bridges", Field::uint(g.bridges));
-                    m.field("other_devices", Field::uint(g.other_devices));
-                    m.opt("viable", g.viable.map(Field::flag));
-                    m.field("members", Field::str(g.members.join(",")));
-                    out.push(m);
-                }
-            }
+        if let (Some(v), true) = (&s.vfio, self.sel.has(Collector::IommuGroup)) {
+            out.extend(iommu_groups(v, t));
         }
         if let Some(p) = &s.platform {
-            let mut m = Metric::new("pcie_platform", t);
-            if let Some(v) = &s.vfio {
-                m.opt("iommu_enabled", v.iommu_enabled.map(Field::flag));
-                if v.iommu_enabled.is_some() {
-                    m.field("iommu_groups", Field::uint(v.groups.len() as u64));
-                }
-                m.opt("iommu_passthrough", v.iommu_passthrough.map(Field::flag));
-                m.opt(
-                    "interrupt_remapping",
-                    v.interrupt_remapping.map(Field::flag),
-                );
-                m.opt(
-                    "vfio_unsafe_interrupts",
-                    v.vfio_unsafe_interrupts.map(Field::flag),
-                );
-                m.opt("acs_override", v.acs_override.map(Field::flag));
-            }
-            m.opt("cmdline", p.cmdline.as_deref().map(Field::str));
-            m.opt("aspm_policy", p.aspm_policy.as_deref().map(Field::str));
-            if p.cmdline.is_some() {
-                let v = p.aspm_cmdline.clone().unwrap_or_else(|| "unset".into());
-                m.field("aspm_cmdline", Field::str(v));
-            }
-            m.opt(
-                "aer_cmdline_disabled",
-                p.aer_cmdline_disabled.map(Field::flag),
-            );
-            m.opt("aer_native", p.aer_native.map(Field::flag));
-            if s.pci.is_some() {
-                m.opt("aer_devices", p.aer_devices.map(Field::uint));
-                m.field("devices", Field::uint(p.devices));
-                m.field("pcie_devices", Field::uint(p.pcie_devices));
-                m.field("suspended_devices", Field::uint(p.suspended_devices));
-            }
-            out.push(m);
+            out.push(platform_metric(s, p, t));
         }
         if let (Some(f), true) = (&s.forensics, self.sel.has(Collector::CrashForensics)) {
-            let mut m = Metric::new("crash_forensics", t);
-            // An unreadable journald file could set anything: no settings then.
-            let journald_known = f.journal_config_unreadable.is_empty();
-            if journald_known {
-                m.field("journal_storage", Field::str(f.journal_storage.as_str()));
-            }
-            m.opt("journal_persistent", f.journal_persistent.map(Field::flag));
-            m.opt("journal_fs", f.journal_fs.as_deref().map(Field::str));
-            m.opt("var_log_in_ram", f.var_log_in_ram.map(Field::flag));
-            m.field("log2ram", Field::flag(f.ram_logger.is_some()));
-            m.opt("ram_logger", f.ram_logger.as_deref().map(Field::str));
-            m.opt("log_disk_sync_age_s", f.log_disk_sync_age_s.map(Field::Int));
-            m.opt(
-                "log_disk_sync_interval_s",
-                f.log_disk_sync_interval_s.map(Field::uint),
-            );
-            if journald_known {
-                m.field(
-                    "journal_sync_interval_s",
-                    Field::uint(f.journal_sync_interval_s),
-                );
-            }
-            // Unknown is not "no": with a way off the node unreadable and none
-            // found, the field is left off (`vigil_collector unavailable` says why).
-            if !f.remote_logging.is_empty() || f.remote_logging_unknown.is_empty() {
-                m.field("remote_logging", Field::flag(!f.remote_logging.is_empty()));
-            }
-            if !f.remote_logging.is_empty() {
-                m.field("remote_logging_via", Field::str(f.remote_logging.join(",")));
-            }
-            m.opt("netconsole", f.netconsole.map(Field::flag));
-            m.opt(
-                "pstore_backend",
-                f.pstore_backend.as_deref().map(Field::str),
-            );
-            m.opt("pstore_records", f.pstore_records.map(Field::uint));
-            m.opt("kdump_loaded", f.kdump_loaded.map(Field::flag));
-            m.opt("crashkernel_bytes", f.crashkernel_bytes.map(Field::uint));
-            m.opt("nmi_watchdog", f.nmi_watchdog.map(Field::flag));
-            m.opt("soft_watchdog", f.soft_watchdog.map(Field::flag));
-            m.opt("hardlockup_panic", f.hardlockup_panic.map(Field::flag));
-            m.opt("softlockup_panic", f.softlockup_panic.map(Field::flag));
-            m.opt("hung_task_panic", f.hung_task_panic.map(Field::flag));
-            m.opt("panic_on_oops", f.panic_on_oops.map(Field::flag));
-            m.opt("panic_reboot_s", f.panic_reboot_s.map(Field::Int));
-            m.opt("hw_watchdog", f.hw_watchdog.map(Field::flag));
-            m.opt(
-                "hw_watchdog_timeout_s",
-                f.hw_watchdog_timeout_s.map(Field::uint),
-            );
-            m.opt(
-                "hw_watchdog_identity",
-                f.hw_watchdog_identity.as_deref().map(Field::str),
-            );
-            m.field(
-                "readiness_score",
-                Field::Int(i64::from(vigil_collector::forensics::findings::score(
-                    &s.findings,
-                ))),
-            );
-            m.field("findings", Field::uint(s.findings.len() as u64));
-            let ids: Vec<&str> = s.findings.iter().map(|f| f.id).collect();
-            m.field("finding_ids", Field::str(ids.join(",")));
-            let unchecked: Vec<&str> = vigil_collector::forensics::findings::unchecked(f)
-                .iter()
-                .map(|u| u.id)
-                .collect();
-            if !unchecked.is_empty() {
-                m.field("unchecked_ids", Field::str(unchecked.join(",")));
-            }
-            out.push(m);
+            out.push(forensics_metric(s, f, t));
         }
         if self.sel.has(Collector::KernelEvent) {
             out.extend(s.events.iter().map(event_metric));
@@ -416,32 +302,26 @@ impl Converter<'_> {
             out.extend(edac_metrics(e, t));
         }
         if let Some(hb) = &s.heartbeat {
-            let mut m = Metric::new("vigil", t);
-            m.field("version", Field::str(self.version.to_string()));
-            m.opt("boot_id", hb.boot_id.as_deref().map(Field::str));
-            m.opt("uptime_s", hb.uptime_s.map(Field::Float));
-            m.field("duration_us", Field::uint(s.duration_us));
-            m.field("errors", Field::uint(s.errors()));
-            if let Some(pci) = &s.pci {
-                m.opt("privileged", pci.privileged().map(Field::flag));
-                m.field("devices", Field::uint(pci.devices.len() as u64));
-            }
-            out.push(m);
+            out.push(self.heartbeat(s, hb, t));
         }
-        for (c, st) in &s.status {
-            let mut m = Metric::new("vigil_collector", t);
-            m.tag("collector", c.name());
-            m.field("success", Field::flag(st.success));
-            m.field("duration_us", Field::uint(st.duration_us));
-            m.field("errors", Field::uint(st.errors));
-            if !st.unavailable.is_empty() {
-                let v: Vec<&str> = st.unavailable.iter().map(String::as_str).collect();
-                m.field("unavailable", Field::str(v.join(",")));
-            }
-            out.push(m);
-        }
+        out.extend(status_metrics(s, t));
         sort(&mut out);
         out
+    }
+
+    /// The heartbeat: the `vigil` line.
+    fn heartbeat<'s>(&self, s: &'s Snapshot, hb: &'s Heartbeat, t: i64) -> Metric<'s> {
+        let mut m = Metric::new("vigil", t);
+        m.field("version", Field::str(self.version.to_string()));
+        m.opt("boot_id", hb.boot_id.as_deref().map(Field::str));
+        m.opt("uptime_s", hb.uptime_s.map(Field::Float));
+        m.field("duration_us", Field::uint(s.duration_us));
+        m.field("errors", Field::uint(s.errors()));
+        if let Some(pci) = &s.pci {
+            m.opt("privileged", pci.privileged().map(Field::flag));
+            m.field("devices", Field::uint(pci.devices.len() as u64));
+        }
+        m
     }
 
     fn vfio<'m>(
@@ -718,6 +598,152 @@ impl Converter<'_> {
         }
         Some(m)
     }
+}
+
+/// One `iommu_group` line per group.
+fn iommu_groups(v: &VfioSnapshot, t: i64) -> impl Iterator<Item = Metric<'_>> {
+    v.groups.values().map(move |g| {
+        let mut m = Metric::new("iommu_group", t);
+        m.tag("group", g.id.to_string());
+        m.opt("type", g.group_type.as_deref().map(Field::str));
+        m.field("devices", Field::uint(g.members.len() as u64));
+        m.field("vfio_devices", Field::uint(g.vfio_devices));
+        m.field("bridges", Field::uint(g.bridges));
+        m.field("other_devices", Field::uint(g.other_devices));
+        m.opt("viable", g.viable.map(Field::flag));
+        m.field("members", Field::str(g.members.join(",")));
+        m
+    })
+}
+
+/// The `pcie_platform` line; the IOMMU facts come from the vfio walk.
+fn platform_metric<'s>(s: &'s Snapshot, p: &'s Platform, t: i64) -> Metric<'s> {
+    let mut m = Metric::new("pcie_platform", t);
+    if let Some(v) = &s.vfio {
+        m.opt("iommu_enabled", v.iommu_enabled.map(Field::flag));
+        if v.iommu_enabled.is_some() {
+            m.field("iommu_groups", Field::uint(v.groups.len() as u64));
+        }
+        m.opt("iommu_passthrough", v.iommu_passthrough.map(Field::flag));
+        m.opt(
+            "interrupt_remapping",
+            v.interrupt_remapping.map(Field::flag),
+        );
+        m.opt(
+            "vfio_unsafe_interrupts",
+            v.vfio_unsafe_interrupts.map(Field::flag),
+        );
+        m.opt("acs_override", v.acs_override.map(Field::flag));
+    }
+    m.opt("cmdline", p.cmdline.as_deref().map(Field::str));
+    m.opt("aspm_policy", p.aspm_policy.as_deref().map(Field::str));
+    if p.cmdline.is_some() {
+        let v = p.aspm_cmdline.clone().unwrap_or_else(|| "unset".into());
+        m.field("aspm_cmdline", Field::str(v));
+    }
+    m.opt(
+        "aer_cmdline_disabled",
+        p.aer_cmdline_disabled.map(Field::flag),
+    );
+    m.opt("aer_native", p.aer_native.map(Field::flag));
+    if s.pci.is_some() {
+        m.opt("aer_devices", p.aer_devices.map(Field::uint));
+        m.field("devices", Field::uint(p.devices));
+        m.field("pcie_devices", Field::uint(p.pcie_devices));
+        m.field("suspended_devices", Field::uint(p.suspended_devices));
+    }
+    m
+}
+
+/// The `crash_forensics` line: settings, readiness score and finding ids.
+fn forensics_metric<'s>(s: &'s Snapshot, f: &'s Forensics, t: i64) -> Metric<'s> {
+    let mut m = Metric::new("crash_forensics", t);
+    // An unreadable journald file could set anything: no settings then.
+    let journald_known = f.journal_config_unreadable.is_empty();
+    if journald_known {
+        m.field("journal_storage", Field::str(f.journal_storage.as_str()));
+    }
+    m.opt("journal_persistent", f.journal_persistent.map(Field::flag));
+    m.opt("journal_fs", f.journal_fs.as_deref().map(Field::str));
+    m.opt("var_log_in_ram", f.var_log_in_ram.map(Field::flag));
+    m.field("log2ram", Field::flag(f.ram_logger.is_some()));
+    m.opt("ram_logger", f.ram_logger.as_deref().map(Field::str));
+    m.opt("log_disk_sync_age_s", f.log_disk_sync_age_s.map(Field::Int));
+    m.opt(
+        "log_disk_sync_interval_s",
+        f.log_disk_sync_interval_s.map(Field::uint),
+    );
+    if journald_known {
+        m.field(
+            "journal_sync_interval_s",
+            Field::uint(f.journal_sync_interval_s),
+        );
+    }
+    // Unknown is not "no": with a way off the node unreadable and none
+    // found, the field is left off (`vigil_collector unavailable` says why).
+    if !f.remote_logging.is_empty() || f.remote_logging_unknown.is_empty() {
+        m.field("remote_logging", Field::flag(!f.remote_logging.is_empty()));
+    }
+    if !f.remote_logging.is_empty() {
+        m.field("remote_logging_via", Field::str(f.remote_logging.join(",")));
+    }
+    m.opt("netconsole", f.netconsole.map(Field::flag));
+    m.opt(
+        "pstore_backend",
+        f.pstore_backend.as_deref().map(Field::str),
+    );
+    m.opt("pstore_records", f.pstore_records.map(Field::uint));
+    m.opt("kdump_loaded", f.kdump_loaded.map(Field::flag));
+    m.opt("crashkernel_bytes", f.crashkernel_bytes.map(Field::uint));
+    m.opt("nmi_watchdog", f.nmi_watchdog.map(Field::flag));
+    m.opt("soft_watchdog", f.soft_watchdog.map(Field::flag));
+    m.opt("hardlockup_panic", f.hardlockup_panic.map(Field::flag));
+    m.opt("softlockup_panic", f.softlockup_panic.map(Field::flag));
+    m.opt("hung_task_panic", f.hung_task_panic.map(Field::flag));
+    m.opt("panic_on_oops", f.panic_on_oops.map(Field::flag));
+    m.opt("panic_reboot_s", f.panic_reboot_s.map(Field::Int));
+    m.opt("hw_watchdog", f.hw_watchdog.map(Field::flag));
+    m.opt(
+        "hw_watchdog_timeout_s",
+        f.hw_watchdog_timeout_s.map(Field::uint),
+    );
+    m.opt(
+        "hw_watchdog_identity",
+        f.hw_watchdog_identity.as_deref().map(Field::str),
+    );
+    m.field(
+        "readiness_score",
+        Field::Int(i64::from(vigil_collector::forensics::findings::score(
+            &s.findings,
+        ))),
+    );
+    m.field("findings", Field::uint(s.findings.len() as u64));
+    let ids: Vec<&str> = s.findings.iter().map(|f| f.id).collect();
+    m.field("finding_ids", Field::str(ids.join(",")));
+    let unchecked: Vec<&str> = vigil_collector::forensics::findings::unchecked(f)
+        .iter()
+        .map(|u| u.id)
+        .collect();
+    if !unchecked.is_empty() {
+        m.field("unchecked_ids", Field::str(unchecked.join(",")));
+    }
+    m
+}
+
+/// One `vigil_collector` line per collector that ran.
+fn status_metrics(s: &Snapshot, t: i64) -> impl Iterator<Item = Metric<'_>> {
+    s.status.iter().map(move |(c, st)| {
+        let mut m = Metric::new("vigil_collector", t);
+        m.tag("collector", c.name());
+        m.field("success", Field::flag(st.success));
+        m.field("duration_us", Field::uint(st.duration_us));
+        m.field("errors", Field::uint(st.errors));
+        if !st.unavailable.is_empty() {
+            let v: Vec<&str> = st.unavailable.iter().map(String::as_str).collect();
+            m.field("unavailable", Field::str(v.join(",")));
+        }
+        m
+    })
 }
 
 /// `edac_mc` per memory controller and `edac_dimm` per DIMM or rank.

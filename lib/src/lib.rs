@@ -79,6 +79,11 @@ pub fn collect(root: &Root, sel: &Selection, clock: Clock) -> Snapshot {
 /// [`collect`] with another deadline (a machine slowed down on purpose, by
 /// tracing). What others wait on (the PCI tree, the command line) is due by
 /// two thirds of it, so that what needs them still has time.
+///
+/// Longer than the usual 80 lines on purpose: it is the collection's
+/// schedule, every job with its stage, its inputs and the deadline it is
+/// waited on, and reads top to bottom like a timeline. What each job does is
+/// in its own module; the helpers below keep each one to a few lines.
 pub fn collect_within(
     root: &Root,
     sel: &Selection,
@@ -95,72 +100,44 @@ pub fn collect_within(
         tally.entry(*c);
     }
     // Which sources to read, from the collector table.
-    let wants_pci = sel.wants(Source::Pci);
-    let wants_vfio = sel.wants(Source::Vfio);
-    let wants_forensics = sel.wants(Source::Forensics);
-    let wants_aer = sel.has(Collector::PcieAer);
-    let wants_platform = sel.wants(Source::Platform);
     let wants_cmdline = sel.wants(Source::Cmdline);
     let wants_aer_service = sel.wants(Source::AerService);
     // Stage one: what needs nothing else.
-    let pci_job = wants_pci.then(|| {
-        let (root, sel) = (root.clone(), sel.clone());
+    let pci_job = sel.wants(Source::Pci).then(|| {
+        let sel = sel.clone();
         let pci_deadline = stage_one - within / 12;
-        jobs::spawn(
-            root.base().to_path_buf(),
-            "pci",
-            Source::Pci.readers(),
-            move |t| pci::collect(&root, &sel, clock, pci_deadline, t),
-        )
+        job(root, "pci", Source::Pci.readers(), move |root, t| {
+            pci::collect(root, &sel, clock, pci_deadline, t)
+        })
     });
     let basics_job = (wants_cmdline || wants_aer_service).then(|| {
-        let root = root.clone();
-        jobs::spawn(root.base().to_path_buf(), "cmdline", BASICS, move |t| {
+        job(root, "cmdline", BASICS, move |root, t| {
             let cmdline = wants_cmdline
-                .then(|| platform::read_cmdline(&root, t))
+                .then(|| platform::read_cmdline(root, t))
                 .flatten();
             let aer_service = wants_aer_service
-                .then(|| platform::aer_service(&root, t))
+                .then(|| platform::aer_service(root, t))
                 .flatten();
             (cmdline, aer_service)
         })
     });
-    let events_job = sel.has(Collector::KernelEvent).then(|| {
-        let root = root.clone();
-        jobs::spawn(
-            root.base().to_path_buf(),
-            "kmsg",
-            Source::Kmsg.readers(),
-            move |t| read_events(&root, clock, t),
-        )
+    let events_job = sel.wants(Source::Kmsg).then(|| {
+        job(root, "kmsg", Source::Kmsg.readers(), move |root, t| {
+            read_events(root, clock, t)
+        })
     });
-    let heartbeat_job = sel.has(Collector::Vigil).then(|| {
-        let root = root.clone();
-        jobs::spawn(
-            root.base().to_path_buf(),
+    let heartbeat_job = sel.wants(Source::Heartbeat).then(|| {
+        job(
+            root,
             "heartbeat",
             Source::Heartbeat.readers(),
-            move |t| {
-                let sw = clock.start();
-                let h = heartbeat::collect(&root, t);
-                t.add_time(Collector::Vigil, sw.elapsed_us());
-                h
-            },
+            move |root, t| timed(clock, t, Collector::Vigil, |t| heartbeat::collect(root, t)),
         )
     });
-    let edac_job = sel.has(Collector::Edac).then(|| {
-        let root = root.clone();
-        jobs::spawn(
-            root.base().to_path_buf(),
-            "edac",
-            Source::Edac.readers(),
-            move |t| {
-                let sw = clock.start();
-                let e = edac::collect(&root, t);
-                t.add_time(Collector::Edac, sw.elapsed_us());
-                e
-            },
-        )
+    let edac_job = sel.wants(Source::Edac).then(|| {
+        job(root, "edac", Source::Edac.readers(), move |root, t| {
+            timed(clock, t, Collector::Edac, |t| edac::collect(root, t))
+        })
     });
     let mut pci = pci_job
         .and_then(|j| j.wait(stage_one, &mut tally))
@@ -168,53 +145,41 @@ pub fn collect_within(
     let (cmdline, aer_service) = basics_job
         .and_then(|j| j.wait(stage_one, &mut tally))
         .unwrap_or((None, None));
-    if let (true, Some(p)) = (wants_aer, pci.as_mut()) {
-        let noaer = cmdline
-            .as_deref()
-            .map(|c| platform::cmdline::pci_option(&platform::cmdline::parse(c), "noaer"));
-        if let Some(why) = platform::aer_not_counted(noaer, aer_service) {
-            p.drop_aer_counts();
-            tally.unavailable(Collector::PcieAer, why);
-        }
+    if let (true, Some(p)) = (sel.has(Collector::PcieAer), pci.as_mut()) {
+        drop_uncounted_aer(p, cmdline.as_deref(), aer_service, &mut tally);
     }
     let pci: Option<Arc<pci::PciSnapshot>> = pci.map(Arc::new);
     let cmdline: Option<Arc<str>> = cmdline.map(Arc::from);
     // Stage two: what needs the PCI tree and the command line.
-    let forensics_job = wants_forensics.then(|| {
-        let (root, cmdline) = (root.clone(), cmdline.clone());
-        jobs::spawn(
-            root.base().to_path_buf(),
+    let forensics_job = sel.wants(Source::Forensics).then(|| {
+        let cmdline = cmdline.clone();
+        job(
+            root,
             "forensics",
             Source::Forensics.readers(),
-            move |t| {
-                let sw = clock.start();
-                let f = forensics::collect(&root, cmdline.as_deref(), time_unix_ns, t);
-                t.add_time(Collector::CrashForensics, sw.elapsed_us());
-                f
+            move |root, t| {
+                timed(clock, t, Collector::CrashForensics, |t| {
+                    forensics::collect(root, cmdline.as_deref(), time_unix_ns, t)
+                })
             },
         )
     });
-    let vfio_job = wants_vfio.then(|| {
-        let (root, cmdline, pci) = (root.clone(), cmdline.clone(), pci.clone());
-        jobs::spawn(
-            root.base().to_path_buf(),
-            "vfio",
-            Source::Vfio.readers(),
-            move |t| vfio::collect(&root, cmdline.as_deref(), pci.as_deref(), clock, t),
-        )
+    let vfio_job = sel.wants(Source::Vfio).then(|| {
+        let (cmdline, pci) = (cmdline.clone(), pci.clone());
+        job(root, "vfio", Source::Vfio.readers(), move |root, t| {
+            vfio::collect(root, cmdline.as_deref(), pci.as_deref(), clock, t)
+        })
     });
-    let platform_job = wants_platform.then(|| {
-        let (root, cmdline, pci) = (root.clone(), cmdline.clone(), pci.clone());
-        jobs::spawn(
-            root.base().to_path_buf(),
+    let platform_job = sel.wants(Source::Platform).then(|| {
+        let (cmdline, pci) = (cmdline.clone(), pci.clone());
+        job(
+            root,
             "platform",
             Source::Platform.readers(),
-            move |t| {
-                let sw = clock.start();
-                let p =
-                    platform::collect(&root, cmdline.as_deref(), pci.as_deref(), aer_service, t);
-                t.add_time(Collector::PciePlatform, sw.elapsed_us());
-                p
+            move |root, t| {
+                timed(clock, t, Collector::PciePlatform, |t| {
+                    platform::collect(root, cmdline.as_deref(), pci.as_deref(), aer_service, t)
+                })
             },
         )
     });
@@ -223,10 +188,9 @@ pub fn collect_within(
     let forensics = forensics_job.and_then(|j| j.wait(deadline, &mut tally));
     let mut findings = Vec::new();
     if let (Some(f), Some(p)) = (&forensics, &platform) {
-        let sw = clock.start();
-        let facts = platform_facts(pci.as_deref(), p);
-        findings = forensics::findings::findings(f, &facts);
-        tally.add_time(Collector::CrashForensics, sw.elapsed_us());
+        findings = timed(clock, &mut tally, Collector::CrashForensics, |_| {
+            forensics::findings::findings(f, &platform_facts(pci.as_deref(), p))
+        });
     }
     let (events, events_suppressed) = events_job
         .and_then(|j| j.wait(deadline, &mut tally))
@@ -251,6 +215,48 @@ pub fn collect_within(
         status: tally.status,
         diagnostics: tally.diagnostics,
         duration_us: total.elapsed_us(),
+    }
+}
+
+/// [`jobs::spawn`] for a collector reading under `root`.
+fn job<T: Send + 'static>(
+    root: &Root,
+    name: &'static str,
+    collectors: &'static [Collector],
+    f: impl FnOnce(&Root, &mut status::Tally) -> T + Send + 'static,
+) -> jobs::Job<T> {
+    let root = root.clone();
+    jobs::spawn(root.base().to_path_buf(), name, collectors, move |t| {
+        f(&root, t)
+    })
+}
+
+/// `f`, its time counted for `c`.
+fn timed<T>(
+    clock: Clock,
+    tally: &mut status::Tally,
+    c: Collector,
+    f: impl FnOnce(&mut status::Tally) -> T,
+) -> T {
+    let sw = clock.start();
+    let out = f(tally);
+    tally.add_time(c, sw.elapsed_us());
+    out
+}
+
+/// AER counts that are not counting (`pci=noaer`, no OS-native AER service)
+/// are dropped, not shown as healthy zeros; `pcie_aer` says why.
+fn drop_uncounted_aer(
+    p: &mut pci::PciSnapshot,
+    cmdline: Option<&str>,
+    aer_service: Option<platform::AerService>,
+    tally: &mut status::Tally,
+) {
+    let noaer =
+        cmdline.map(|c| platform::cmdline::pci_option(&platform::cmdline::parse(c), "noaer"));
+    if let Some(why) = platform::aer_not_counted(noaer, aer_service) {
+        p.drop_aer_counts();
+        tally.unavailable(Collector::PcieAer, why);
     }
 }
 

@@ -80,7 +80,7 @@ fn parsers(c: &mut Criterion) {
         b.iter(|| parse::aer_file(black_box(aer)))
     });
     c.bench_function("parse/aer_field_name", |b| {
-        b.iter(|| parse::aer_field_name(black_box("PoisonTLPBlocked")))
+        b.iter(|| vigil::names::aer_field_name(black_box("PoisonTLPBlocked")))
     });
     c.bench_function("decode/config_4096", |b| {
         b.iter(|| vigil_collector::pci::config_space::decode(black_box(&cfg)))

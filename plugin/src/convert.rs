@@ -1,6 +1,10 @@
 //! Snapshot -> points. Every measurement, tag and field name of the contract
-//! (`../shared/spec/metrics.md`, mirrored in `docs/metrics.md`) is spelled here
-//! and nowhere else.
+//! (`../shared/spec/metrics.md`, mirrored in `docs/metrics.md`) is spelled
+//! here; the names of values (event categories, AER severities, AER counter
+//! and register-bit names) in `names.rs`; collector names, and which
+//! measurements each collector writes, in the library's collector table
+//! (`vigil_collector::collector::TABLE`), because the library needs the table
+//! to know what to read and `cli.rs` builds without this crate.
 
 use std::collections::HashMap;
 
@@ -8,13 +12,13 @@ use vigil_collector::edac::Edac;
 use vigil_collector::forensics::Forensics;
 use vigil_collector::heartbeat::Heartbeat;
 use vigil_collector::kmsg::{Event, Suppressed};
-use vigil_collector::pci::config_space::{bit_names, COR_NAMES, UNCOR_NAMES};
-use vigil_collector::pci::{parse::aer_field_name, PciDevice, Severity, Width};
+use vigil_collector::pci::{PciDevice, Severity, Width};
 use vigil_collector::platform::Platform;
 use vigil_collector::vfio::{VfioDevice, VfioSnapshot};
 use vigil_collector::{Collector, Selection, Snapshot};
 
 use crate::metric::{sort, Field, Metric};
+use crate::names::{self, aer_field_name, bit_names, COR_NAMES, UNCOR_NAMES};
 
 /// Vendor and device names from pci.ids, each absent when unknown.
 type NamePair = (Option<&'static str>, Option<&'static str>);
@@ -522,7 +526,7 @@ impl Converter<'_> {
                 continue;
             }
             let mut m = g.metric("pcie_aer", t, self.opts.identity_everywhere);
-            m.tag("severity", sev.name());
+            m.tag("severity", names::severity(sev));
             if let Some(c) = counters {
                 let detail = self.opts.aer_detail != AerDetail::Totals;
                 // Zeros can be left off only where the total says they are zeros.
@@ -783,7 +787,7 @@ fn edac_metrics(e: &Edac, t: i64) -> Vec<Metric<'_>> {
 
 pub fn event_metric(e: &Event) -> Metric<'_> {
     let mut m = Metric::new("kernel_event", e.time_unix_ns);
-    m.tag("category", e.category.name());
+    m.tag("category", names::category(e.category));
     if let Some(a) = &e.address {
         m.tag("address", a.as_str());
     }
@@ -799,7 +803,7 @@ pub fn event_metric(e: &Event) -> Metric<'_> {
 pub fn suppressed_metric(s: &Suppressed) -> Metric<'_> {
     use vigil_collector::kmsg::limit::{BURST, WINDOW_US};
     let mut m = Metric::new("kernel_event", s.time_unix_ns);
-    m.tag("category", s.category.name());
+    m.tag("category", names::category(s.category));
     if let Some(a) = &s.address {
         m.tag("address", a.as_str());
     }
@@ -808,7 +812,7 @@ pub fn suppressed_metric(s: &Suppressed) -> Metric<'_> {
         Field::str(format!(
             "{} {} events suppressed (more than {BURST} in {}s)",
             s.count,
-            s.category.name(),
+            names::category(s.category),
             WINDOW_US / 1_000_000
         )),
     );

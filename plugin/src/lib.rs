@@ -20,6 +20,7 @@ pub mod json;
 pub mod lineproto;
 pub mod log;
 pub mod metric;
+pub mod names;
 pub mod pciname;
 pub mod postmortem;
 pub mod prometheus;

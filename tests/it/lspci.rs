@@ -6,9 +6,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
 
-use vigil_collector::pci::config_space::{
-    bit_names, decode, ConfigSpace, Express, COR_NAMES, UNCOR_NAMES,
-};
+use vigil::names::{bit_names, COR_NAMES, UNCOR_NAMES};
+use vigil_collector::pci::config_space::{decode, ConfigSpace, Express};
 
 use crate::util::*;
 

@@ -31,25 +31,6 @@ pub enum Category {
     Other,
 }
 
-impl Category {
-    pub fn name(self) -> &'static str {
-        match self {
-            Category::Dpc => "dpc",
-            Category::Aer => "aer",
-            Category::PcieLink => "pcie_link",
-            Category::IommuFault => "iommu_fault",
-            Category::Vfio => "vfio",
-            Category::GpuXid => "gpu_xid",
-            Category::Lockup => "lockup",
-            Category::HungTask => "hung_task",
-            Category::RcuStall => "rcu_stall",
-            Category::Mce => "mce",
-            Category::Panic => "panic",
-            Category::Other => "other",
-        }
-    }
-}
-
 /// What the text alone says: a category, and whether the event must never be
 /// rate-limited (uncorrectable/fatal errors, containment, lockups, panics, Xid).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

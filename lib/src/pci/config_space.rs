@@ -261,64 +261,6 @@ impl L1ss {
     }
 }
 
-/// lspci's names for Uncorrectable Error Status bits (UESta), by bit.
-pub const UNCOR_NAMES: [(u32, &str); 21] = [
-    (4, "DLP"),
-    (5, "SDES"),
-    (12, "TLP"),
-    (13, "FCP"),
-    (14, "CmpltTO"),
-    (15, "CmpltAbrt"),
-    (16, "UnxCmplt"),
-    (17, "RxOF"),
-    (18, "MalfTLP"),
-    (19, "ECRC"),
-    (20, "UnsupReq"),
-    (21, "ACSViol"),
-    (22, "UncorrIntErr"),
-    (23, "BlockedTLP"),
-    (24, "AtomicOpBlocked"),
-    (25, "TLPBlockedErr"),
-    (26, "PoisonTLPBlocked"),
-    (27, "DMWrReqBlocked"),
-    (28, "IDECheck"),
-    (29, "MisIDETLP"),
-    (30, "PCRC_CHECK"),
-];
-
-/// lspci's names for Correctable Error Status bits (CESta), by bit.
-pub const COR_NAMES: [(u32, &str); 8] = [
-    (0, "RxErr"),
-    (6, "BadTLP"),
-    (7, "BadDLLP"),
-    (8, "Rollover"),
-    (12, "Timeout"),
-    (13, "AdvNonFatalErr"),
-    (14, "CorrIntErr"),
-    (15, "HeaderOF"),
-];
-
-/// Names of the set bits, comma-separated, in bit order; unnamed bits as `bitN`.
-pub fn bit_names(value: u32, names: &[(u32, &str)]) -> String {
-    let mut out = String::new();
-    for bit in 0..32 {
-        if value & (1 << bit) == 0 {
-            continue;
-        }
-        if !out.is_empty() {
-            out.push(',');
-        }
-        match names.iter().find(|(b, _)| *b == bit) {
-            Some((_, n)) => out.push_str(n),
-            None => {
-                out.push_str("bit");
-                out.push_str(&bit.to_string());
-            }
-        }
-    }
-    out
-}
-
 fn rd8(b: &[u8], off: usize) -> Option<u8> {
     b.get(off).copied()
 }
@@ -660,11 +602,9 @@ mod tests {
         assert!(e.devsta_corr_err() && e.devsta_unsupp_req() && !e.devsta_fatal_err());
         assert_eq!(e.target_speed_gts(), Some(8.0));
         let aer = cs.aer.expect("aer");
-        assert_eq!(
-            bit_names(aer.uncor_status, &UNCOR_NAMES),
-            "CmpltTO,UnsupReq"
-        );
-        assert_eq!(bit_names(aer.cor_status, &COR_NAMES), "RxErr");
+        // CmpltTO and UnsupReq; RxErr.
+        assert_eq!(aer.uncor_status, 1 << 14 | 1 << 20);
+        assert_eq!(aer.cor_status, 1);
         assert_eq!(aer.root_status, None);
         assert!(cs.anomalies.is_empty());
     }

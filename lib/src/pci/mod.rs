@@ -41,13 +41,6 @@ pub enum Severity {
 
 impl Severity {
     pub const ALL: [Severity; 3] = [Severity::Correctable, Severity::Nonfatal, Severity::Fatal];
-    pub fn name(self) -> &'static str {
-        match self {
-            Severity::Correctable => "correctable",
-            Severity::Nonfatal => "nonfatal",
-            Severity::Fatal => "fatal",
-        }
-    }
     fn dev_file(self) -> &'static str {
         match self {
             Severity::Correctable => "aer_dev_correctable",
@@ -266,7 +259,7 @@ fn check_read<T>(
 /// The bus directory and its entries; when it cannot be listed, every
 /// collector that needs the PCI tree is told why.
 fn list_bus(base: &Path, tally: &mut Tally) -> Option<(DirHandle, Vec<String>)> {
-    let listed = DirHandle::open(&base).and_then(|mut h| h.list().map(|n| (h, n)));
+    let listed = DirHandle::open(base).and_then(|mut h| h.list().map(|n| (h, n)));
     match listed {
         Ok(x) => Some(x),
         Err(e) => {

@@ -382,55 +382,6 @@ pub fn aer_file(s: &str) -> (AerCounters, Vec<ParseError>) {
     (out, errs)
 }
 
-/// The contract's field name for an AER counter (metrics.md `pcie_aer`):
-/// split before an upper-case letter that follows a lower-case letter or digit,
-/// and between an acronym and a following capitalised word; spaces become `_`;
-/// `dev_*_errs_bit[N]` becomes `bit_N`.
-pub fn aer_field_name(name: &str) -> String {
-    if let Some(rest) = name.strip_prefix("dev_") {
-        if let Some(open) = rest.find("_bit[") {
-            let n = rest[open + 5..].trim_end_matches(']');
-            if !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()) {
-                return format!("bit_{n}");
-            }
-        }
-    }
-    let chars: Vec<char> = name.chars().collect();
-    let mut out = String::with_capacity(name.len() + 4);
-    for (i, &c) in chars.iter().enumerate() {
-        if c.is_ascii_uppercase() && i > 0 {
-            let prev = chars[i - 1];
-            let next_lower = chars.get(i + 1).is_some_and(|n| n.is_ascii_lowercase());
-            if prev.is_ascii_lowercase()
-                || prev.is_ascii_digit()
-                || (prev.is_ascii_uppercase() && next_lower)
-            {
-                out.push('_');
-            }
-        }
-        if c.is_ascii_alphanumeric() {
-            out.push(c.to_ascii_lowercase());
-        } else {
-            out.push('_');
-        }
-    }
-    // Collapse runs and trim so names stay `^[a-z][a-z0-9_]*$`-like.
-    let mut clean = String::with_capacity(out.len());
-    for c in out.chars() {
-        if c == '_' && (clean.is_empty() || clean.ends_with('_')) {
-            continue;
-        }
-        clean.push(c);
-    }
-    while clean.ends_with('_') {
-        clean.pop();
-    }
-    if clean.is_empty() || clean.starts_with(|c: char| c.is_ascii_digit()) {
-        clean.insert_str(0, "n_");
-    }
-    clean
-}
-
 /// `/sys/module/pcie_aspm/parameters/policy`: the bracketed entry of
 /// `[default] performance powersave powersupersave ` (trailing space, and no
 /// newline before ~5.8).
@@ -567,34 +518,6 @@ mod tests {
         assert_eq!(sorted, AER_KERNEL_NAMES, "keep the table sorted");
         assert_eq!(c.total, Some(7));
         assert_eq!(e.len(), 2);
-    }
-
-    #[test]
-    fn aer_names_follow_the_contract() {
-        for (k, want) in [
-            ("RxErr", "rx_err"),
-            ("BadTLP", "bad_tlp"),
-            ("BadDLLP", "bad_dllp"),
-            ("Rollover", "rollover"),
-            ("Timeout", "timeout"),
-            ("NonFatalErr", "non_fatal_err"),
-            ("CorrIntErr", "corr_int_err"),
-            ("HeaderOF", "header_of"),
-            ("CmpltTO", "cmplt_to"),
-            ("UnsupReq", "unsup_req"),
-            ("dev_fatal_errs_bit[27]", "bit_27"),
-            ("dev_cor_errs_bit[3]", "bit_3"),
-            ("Receiver Error", "receiver_error"),
-            ("TLPBlockedErr", "tlp_blocked_err"),
-            ("PoisonTLPBlocked", "poison_tlp_blocked"),
-            ("PCRC_CHECK", "pcrc_check"),
-            ("DMWrReqBlocked", "dm_wr_req_blocked"),
-            ("ACSViol", "acs_viol"),
-            ("RELAY_NUM Rollover", "relay_num_rollover"),
-            ("Undefined", "undefined"),
-        ] {
-            assert_eq!(aer_field_name(k), want, "{k}");
-        }
     }
 
     #[test]

@@ -2,8 +2,10 @@
 //! and platform boot parameters, from a [`Root`] passed in as a value.
 //!
 //! The library returns typed snapshots ([`Snapshot`], serde-serialisable) and
-//! knows nothing about line protocol: naming and encoding live in the `vigil`
-//! binary. Only [`read`] touches the filesystem; parsers are pure.
+//! knows nothing about line protocol: output names and encoding live in the
+//! `vigil` binary, except collector names, which are rows of the collector
+//! table ([`collector::TABLE`]) that decides what a collection reads. Only
+//! [`read`] touches the filesystem; parsers are pure.
 
 pub mod clock;
 pub mod collector;

@@ -221,3 +221,23 @@ fn one_stuck_device_does_not_cost_the_others() {
     }
     assert!(unavailable(&s, Collector::PcieDevice).contains(&"timeout".to_string()));
 }
+
+/// A stuck vfio walk is reported on every collector that needs it, the
+/// IOMMU fields of `pcie_platform` included (collector table), and on no other.
+#[test]
+fn a_stuck_vfio_walk_is_reported_on_each_collector_that_needs_it() {
+    let _g = serial();
+    let (_tmp, r) = tree(2);
+    let _stalls = Stalls::on(vec![r.join("etc/pve/qemu-server/100.conf")]);
+    let (s, took) = timed(&Root::new(&r));
+    assert!(took < WALL_BOUND, "took {took:?}");
+    for c in Collector::ALL {
+        let told = unavailable(&s, c).contains(&"timeout".to_string());
+        assert_eq!(
+            told,
+            c.reads(vigil_collector::Source::Vfio),
+            "{c:?}: {:?}",
+            s.status[&c]
+        );
+    }
+}

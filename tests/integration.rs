@@ -48,3 +48,6 @@ mod budget;
 
 #[path = "it/hostile.rs"]
 mod hostile;
+
+#[path = "it/warm.rs"]
+mod warm;

@@ -4,7 +4,9 @@
 # vigil --once vs `lspci -vvv` (which reports less) vs the I/O floor (a program
 # that only opens and reads the files vigil opened, listed with strace). Also
 # checks peak RSS, identical output between runs, RSS growth over 10,000 execd
-# collections, one open per file and no directory listed twice. Prints a
+# collections, one open per file and no directory listed twice. Warm execd
+# triggers (what a long-running process reads) against cold --once in CPU, at
+# N and at $BIG functions (default 2000). Prints a
 # table; fails only on those (timings depend on the machine and are reported,
 # not asserted).
 set -euo pipefail
@@ -20,5 +22,9 @@ trap 'rm -rf "$work"' EXIT
 # One trace file per thread (-ff): interleaved threads would split lines.
 # Tracing slows every call down: a long deadline, so the whole tree is read.
 strace -ff -qq -y -e trace=openat,openat2,open,getdents64 -o "$work/strace" ./target/release/vigil --once --deadline 60s --root "$work/root" >/dev/null
+# A larger tree for the warm/cold ratio and RSS only (fewer rounds: CI has 2 cores).
+BIG=${BIG:-2000}
+./target/release/examples/genroot "$BIG" "$work/big" >/dev/null
 python3 tools/perf_compare.py --root "$work/root" --trace "$work/strace" --functions "$N" \
-  --vigil ./target/release/vigil --floor ./target/release/examples/iofloor --small fixtures/asus-p6t6-switch
+  --vigil ./target/release/vigil --floor ./target/release/examples/iofloor --small fixtures/asus-p6t6-switch \
+  --big "$work/big" --big-functions "$BIG"

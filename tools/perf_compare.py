@@ -81,6 +81,51 @@ def execd_growth(vigil, root, collections):
     return samples[1000], samples[collections]
 
 
+def proc_cpu_s(pid):
+    """User + system seconds of a process, all its threads, ended ones too."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def warm_vs_cold(vigil, root, rounds):
+    """CPU ms of a cold `vigil --once` (median) and of a warm execd trigger
+    (mean: /proc counts in clock ticks, so the triggers are summed), in
+    turn, so that they share the machine's noise; and the execd process's
+    RSS at the end. The first two triggers (the cold read and the first
+    warm one) are not counted."""
+    once = [vigil, "--once", "--root", root]
+    out = subprocess.run(once, capture_output=True, text=True).stdout
+    per_batch = sum(1 for line in out.splitlines() if line.startswith("vigil_collector,"))
+    p = subprocess.Popen([vigil, "--root", root], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.DEVNULL, text=True)
+
+    def trigger():
+        p.stdin.write("\n")
+        p.stdin.flush()
+        seen = 0
+        while seen < per_batch:
+            line = p.stdout.readline()
+            if not line:
+                raise RuntimeError("vigil ended mid-batch")
+            seen += line.startswith("vigil_collector,")
+
+    trigger()
+    trigger()
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    cold, warm = [], 0.0
+    for _ in range(rounds):
+        cold.append(run_once(once, devnull)[1])
+        before = proc_cpu_s(p.pid)
+        trigger()
+        warm += proc_cpu_s(p.pid) - before
+    os.close(devnull)
+    rss = rss_kib(p.pid)
+    p.stdin.close()
+    p.wait(timeout=30)
+    return statistics.median(cold) * 1000, warm / rounds * 1000, rss
+
+
 COLLECTORS = "pcie_device,pcie_link,pcie_aer,pcie_aer_status,pcie_aspm,pcie_platform,iommu_group,vfio_device,crash_forensics,vigil"
 
 
@@ -133,6 +178,8 @@ def main():
     ap = argparse.ArgumentParser()
     for a in ("root", "trace", "functions", "vigil", "floor", "small"):
         ap.add_argument("--" + a, required=True)
+    ap.add_argument("--big", help="a larger tree: warm vs cold and RSS only, fewer rounds")
+    ap.add_argument("--big-functions")
     a = ap.parse_args()
     vig = [a.vigil, "--once", "--root", a.root]
     lspci = ["lspci", "-A", "linux-sysfs", "-O", f"sysfs.path={a.root}/sys/bus/pci", "-vvv"]
@@ -149,6 +196,11 @@ def main():
         subprocess.run(c, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     (t_v, c_v, rw_v, rc_v), (t_l, c_l, rw_l, rc_l), (t_f, c_f, _, _) = timings([vig, lspci, floor])
     rss = peak_rss_kib(vig)
+    cold, warm, execd_rss = warm_vs_cold(a.vigil, a.root, 25)
+    big = None
+    if a.big:
+        big_cold, big_warm, big_execd = warm_vs_cold(a.vigil, a.big, 8)
+        big = (big_cold, big_warm, big_execd, peak_rss_kib([a.vigil, "--once", "--root", a.big]))
     out1 = subprocess.run(vig + ["--fake-time", "1"], capture_output=True).stdout
     out2 = subprocess.run(vig + ["--fake-time", "1"], capture_output=True).stdout
     before, after = execd_growth(a.vigil, a.small, 10000)
@@ -171,7 +223,13 @@ def main():
     print(f"vigil / lspci: wall {t_v / t_l:.2f}, CPU {c_v / c_l:.2f}")
     print(f"line protocol per function: first collection (= --once) {full / n:.0f} B, steady {steady / n:.0f} B, "
           f"per collection with the facts' refresh {per_collection:.0f} B (budget 1000); v1 output {v1_full / n:.0f} B")
-    print(f"peak RSS of vigil --once: {rss / 1024:.1f} MiB (target <= 12)")
+    print(f"peak RSS of vigil --once: {rss / 1024:.1f} MiB (target <= 8); execd after 27 collections {execd_rss / 1024:.1f} MiB")
+    print("warm execd trigger vs cold --once, in turn (CPU ms; cold: median, warm: mean, /proc clock ticks)")
+    print(f"  {n} functions, 25 rounds: cold {cold:.1f}, warm {warm:.1f}, warm/cold {warm / cold:.2f} (target <= 0.5)")
+    if big:
+        bc, bw, be, br = big
+        print(f"  {a.big_functions} functions, 8 rounds: cold {bc:.1f}, warm {bw:.1f}, warm/cold {bw / bc:.2f} (target <= 0.5); "
+              f"peak RSS --once {br / 1024:.1f} MiB (target <= 12), execd {be / 1024:.1f} MiB")
     print(f"execd RSS after 1,000 / 10,000 collections: {before} / {after} KiB (growth {after - before} KiB, target < 1024)")
     print(f"output identical between runs: {out1 == out2}")
     print(f"files opened more than once: {len(twice)}; directories listed more than once: {len(relisted)}")

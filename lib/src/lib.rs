@@ -92,6 +92,41 @@ pub fn collect_within(
     clock: Clock,
     within: std::time::Duration,
 ) -> Snapshot {
+    collect_kept(root, sel, clock, within, None)
+}
+
+/// Collections of one long-running process (execd): what cannot change
+/// between them is read once and kept ([`pci::memory`]), so a collection
+/// reads only what can. A one-shot collection ([`collect`]) keeps nothing.
+#[derive(Debug, Default)]
+pub struct Session {
+    pci: Arc<std::sync::Mutex<pci::memory::Memory>>,
+}
+
+impl Session {
+    pub fn new() -> Session {
+        Session::default()
+    }
+
+    /// [`collect_within`], reading only what can change since the last one.
+    pub fn collect_within(
+        &self,
+        root: &Root,
+        sel: &Selection,
+        clock: Clock,
+        within: std::time::Duration,
+    ) -> Snapshot {
+        collect_kept(root, sel, clock, within, Some(Arc::clone(&self.pci)))
+    }
+}
+
+fn collect_kept(
+    root: &Root,
+    sel: &Selection,
+    clock: Clock,
+    within: std::time::Duration,
+    memory: Option<Arc<std::sync::Mutex<pci::memory::Memory>>>,
+) -> Snapshot {
     let total = clock.start();
     let started = std::time::Instant::now();
     let deadline = started + within;
@@ -109,7 +144,9 @@ pub fn collect_within(
         let sel = sel.clone();
         let pci_deadline = stage_one - within / 12;
         job(root, "pci", Source::Pci.readers(), move |root, t| {
-            pci::collect(root, &sel, clock, pci_deadline, t)
+            // Held by an abandoned collection (or poisoned): read it all.
+            let mut kept = memory.as_ref().and_then(|m| m.try_lock().ok());
+            pci::collect(root, &sel, clock, pci_deadline, t, kept.as_deref_mut())
         })
     });
     let basics_job = (wants_cmdline || wants_aer_service).then(|| {

@@ -563,6 +563,15 @@ impl DirHandle {
         &self.path
     }
 
+    /// Device and inode of this directory, from one `fstat` of the open
+    /// handle: sysfs gives a device directory a new inode (number and
+    /// generation) each time the device is added, so an equal identity means
+    /// the same device, not one removed and added again at the same address.
+    pub fn identity(&self) -> Option<(u64, u64)> {
+        let st = rustix::fs::fstat(self.dir.fd().ok()?).ok()?;
+        Some((st.st_dev, st.st_ino))
+    }
+
     /// Entry names, sorted, without `.`/`..` and dot-entries (see [`list_dir`]).
     pub fn list(&mut self) -> Result<Vec<String>> {
         let mut names = Vec::new();

@@ -187,9 +187,14 @@ fn run_metrics(cli: &Cli) -> ExitCode {
     if follower.is_some() {
         lib_sel.0.remove(&vigil_collector::Collector::KernelEvent);
     }
+    // A long-running process keeps what cannot change; --once reads it all.
+    let session = vigil_collector::Session::new();
     let mut batch = || -> Flow {
         let within = cli.deadline.unwrap_or(vigil_collector::DEADLINE);
-        let mut snap = vigil_collector::collect_within(&root, &lib_sel, clock, within);
+        let mut snap = match cli.once {
+            true => vigil_collector::collect_within(&root, &lib_sel, clock, within),
+            false => session.collect_within(&root, &lib_sel, clock, within),
+        };
         if let Some(f) = &follower {
             let (status, held) = f.take();
             snap.status

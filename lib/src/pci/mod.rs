@@ -8,6 +8,7 @@
 //! bridge above it are awake. Otherwise `link_skipped` is set.
 
 pub mod config_space;
+pub mod memory;
 mod observer;
 pub mod parse;
 
@@ -21,7 +22,8 @@ use crate::read::{self, DirHandle, ErrorKind};
 use crate::root::Root;
 use crate::status::Tally;
 use config_space::{ConfigSpace, PortType};
-use observer::{ConfigRead, Observed, Observer, ReadPlan};
+use memory::{Known, Memory};
+use observer::{ConfigRead, KnownIds, Observed, Observer, ReadPlan};
 pub use parse::{AerCounters, PowerState, RuntimeStatus, Width};
 
 pub const DEVICES_DIR: &str = "/sys/bus/pci/devices";
@@ -318,7 +320,9 @@ fn walk_order(
 }
 
 /// Every PCI function under `root`. Reads that could block (the observer's)
-/// are given up on at `deadline`.
+/// are given up on at `deadline`. With `memory` (a long-running process),
+/// what cannot change is taken from it where the device is the same one
+/// ([`memory`]), and kept there for the next collection.
 ///
 /// Longer than the usual 80 lines on purpose: the per-device loop is the one
 /// place that shows what is read of a device, in which order, and what a
@@ -330,12 +334,20 @@ pub fn collect(
     clock: Clock,
     deadline: std::time::Instant,
     tally: &mut Tally,
+    mut memory: Option<&mut Memory>,
 ) -> Option<PciSnapshot> {
     let sw = clock.start();
+    if let Some(m) = memory.as_deref_mut() {
+        m.begin(std::time::Instant::now());
+    }
     let base = root.path(DEVICES_DIR);
     let (bus, names) = list_bus(&base, tally)?;
     let order = walk_order(&bus, names, tally);
     let wants_config = sel.wants(Source::ConfigSpace);
+    let known: Vec<Option<KnownIds>> = match memory.as_deref() {
+        Some(m) => order.iter().map(|(name, _)| m.ids(name)).collect(),
+        None => Vec::new(),
+    };
     let mut observer = Observer::start(
         ReadPlan {
             bus: base.clone(),
@@ -343,6 +355,8 @@ pub fn collect(
             config: wants_config,
             link: sel.has(Collector::PcieLink),
             record: read::is_recording(),
+            known,
+            held: Default::default(),
         },
         CONFIG_TIMEOUT,
         deadline,
@@ -354,19 +368,41 @@ pub fn collect(
         // Past the deadline (a slow or loaded machine): the rest is reported
         // `timeout` unread, so the collection still ends on time.
         let late = std::time::Instant::now() >= deadline;
-        let observed = if late { None } else { observer.take(i) };
+        let mut observed = if late { None } else { observer.take(i) };
         if let Some(Some(e)) = observed.as_ref().map(|o| &o.gone) {
             // Gone mid-walk (hot-unplug, rebind) is normal; anything else is worth a note.
             tally.read_failed(Collector::PcieDevice, e);
             continue;
         }
-        let dir = match bus.open_dir(&name) {
-            Ok(h) => h,
-            Err(e) => {
-                tally.read_failed(Collector::PcieDevice, &e);
-                continue;
-            }
+        let (mut identity, mut ids_known) = observed
+            .as_ref()
+            .map_or((None, false), |o| (o.identity, o.ids_known));
+        let dir = match observed.as_mut().and_then(|o| o.dir.take()) {
+            Some(d) => d,
+            None => match bus.open_dir(&name) {
+                Ok(h) => {
+                    // Opened again: the same directory the observer saw?
+                    if identity.is_some() && h.identity() != identity {
+                        (identity, ids_known) = (None, false);
+                    }
+                    h
+                }
+                Err(e) => {
+                    tally.read_failed(Collector::PcieDevice, &e);
+                    continue;
+                }
+            },
         };
+        // The kept facts hold only for the same device (the observer
+        // compared the directory's identity and the config header).
+        let known = memory
+            .as_deref()
+            .filter(|_| ids_known)
+            .and_then(|m| m.get(&name));
+        let raw_ids = observed.as_ref().and_then(|o| {
+            let v = o.vendor.as_ref().ok()?;
+            Some((v.clone(), o.device.as_ref().ok()?.clone()))
+        });
         // The parent bridge is on the same domain: the first devices of an
         // Intel VMD domain (10000:e0:..) hang below the VMD endpoint
         // (0000:00:0e.0) in sysfs, which is no bridge but still an ancestor
@@ -390,25 +426,42 @@ pub fn collect(
                 continue;
             }
         };
-        read_cached(&mut d, &dir, tally);
+        let mut learnt = read_cached(&mut d, &dir, known, tally);
         tally.add_time(Collector::PcieDevice, sw.elapsed_us());
         if sel.has(Collector::PcieAspm) {
             let sw = clock.start();
-            d.aspm = read_aspm(&dir, tally);
+            (d.aspm, learnt.aspm_files) = read_aspm(&dir, known, tally);
             tally.add_time(Collector::PcieAspm, sw.elapsed_us());
         }
         if sel.has(Collector::PcieAer) {
             let sw = clock.start();
-            read_aer(&mut d, &dir, tally);
+            (learnt.aer_dev, learnt.rootport) = read_aer(&mut d, &dir, known, tally);
             tally.add_time(Collector::PcieAer, sw.elapsed_us());
         }
         // Where the link files were not read (a sleeping device, or not
         // selected), their presence says PCIe: a stat does not run the
         // attribute's show(), so it wakes nothing.
-        d.pcie = d.config.as_ref().is_some_and(|c| c.express.is_some())
-            || link_seen
-                .unwrap_or_else(|| dir.has("max_link_speed") || dir.has("current_link_width"));
+        // Config space with a PCI Express capability already says it.
+        let express = d.config.as_ref().is_some_and(|c| c.express.is_some());
+        learnt.link_files = link_seen.or(known.and_then(|k| k.link_files)).or_else(|| {
+            (!express).then(|| dir.has("max_link_speed") || dir.has("current_link_width"))
+        });
+        d.pcie = express || learnt.link_files == Some(true);
+        let fresh = known.is_none();
+        if let (Some(m), true, Some(identity), Some((vendor, device))) =
+            (memory.as_deref_mut(), fresh, identity, raw_ids)
+        {
+            learnt.ids = KnownIds {
+                identity,
+                vendor,
+                device,
+            };
+            m.keep(d.address.clone(), learnt);
+        }
         devices.insert(d.address.clone(), d);
+    }
+    if let Some(m) = memory {
+        m.retain(|a| devices.contains_key(a));
     }
     let sw = clock.start();
     derive_link_states(&mut devices);
@@ -511,10 +564,28 @@ fn take_stuck(d: &mut PciDevice, dir: &DirHandle, tally: &mut Tally) {
 }
 
 /// The attributes the kernel serves from memory (never wakes anything) that
-/// the observer does not read.
-fn read_cached(d: &mut PciDevice, dir: &DirHandle, tally: &mut Tally) {
+/// the observer does not read; `class` and `numa_node` from `known` when
+/// there. Returns what was learnt of them to keep.
+fn read_cached(
+    d: &mut PciDevice,
+    dir: &DirHandle,
+    known: Option<&Known>,
+    tally: &mut Tally,
+) -> Known {
     let c = Collector::PcieDevice;
-    d.class = read_attr_checked(tally, c, dir, "class", parse::class_code);
+    let mut learnt = Known {
+        class: known.and_then(|k| k.class),
+        ..Known::default()
+    };
+    if learnt.class.is_none() {
+        learnt.class = read_attr_checked(tally, c, dir, "class", parse::class_code);
+    }
+    d.class = learnt.class;
+    learnt.numa_node = known.and_then(|k| k.numa_node);
+    if learnt.numa_node.is_none() {
+        learnt.numa_node = read_attr_checked(tally, c, dir, "numa_node", parse::numa_node);
+    }
+    d.numa_node = learnt.numa_node.flatten();
     // `driver` links to `.../bus/pci/drivers/<name>`; any other target (a
     // loop, junk) is not a driver name.
     match dir.read_link("driver") {
@@ -538,7 +609,6 @@ fn read_cached(d: &mut PciDevice, dir: &DirHandle, tally: &mut Tally) {
     .flatten();
     d.d3cold_allowed = read_attr_checked(tally, c, dir, "d3cold_allowed", parse::flag);
     d.enabled = read_attr_checked(tally, c, dir, "enable", parse::flag);
-    d.numa_node = read_attr_checked(tally, c, dir, "numa_node", parse::numa_node).flatten();
     match dir.read_link("iommu_group").map(|t| {
         t.file_name()
             .and_then(|n| n.to_str())
@@ -557,6 +627,7 @@ fn read_cached(d: &mut PciDevice, dir: &DirHandle, tally: &mut Tally) {
         },
         Err(e) => tally.read_failed(c, &e),
     }
+    learnt
 }
 
 fn driver_name(target: &Path) -> Option<String> {
@@ -616,58 +687,135 @@ fn take_config(
     d.config = Some(cs);
 }
 
-fn read_aspm(dev: &DirHandle, tally: &mut Tally) -> Option<AspmSysfs> {
+/// The ASPM files of `link/`, in the order [`AspmSysfs`] holds them.
+const ASPM_FILES: [&str; 7] = [
+    "l0s_aspm",
+    "l1_aspm",
+    "l1_1_aspm",
+    "l1_2_aspm",
+    "l1_1_pcipm",
+    "l1_2_pcipm",
+    "clkpm",
+];
+
+/// `link/`'s ASPM states, and which of its files exist (`None` inside: no
+/// `link/`; outer `None`: not known). Which files exist is learnt from one
+/// listing (the kernel shows only the states the link supports, so most
+/// are absent), or taken from `known`, when only those are opened.
+fn read_aspm(
+    dev: &DirHandle,
+    known: Option<&Known>,
+    tally: &mut Tally,
+) -> (Option<AspmSysfs>, Option<Option<Vec<&'static str>>>) {
     let c = Collector::PcieAspm;
-    let link_dir = match dev.open_dir("link") {
-        Ok(h) => h,
+    if let Some(files) = known.and_then(|k| k.aspm_files.as_ref()) {
+        let Some(files) = files else {
+            return (None, None);
+        };
+        let mut a = AspmSysfs::default();
+        for name in files {
+            let path = format!("link/{name}");
+            *aspm_slot(&mut a, name) = read_attr_checked(tally, c, dev, &path, parse::flag);
+        }
+        return (Some(a), None);
+    }
+    let listed = dev
+        .open_dir("link")
+        .and_then(|mut h| h.list().map(|n| (h, n)));
+    let (link_dir, names) = match listed {
+        Ok(x) => x,
         Err(e) => {
+            let absent = e.kind == ErrorKind::Absent;
             tally.read_failed(c, &e);
-            return None;
+            return (None, absent.then_some(None));
         }
     };
-    let link_dir = &link_dir;
+    let present: Vec<&'static str> = ASPM_FILES
+        .into_iter()
+        .filter(|f| names.iter().any(|n| n == f))
+        .collect();
     let mut a = AspmSysfs::default();
-    for (file, slot) in [
-        ("l0s_aspm", &mut a.l0s),
-        ("l1_aspm", &mut a.l1),
-        ("l1_1_aspm", &mut a.l1_1),
-        ("l1_2_aspm", &mut a.l1_2),
-        ("l1_1_pcipm", &mut a.l1_1_pcipm),
-        ("l1_2_pcipm", &mut a.l1_2_pcipm),
-        ("clkpm", &mut a.clkpm),
-    ] {
-        *slot = read_attr_checked(tally, c, link_dir, file, parse::flag);
+    for name in &present {
+        *aspm_slot(&mut a, name) = read_attr_checked(tally, c, &link_dir, name, parse::flag);
     }
-    Some(a)
+    (Some(a), Some(Some(present)))
 }
 
-fn read_aer(d: &mut PciDevice, dir: &DirHandle, tally: &mut Tally) {
+fn aspm_slot<'a>(a: &'a mut AspmSysfs, file: &str) -> &'a mut Option<bool> {
+    match file {
+        "l0s_aspm" => &mut a.l0s,
+        "l1_aspm" => &mut a.l1,
+        "l1_1_aspm" => &mut a.l1_1,
+        "l1_2_aspm" => &mut a.l1_2,
+        "l1_1_pcipm" => &mut a.l1_1_pcipm,
+        "l1_2_pcipm" => &mut a.l1_2_pcipm,
+        _ => &mut a.clkpm,
+    }
+}
+
+/// AER counters; which severities have `aer_dev_*` and
+/// `aer_rootport_total_*` files (`None`: not known). With `known`, only the
+/// files it lists are opened.
+fn read_aer(
+    d: &mut PciDevice,
+    dir: &DirHandle,
+    known: Option<&Known>,
+    tally: &mut Tally,
+) -> (Option<Vec<Severity>>, Option<Vec<Severity>>) {
     let c = Collector::PcieAer;
     // The kernel shows `aer_rootport_total_*` only on Root Ports and Root
     // Complex Event Collectors (kernel-abi.md §2.1): bridges (class 0604) and
     // event collectors (0807). Other functions are not asked, which saves
     // three failed opens per endpoint.
     let may_be_root_port = d.class.is_none_or(|c| matches!(c >> 8, 0x0604 | 0x0807));
+    let (mut dev_files, mut rp_files) = (Some(Vec::new()), Some(Vec::new()));
     for sev in Severity::ALL {
-        match dir.with_text(sev.dev_file(), parse::aer_file) {
-            Ok((counters, errs)) => {
-                for e in errs {
-                    tally.error(
-                        c,
-                        format!("{}: {}", dir.path().join(sev.dev_file()).display(), e.0),
-                    );
+        // Unknown which exist: try it.
+        let want = |l: &Option<Vec<Severity>>| l.as_ref().is_none_or(|l| l.contains(&sev));
+        if known.is_none_or(|k| want(&k.aer_dev)) {
+            match dir.with_text(sev.dev_file(), parse::aer_file) {
+                Ok((counters, errs)) => {
+                    for e in errs {
+                        tally.error(
+                            c,
+                            format!("{}: {}", dir.path().join(sev.dev_file()).display(), e.0),
+                        );
+                    }
+                    d.aer.insert(sev, counters);
+                    d.aer_files = true;
+                    push(&mut dev_files, sev);
                 }
-                d.aer.insert(sev, counters);
-                d.aer_files = true;
+                Err(e) => {
+                    if e.kind != ErrorKind::Absent {
+                        dev_files = None;
+                    }
+                    tally.read_failed(c, &e);
+                }
             }
-            Err(e) => tally.read_failed(c, &e),
         }
-        if !may_be_root_port {
+        if !may_be_root_port || known.is_some_and(|k| !want(&k.rootport)) {
             continue;
         }
-        if let Some(v) = read_attr_checked(tally, c, dir, sev.rootport_file(), parse::counter) {
+        let (exists, v) = check_read(
+            tally,
+            c,
+            dir,
+            sev.rootport_file(),
+            dir.with_attr(sev.rootport_file(), parse::counter),
+        );
+        if let Some(v) = v {
             d.rootport_total.insert(sev, v);
         }
+        if exists {
+            push(&mut rp_files, sev);
+        }
+    }
+    (dev_files, rp_files)
+}
+
+fn push(list: &mut Option<Vec<Severity>>, sev: Severity) {
+    if let Some(l) = list {
+        l.push(sev);
     }
 }
 

@@ -72,6 +72,28 @@ pub struct ReadPlan {
     pub link: bool,
     /// Keep raw config bytes for `vigil capture`.
     pub record: bool,
+    /// Per device (same index as `order`), what a long-running process
+    /// already knows of it; empty in a cold collection.
+    pub known: Vec<Option<KnownIds>>,
+    /// Device directories sent on and not yet taken (see [`MAX_HELD`]).
+    pub held: AtomicUsize,
+}
+
+/// Most device directories held open in the queue: the thread runs ahead, and
+/// on a large tree an open handle per queued device would approach the
+/// 1,024 descriptors a service gets by default (a quarter of them at most).
+/// Past it, the main pass opens
+/// the directory again.
+pub const MAX_HELD: usize = 256;
+
+/// A device's IDs as read before, valid while its directory keeps the same
+/// identity ([`DirHandle::identity`]): `vendor` and `device` are fixed for
+/// as long as the device exists.
+#[derive(Debug, Clone, Default)]
+pub struct KnownIds {
+    pub identity: (u64, u64),
+    pub vendor: String,
+    pub device: String,
 }
 
 impl ReadPlan {
@@ -114,6 +136,12 @@ impl ConfigRead {
 pub struct Observed {
     /// The device directory could not be opened (gone mid-walk, most often).
     pub gone: Option<ReadError>,
+    /// The device directory, opened once for both passes.
+    pub dir: Option<DirHandle>,
+    /// Its identity, when `fstat` gave one.
+    pub identity: Option<(u64, u64)>,
+    /// `vendor` and `device` came from [`ReadPlan::known`], not from a read.
+    pub ids_known: bool,
     /// Not read: a read of it from an earlier pass is still blocked.
     pub timed_out: bool,
     pub power_state: read::Result<String>,
@@ -160,14 +188,21 @@ fn observe(bus: &DirHandle, plan: &ReadPlan, i: usize, asleep: &BTreeSet<String>
     // Absent is an old kernel; any other failure leaves the state unknown.
     let unknown = |r: &read::Result<String>| r.as_ref().is_err_and(|e| e.kind != ErrorKind::Absent);
     let power_unknown = unknown(&power_state) || unknown(&runtime_status);
+    // Only a long-running process keeps anything, hence needs the identity.
+    let identity = (!plan.known.is_empty()).then(|| dir.identity()).flatten();
     let suspended = power_unknown
         || !awake(
             attr(&power_state).map(PowerState::parse).as_ref(),
             attr(&runtime_status).map(RuntimeStatus::parse).as_ref(),
         );
     let skipped = suspended || chain.iter().any(|a| asleep.contains(a));
-    let vendor = read_owned(&dir, "vendor");
-    let device = read_owned(&dir, "device");
+    let known = plan.known.get(i).and_then(Option::as_ref);
+    let known = known.filter(|k| identity == Some(k.identity));
+    let (mut vendor, mut device) = match known {
+        Some(k) => (Ok(k.vendor.clone()), Ok(k.device.clone())),
+        None => (read_owned(&dir, "vendor"), read_owned(&dir, "device")),
+    };
+    let mut ids_known = known.is_some();
     let (mut config, mut link) = (None, None);
     if !skipped {
         if plan.config {
@@ -185,6 +220,16 @@ fn observe(bus: &DirHandle, plan: &ReadPlan, i: usize, asleep: &BTreeSet<String>
             );
         }
         let id = |r: &read::Result<String>| attr(r).and_then(|s| super::parse::hex_u16(s).ok());
+        // The header disagrees with the kept IDs: read them afresh.
+        let header_differs = config.as_ref().is_some_and(|c| {
+            c.as_ref().is_ok_and(|c| {
+                c.is_config_space() && c.space.ids_disagree(id(&vendor), id(&device))
+            })
+        });
+        if ids_known && header_differs {
+            (vendor, device) = (read_owned(&dir, "vendor"), read_owned(&dir, "device"));
+            ids_known = false;
+        }
         let regs = config.as_ref().is_some_and(|c| {
             c.as_ref()
                 .is_ok_and(|c| c.holds_link(id(&vendor), id(&device)))
@@ -193,8 +238,15 @@ fn observe(bus: &DirHandle, plan: &ReadPlan, i: usize, asleep: &BTreeSet<String>
             link = Some(LINK_FILES.map(|f| read_owned(&dir, f)));
         }
     }
+    let keep = plan.held.fetch_add(1, Ordering::SeqCst) < MAX_HELD;
+    if !keep {
+        plan.held.fetch_sub(1, Ordering::SeqCst);
+    }
     Observed {
         gone: None,
+        dir: keep.then_some(dir),
+        identity,
+        ids_known,
         timed_out: false,
         power_state,
         runtime_status,
@@ -278,6 +330,9 @@ fn timed_out(dir: &Path) -> Observed {
 
 fn gone(e: ReadError) -> Observed {
     Observed {
+        dir: None,
+        identity: None,
+        ids_known: false,
         timed_out: false,
         power_unknown: false,
         gone: Some(e.clone()),
@@ -329,6 +384,9 @@ impl Observer {
         }
         let left = self.deadline.saturating_duration_since(Instant::now());
         if let Ok(o) = self.rx.recv_timeout(self.timeout.min(left)) {
+            if o.dir.is_some() {
+                self.plan.held.fetch_sub(1, Ordering::SeqCst);
+            }
             if o.suspended || o.gone.is_some() || o.timed_out {
                 self.asleep.insert(self.plan.order[i].0.clone());
             }

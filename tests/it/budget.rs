@@ -134,24 +134,11 @@ fn budget_on_a_generated_460_function_tree() {
     check_budget("genroot 460", &root, 460);
 }
 
-fn copy(name: &str) -> tempfile::TempDir {
-    let tmp = tempfile::tempdir().expect("tmp");
-    let st = Command::new("cp")
-        .arg("-a")
-        .arg(fixture(name))
-        .arg(tmp.path().join("root"))
-        .status()
-        .expect("cp");
-    assert!(st.success());
-    tmp
-}
-
 /// An AER counter's first increase is visible to a derivative: the
 /// collection in which it appears writes its 0 at the previous collection's time.
 #[test]
 fn a_counter_that_appears_is_zero_one_collection_earlier() {
-    let tmp = copy("pciutils-captures");
-    let root = tmp.path().join("root");
+    let (_tmp, root) = scratch_fixture("pciutils-captures");
     let file = root.join("sys/devices/pci0005:00/0005:00:1c.0/aer_dev_correctable");
     let mut child = Command::new(bin())
         .args(["--collectors", "pcie_aer", "--root"])

@@ -2,7 +2,7 @@
 //! signals -> batch, stdin EOF -> exit 0, SIGTERM -> exit 0, --interval.
 
 use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, ChildStdout, Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -36,16 +36,7 @@ fn spawn(extra: &[&str]) -> Proc {
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn");
-    let out: ChildStdout = child.stdout.take().expect("stdout");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for l in BufReader::new(out).lines() {
-            let Ok(l) = l else { return };
-            if tx.send(l).is_err() {
-                return;
-            }
-        }
-    });
+    let rx = stdout_lines(child.stdout.take().expect("stdout"));
     Proc { child, lines: rx }
 }
 

@@ -248,15 +248,7 @@ fn rsyslog_files_are_read_one_by_one_through_includes() {
     let ids = string(&f, "finding_ids").expect("ids");
     assert!(!ids.contains("no_remote_logging"), "{ids}");
     // rsyslog removed but not purged: its configuration forwards nothing.
-    let tmp = tempfile::tempdir().expect("tmp");
-    let root = tmp.path().join("root");
-    assert!(Command::new("cp")
-        .arg("-a")
-        .arg(fixture("forensics-rsyslog-includes"))
-        .arg(&root)
-        .status()
-        .expect("cp")
-        .success());
+    let (_tmp, root) = scratch_fixture("forensics-rsyslog-includes");
     std::fs::remove_file(root.join("usr/sbin/rsyslogd")).expect("rm");
     let out = run_once(&root, &["--collectors", "crash_forensics"]);
     let ps = parse_lp(&String::from_utf8(out.stdout).expect("utf8"));
@@ -407,15 +399,7 @@ fn doctor_checks_the_shipping_path() {
         .collect();
     // No /etc/telegraf at all: not installed, or a capture; its files are not judged.
     assert_eq!(ids, ["telegraf_not_running"]);
-    let tmp = tempfile::tempdir().expect("tmp");
-    let root = tmp.path().join("root");
-    assert!(Command::new("cp")
-        .arg("-a")
-        .arg(fixture("forensics-well-prepared"))
-        .arg(&root)
-        .status()
-        .expect("cp")
-        .success());
+    let (_tmp, root) = scratch_fixture("forensics-well-prepared");
     // Telegraf installed and running, but no file of it runs vigil.
     std::fs::remove_file(root.join("etc/telegraf/telegraf.d/vigil.conf")).expect("rm");
     let j: serde_json::Value = serde_json::from_str(&doctor_at(&root, "json")).expect("json");

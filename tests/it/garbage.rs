@@ -119,14 +119,7 @@ fn committed_corrupt_fixture_counts_every_bad_value() {
 /// A copy of the ASUS P6T6 tree whose `config` at `rel` is a FIFO with no
 /// writer: opened the usual way, reading it would block for good.
 fn tree_with_fifo_config(tmp: &std::path::Path, rel: &str) -> std::path::PathBuf {
-    let root = tmp.join("root");
-    let st = Command::new("cp")
-        .arg("-a")
-        .arg(fixture("asus-p6t6-switch"))
-        .arg(&root)
-        .status()
-        .expect("cp");
-    assert!(st.success());
+    let root = copy_fixture("asus-p6t6-switch", tmp);
     let cfg = root.join(rel);
     std::fs::remove_file(&cfg).expect("rm config");
     let st = Command::new("mkfifo").arg(&cfg).status().expect("mkfifo");

@@ -143,19 +143,6 @@ fn assert_bounded(r: &Run, what: &str) {
     assert_stderr_prefixed(r.stderr.as_bytes());
 }
 
-fn copy_fixture(name: &str, dst: &Path) -> PathBuf {
-    std::fs::create_dir_all(dst).expect("mkdir");
-    let root = dst.join("root");
-    let st = Command::new("cp")
-        .arg("-a")
-        .arg(fixture(name))
-        .arg(&root)
-        .status()
-        .expect("cp");
-    assert!(st.success());
-    root
-}
-
 /// The real directory of a device of a fixture copy.
 fn device_dir(root: &Path, addr: &str) -> PathBuf {
     std::fs::canonicalize(root.join("sys/bus/pci/devices").join(addr)).expect("device dir")

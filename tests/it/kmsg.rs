@@ -7,18 +7,6 @@ use std::time::{Duration, Instant};
 
 use crate::util::*;
 
-fn scratch_copy(name: &str) -> tempfile::TempDir {
-    let tmp = tempfile::tempdir().expect("tmp");
-    let st = Command::new("cp")
-        .arg("-a")
-        .arg(fixture(name))
-        .arg(tmp.path().join("root"))
-        .status()
-        .expect("cp");
-    assert!(st.success());
-    tmp
-}
-
 struct Vigil {
     child: Child,
     lines: mpsc::Receiver<(Instant, String)>,
@@ -69,8 +57,7 @@ fn append(root: &std::path::Path, rec: &str) {
 
 #[test]
 fn events_stream_without_a_trigger_and_new_ones_arrive_within_a_second() {
-    let tmp = scratch_copy("device-fell-off-bus");
-    let root = tmp.path().join("root");
+    let (_tmp, root) = scratch_fixture("device-fell-off-bus");
     let mut v = spawn(&root);
     // The ring replays at start: 7 hardware events (not the enumeration line, not the
     // filesystem), nothing else, no stdin needed.
@@ -118,8 +105,7 @@ fn events_stream_without_a_trigger_and_new_ones_arrive_within_a_second() {
 
 #[test]
 fn a_storm_is_rate_limited_and_counted() {
-    let tmp = scratch_copy("device-fell-off-bus");
-    let root = tmp.path().join("root");
+    let (_tmp, root) = scratch_fixture("device-fell-off-bus");
     let mut v = spawn(&root);
     let replay = v.drain(Duration::from_millis(600));
     let is_aer = |l: &&String| l.starts_with("kernel_event,") && l.contains("category=aer ");

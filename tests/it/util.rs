@@ -1,8 +1,10 @@
 //! Shared helpers: run the binary, parse its output with an independent parser.
 
 use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{ChildStdout, Command, Output};
+use std::sync::mpsc;
 
 pub const FAKE_TIME: &str = "1700000000000000000";
 
@@ -201,15 +203,7 @@ pub fn unprivileged_copy(
         eprintln!("skipping the unprivileged part: needs root and setpriv to drop to nobody");
         return None;
     }
-    let tmp = tempfile::tempdir().expect("tmp");
-    let root = tmp.path().join("root");
-    let st = Command::new("cp")
-        .arg("-a")
-        .arg(fixture(name))
-        .arg(&root)
-        .status()
-        .expect("cp");
-    assert!(st.success());
+    let (tmp, root) = scratch_fixture(name);
     std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
     std::fs::set_permissions(root.join(restrict), std::fs::Permissions::from_mode(mode))
         .expect("chmod");
@@ -221,4 +215,40 @@ pub fn as_nobody() -> Command {
     let mut c = Command::new("setpriv");
     c.args(["--reuid=65534", "--regid=65534", "--clear-groups", bin()]);
     c
+}
+
+/// A writable copy of a fixture at `DIR/root` (`cp -a`: links and modes kept),
+/// for tests that change a tree before or while vigil reads it.
+pub fn copy_fixture(name: &str, dir: &Path) -> PathBuf {
+    std::fs::create_dir_all(dir).expect("mkdir");
+    let root = dir.join("root");
+    let st = Command::new("cp")
+        .arg("-a")
+        .arg(fixture(name))
+        .arg(&root)
+        .status()
+        .expect("cp");
+    assert!(st.success(), "cp -a {name}");
+    root
+}
+
+/// The same in a new temporary directory, removed when the guard is dropped.
+pub fn scratch_fixture(name: &str) -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let root = copy_fixture(name, tmp.path());
+    (tmp, root)
+}
+
+/// A long-running vigil's stdout, line by line, on a channel (a thread reads
+/// it, so a test can wait for a batch with a timeout).
+pub fn stdout_lines(out: ChildStdout) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for l in BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(l).is_err() {
+                return;
+            }
+        }
+    });
+    rx
 }

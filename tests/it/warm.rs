@@ -4,7 +4,7 @@
 //! process equals a cold `--once` of the same tree, and differs from the
 //! batch before it (the change is visible at all).
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -41,16 +41,7 @@ impl Execd {
             .stderr(Stdio::null())
             .spawn()
             .expect("spawn");
-        let out = child.stdout.take().expect("stdout");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for l in BufReader::new(out).lines() {
-                let Ok(l) = l else { return };
-                if tx.send(l).is_err() {
-                    return;
-                }
-            }
-        });
+        let rx = stdout_lines(child.stdout.take().expect("stdout"));
         Execd { child, lines: rx }
     }
 
@@ -240,14 +231,7 @@ fn changes() -> Vec<Change> {
 
 #[test]
 fn every_change_between_two_triggers_shows_in_the_next_batch() {
-    let tmp = tempfile::tempdir().expect("tmp");
-    let root = tmp.path().join("root");
-    let st = Command::new("cp")
-        .arg("-a")
-        .arg(fixture("gpu-d3cold"))
-        .arg(&root)
-        .status();
-    assert!(st.expect("cp").success());
+    let (_tmp, root) = scratch_fixture("gpu-d3cold");
     let mut p = Execd::start(&root);
     let mut before = p.batch();
     assert_eq!(before, cold(&root), "first batch = --once");

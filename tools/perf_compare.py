@@ -58,26 +58,38 @@ def rss_kib(pid):
     return 0
 
 
-def execd_growth(vigil, root, collections):
-    once = subprocess.run([vigil, "--once", "--root", root, "--fake-time", "1"], capture_output=True, text=True).stdout
-    # A batch ends with its vigil_collector lines: after the first, a
-    # long-running process leaves unchanged facts out, so batches are shorter.
-    per_batch = sum(1 for line in once.splitlines() if line.startswith("vigil_collector,"))
-    p = subprocess.Popen([vigil, "--root", root, "--fake-time", "1"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    samples = {}
-    for i in range(1, collections + 1):
-        p.stdin.write("\n")
-        p.stdin.flush()
+class Execd:
+    """A long-running vigil triggered through stdin, as Telegraf runs it. A
+    batch ends with its vigil_collector lines, one per collector (counted on a
+    `--once` run): after the first, a long-running process leaves unchanged
+    facts out, so batches are shorter and their length says nothing."""
+
+    def __init__(self, vigil, args, stderr=None):
+        once = subprocess.run([vigil, "--once", *args], capture_output=True, text=True).stdout
+        self.per_batch = sum(1 for line in once.splitlines() if line.startswith("vigil_collector,"))
+        self.p = subprocess.Popen([vigil, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                  stderr=stderr, text=True)
+
+    def trigger(self):
+        self.p.stdin.write("\n")
+        self.p.stdin.flush()
         seen = 0
-        while seen < per_batch:
-            line = p.stdout.readline()
+        while seen < self.per_batch:
+            line = self.p.stdout.readline()
             if not line:
                 raise RuntimeError("vigil ended mid-batch")
             seen += line.startswith("vigil_collector,")
+
+
+def execd_growth(vigil, root, collections):
+    e = Execd(vigil, ["--root", root, "--fake-time", "1"])
+    samples = {}
+    for i in range(1, collections + 1):
+        e.trigger()
         if i in (1000, collections):
-            samples[i] = rss_kib(p.pid)
-    p.stdin.close()
-    p.wait(timeout=10)
+            samples[i] = rss_kib(e.p.pid)
+    e.p.stdin.close()
+    e.p.wait(timeout=10)
     return samples[1000], samples[collections]
 
 
@@ -95,21 +107,8 @@ def warm_vs_cold(vigil, root, rounds):
     RSS at the end. The first two triggers (the cold read and the first
     warm one) are not counted."""
     once = [vigil, "--once", "--root", root]
-    out = subprocess.run(once, capture_output=True, text=True).stdout
-    per_batch = sum(1 for line in out.splitlines() if line.startswith("vigil_collector,"))
-    p = subprocess.Popen([vigil, "--root", root], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                         stderr=subprocess.DEVNULL, text=True)
-
-    def trigger():
-        p.stdin.write("\n")
-        p.stdin.flush()
-        seen = 0
-        while seen < per_batch:
-            line = p.stdout.readline()
-            if not line:
-                raise RuntimeError("vigil ended mid-batch")
-            seen += line.startswith("vigil_collector,")
-
+    e = Execd(vigil, ["--root", root], stderr=subprocess.DEVNULL)
+    p, trigger = e.p, e.trigger
     trigger()
     trigger()
     devnull = os.open(os.devnull, os.O_WRONLY)

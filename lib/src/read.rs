@@ -485,6 +485,12 @@ pub struct DirHandle {
     root: Option<Arc<Confined>>,
 }
 
+impl fmt::Debug for DirHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("DirHandle").field(&self.path).finish()
+    }
+}
+
 fn errno(path: &Path, e: rustix::io::Errno) -> ReadError {
     err(path, &io::Error::from(e))
 }
@@ -574,12 +580,21 @@ impl DirHandle {
 
     /// Entry names, sorted, without `.`/`..` and dot-entries (see [`list_dir`]).
     pub fn list(&mut self) -> Result<Vec<String>> {
+        Ok(self.list_inodes()?.into_iter().map(|(n, _)| n).collect())
+    }
+
+    /// [`DirHandle::list`] with each entry's inode number as the listing
+    /// gives it (`d_ino`: the entry's own, not a link target's), for free.
+    /// sysfs numbers its nodes from a counter with a generation, so an entry
+    /// removed and created again (a device added again: its bus link is
+    /// created with it) lists with another number.
+    pub fn list_inodes(&mut self) -> Result<Vec<(String, u64)>> {
         let mut names = Vec::new();
         while let Some(entry) = self.dir.read() {
             let entry = entry.map_err(|e| errno(&self.path, e))?;
             if let Ok(name) = entry.file_name().to_str() {
                 if !name.starts_with('.') {
-                    names.push(name.to_string());
+                    names.push((name.to_string(), entry.ino()));
                 }
             }
         }
@@ -737,6 +752,14 @@ impl DirHandle {
         }
         Ok(t)
     }
+}
+
+/// The process's soft limit on open descriptors (`RLIMIT_NOFILE`), held
+/// directories are counted against (`u64::MAX`: unlimited).
+pub fn descriptor_limit() -> u64 {
+    rustix::process::getrlimit(rustix::process::Resource::Nofile)
+        .current
+        .unwrap_or(u64::MAX)
 }
 
 /// A stream to follow (`/dev/kmsg` or a capture of it), read-only, optionally

@@ -189,6 +189,9 @@ fn run_metrics(cli: &Cli) -> ExitCode {
     }
     // A long-running process keeps what cannot change; --once reads it all.
     let session = vigil_collector::Session::new();
+    if !cli.once {
+        raise_descriptor_limit();
+    }
     let mut batch = || -> Flow {
         let within = cli.deadline.unwrap_or(vigil_collector::DEADLINE);
         let mut snap = match cli.once {
@@ -288,5 +291,31 @@ impl Output {
                 Flow::Stop
             }
         }
+    }
+}
+
+/// Most descriptors a long-running process asks for: one kept device
+/// directory per PCI function (lib's `pci::memory`) with room to spare, on
+/// the largest trees there are.
+const DESCRIPTORS_WANTED: u64 = 16_384;
+
+/// Raise the soft descriptor limit towards the hard one (systemd's default
+/// soft limit is 1,024, its hard limit 524,288: a program that needs more
+/// is meant to raise its own). vigil uses no `select()`, which is what the
+/// low soft limit protects. Failing that, fewer directories are kept open.
+fn raise_descriptor_limit() {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let lim = getrlimit(Resource::Nofile);
+    let want = lim
+        .maximum
+        .map_or(DESCRIPTORS_WANTED, |m| m.min(DESCRIPTORS_WANTED));
+    if lim.current.is_some_and(|c| c < want) {
+        let _ = setrlimit(
+            Resource::Nofile,
+            rustix::process::Rlimit {
+                current: Some(want),
+                maximum: lim.maximum,
+            },
+        );
     }
 }

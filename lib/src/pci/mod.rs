@@ -22,8 +22,8 @@ use crate::read::{self, DirHandle, ErrorKind};
 use crate::root::Root;
 use crate::status::Tally;
 use config_space::{ConfigSpace, PortType};
-use memory::{Known, Memory};
-use observer::{ConfigRead, KnownIds, Observed, Observer, ReadPlan};
+use memory::{Known, KnownIds, Memory};
+use observer::{ConfigRead, Observed, Observer, ReadPlan};
 pub use parse::{AerCounters, PowerState, RuntimeStatus, Width};
 
 pub const DEVICES_DIR: &str = "/sys/bus/pci/devices";
@@ -258,10 +258,10 @@ fn check_read<T>(
     }
 }
 
-/// The bus directory and its entries; when it cannot be listed, every
-/// collector that needs the PCI tree is told why.
-fn list_bus(base: &Path, tally: &mut Tally) -> Option<(DirHandle, Vec<String>)> {
-    let listed = DirHandle::open(base).and_then(|mut h| h.list().map(|n| (h, n)));
+/// The bus directory and its entries with their inode numbers; when it
+/// cannot be listed, every collector that needs the PCI tree is told why.
+fn list_bus(base: &Path, tally: &mut Tally) -> Option<(DirHandle, Vec<(String, u64)>)> {
+    let listed = DirHandle::open(base).and_then(|mut h| h.list_inodes().map(|n| (h, n)));
     match listed {
         Ok(x) => Some(x),
         Err(e) => {
@@ -281,42 +281,55 @@ fn list_bus(base: &Path, tally: &mut Tally) -> Option<(DirHandle, Vec<String>)> 
     }
 }
 
-/// Device names with the bridges above them (nearest last), in the order
-/// they are read.
+/// One bus entry in the order devices are read: its name, its inode number
+/// in the listing, and the PCI devices above it (nearest last).
+type Entry = (String, u64, Vec<String>);
+
+/// Bus entries in the order they are read. The topology is taken from
+/// `memory` for an entry it kept (same inode: the same link), else read.
 fn walk_order(
     bus: &DirHandle,
-    names: Vec<String>,
+    entries: Vec<(String, u64)>,
+    memory: Option<&Memory>,
     tally: &mut Tally,
-) -> Vec<(String, Vec<String>)> {
+) -> Vec<Entry> {
     // Topology first (one readlink per bus entry), then every device in one
     // pass, bridges before what hangs below them: whether an ancestor sleeps is
     // known when a device is reached, and each device directory is opened once.
-    let mut order: Vec<(String, Vec<String>)> = Vec::new();
-    for name in names.into_iter().filter(|n| parse::is_bdf(n)) {
-        let chain = match bus.read_link(&name) {
-            Ok(target) => {
-                let mut chain: Vec<String> = target
-                    .components()
-                    .filter_map(|c| c.as_os_str().to_str())
-                    .filter(|c| parse::is_bdf(c))
-                    .map(str::to_string)
-                    .collect();
-                if chain.last() == Some(&name) {
-                    chain.pop();
-                }
-                chain
-            }
-            // A plain directory (hand-made capture): no topology to learn.
-            Err(e) if matches!(e.kind, ErrorKind::Unavailable("EINVAL")) => Vec::new(),
-            Err(e) => {
-                tally.read_failed(Collector::PcieDevice, &e);
-                Vec::new()
-            }
+    let mut order: Vec<Entry> = Vec::new();
+    for (name, ino) in entries.into_iter().filter(|(n, _)| parse::is_bdf(n)) {
+        let chain = match memory.and_then(|m| m.get(&name, ino)) {
+            Some(k) => k.chain.clone(),
+            None => read_chain(bus, &name, tally),
         };
-        order.push((name, chain));
+        order.push((name, ino, chain));
     }
-    order.sort_by(|a, b| a.1.len().cmp(&b.1.len()).then_with(|| a.0.cmp(&b.0)));
+    order.sort_by(|a, b| a.2.len().cmp(&b.2.len()).then_with(|| a.0.cmp(&b.0)));
     order
+}
+
+/// The PCI devices above `name`, from its bus link's target.
+fn read_chain(bus: &DirHandle, name: &str, tally: &mut Tally) -> Vec<String> {
+    match bus.read_link(name) {
+        Ok(target) => {
+            let mut chain: Vec<String> = target
+                .components()
+                .filter_map(|c| c.as_os_str().to_str())
+                .filter(|c| parse::is_bdf(c))
+                .map(str::to_string)
+                .collect();
+            if chain.last().map(String::as_str) == Some(name) {
+                chain.pop();
+            }
+            chain
+        }
+        // A plain directory (hand-made capture): no topology to learn.
+        Err(e) if matches!(e.kind, ErrorKind::Unavailable("EINVAL")) => Vec::new(),
+        Err(e) => {
+            tally.read_failed(Collector::PcieDevice, &e);
+            Vec::new()
+        }
+    }
 }
 
 /// Every PCI function under `root`. Reads that could block (the observer's)
@@ -342,16 +355,22 @@ pub fn collect(
     }
     let base = root.path(DEVICES_DIR);
     let (bus, names) = list_bus(&base, tally)?;
-    let order = walk_order(&bus, names, tally);
+    let order = walk_order(&bus, names, memory.as_deref(), tally);
     let wants_config = sel.wants(Source::ConfigSpace);
     let known: Vec<Option<KnownIds>> = match memory.as_deref() {
-        Some(m) => order.iter().map(|(name, _)| m.ids(name)).collect(),
+        Some(m) => order
+            .iter()
+            .map(|(name, ino, _)| m.get(name, *ino).map(|k| k.ids.clone()))
+            .collect(),
         None => Vec::new(),
     };
     let mut observer = Observer::start(
         ReadPlan {
             bus: base.clone(),
-            order: order.clone(),
+            order: order
+                .iter()
+                .map(|(n, _, c)| (n.clone(), c.clone()))
+                .collect(),
             config: wants_config,
             link: sel.has(Collector::PcieLink),
             record: read::is_recording(),
@@ -363,7 +382,7 @@ pub fn collect(
     );
     let mut devices = BTreeMap::new();
     tally.add_time(Collector::PcieDevice, sw.elapsed_us());
-    for (i, (name, chain)) in order.into_iter().enumerate() {
+    for (i, (name, entry, chain)) in order.into_iter().enumerate() {
         let sw = clock.start();
         // Past the deadline (a slow or loaded machine): the rest is reported
         // `timeout` unread, so the collection still ends on time.
@@ -374,18 +393,14 @@ pub fn collect(
             tally.read_failed(Collector::PcieDevice, e);
             continue;
         }
-        let (mut identity, mut ids_known) = observed
-            .as_ref()
-            .map_or((None, false), |o| (o.identity, o.ids_known));
+        let mut ids_known = observed.as_ref().is_some_and(|o| o.ids_known);
         let dir = match observed.as_mut().and_then(|o| o.dir.take()) {
             Some(d) => d,
             None => match bus.open_dir(&name) {
+                // Opened again: it may not be the directory the observer saw.
                 Ok(h) => {
-                    // Opened again: the same directory the observer saw?
-                    if identity.is_some() && h.identity() != identity {
-                        (identity, ids_known) = (None, false);
-                    }
-                    h
+                    ids_known = false;
+                    std::sync::Arc::new(h)
                 }
                 Err(e) => {
                     tally.read_failed(Collector::PcieDevice, &e);
@@ -394,14 +409,18 @@ pub fn collect(
             },
         };
         // The kept facts hold only for the same device (the observer
-        // compared the directory's identity and the config header).
+        // checked the kept directory and the config header).
         let known = memory
             .as_deref()
             .filter(|_| ids_known)
-            .and_then(|m| m.get(&name));
+            .and_then(|m| m.get(&name, entry));
         let raw_ids = observed.as_ref().and_then(|o| {
             let v = o.vendor.as_ref().ok()?;
             Some((v.clone(), o.device.as_ref().ok()?.clone()))
+        });
+        let power_files = observed.as_ref().map_or([false; 2], |o| {
+            let present = |r: &read::Result<String>| r.as_ref().is_ok();
+            [present(&o.power_state), present(&o.runtime_status)]
         });
         // The parent bridge is on the same domain: the first devices of an
         // Intel VMD domain (10000:e0:..) hang below the VMD endpoint
@@ -448,15 +467,21 @@ pub fn collect(
         });
         d.pcie = express || learnt.link_files == Some(true);
         let fresh = known.is_none();
-        if let (Some(m), true, Some(identity), Some((vendor, device))) =
-            (memory.as_deref_mut(), fresh, identity, raw_ids)
-        {
-            learnt.ids = KnownIds {
-                identity,
-                vendor,
-                device,
-            };
-            m.keep(d.address.clone(), learnt);
+        match (memory.as_deref_mut(), fresh, raw_ids) {
+            (Some(m), true, Some((vendor, device))) => {
+                learnt.ids = KnownIds {
+                    entry,
+                    vendor,
+                    device,
+                    dir: None,
+                    dir_identity: dir.identity(),
+                    power_files,
+                };
+                learnt.chain = d.ancestors.clone();
+                m.keep(d.address.clone(), learnt, &dir);
+            }
+            (Some(m), false, _) => m.hold(&d.address, &dir),
+            _ => {}
         }
         devices.insert(d.address.clone(), d);
     }

@@ -42,6 +42,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::config_space::{self, ConfigSpace};
+use super::memory::KnownIds;
 use super::parse::{PowerState, RuntimeStatus};
 use crate::read::{self, DirHandle, ErrorKind, ReadError};
 
@@ -86,16 +87,6 @@ pub struct ReadPlan {
 /// the directory again.
 pub const MAX_HELD: usize = 256;
 
-/// A device's IDs as read before, valid while its directory keeps the same
-/// identity ([`DirHandle::identity`]): `vendor` and `device` are fixed for
-/// as long as the device exists.
-#[derive(Debug, Clone, Default)]
-pub struct KnownIds {
-    pub identity: (u64, u64),
-    pub vendor: String,
-    pub device: String,
-}
-
 impl ReadPlan {
     fn dir(&self, i: usize) -> PathBuf {
         self.bus.join(&self.order[i].0)
@@ -136,11 +127,13 @@ impl ConfigRead {
 pub struct Observed {
     /// The device directory could not be opened (gone mid-walk, most often).
     pub gone: Option<ReadError>,
-    /// The device directory, opened once for both passes.
-    pub dir: Option<DirHandle>,
-    /// Its identity, when `fstat` gave one.
-    pub identity: Option<(u64, u64)>,
-    /// `vendor` and `device` came from [`ReadPlan::known`], not from a read.
+    /// The device directory, opened once for both passes, or kept from
+    /// an earlier collection.
+    pub dir: Option<Arc<DirHandle>>,
+    /// `dir` was opened by this pass (it counts against [`MAX_HELD`]).
+    pub opened: bool,
+    /// `vendor` and `device` came from [`ReadPlan::known`], not from a read:
+    /// the kept facts hold for this device.
     pub ids_known: bool,
     /// Not read: a read of it from an earlier pass is still blocked.
     pub timed_out: bool,
@@ -177,27 +170,79 @@ fn attr(r: &read::Result<String>) -> Option<&str> {
     r.as_deref().ok().map(|s| s.strip_suffix('\n').unwrap_or(s))
 }
 
+/// The device's directory and its power files: the kept directory when
+/// there is one and it is alive (see [`super::memory`]), else opened by name.
+/// `None` in the second place: the kept facts do not hold (a fresh open).
+fn open_and_power<'k>(
+    bus: &DirHandle,
+    name: &str,
+    kept: Option<&'k KnownIds>,
+) -> Result<(Arc<DirHandle>, Power, Option<&'k KnownIds>), ReadError> {
+    if let Some(dir) = kept.and_then(|k| k.dir.as_ref()) {
+        let power = Power::read(dir);
+        let was = kept.map_or([false; 2], |k| k.power_files);
+        let vanished = (was[0] && power.state.as_ref().is_err_and(absent))
+            || (was[1] && power.runtime.as_ref().is_err_and(absent));
+        if !vanished {
+            return Ok((Arc::clone(dir), power, kept));
+        }
+        // The kept directory was removed: whatever is there now is new.
+        let dir = Arc::new(bus.open_dir(name)?);
+        let power = Power::read(&dir);
+        return Ok((dir, power, None));
+    }
+    let dir = Arc::new(bus.open_dir(name)?);
+    let power = Power::read(&dir);
+    let same = kept.filter(|k| k.dir_identity.is_some() && k.dir_identity == dir.identity());
+    Ok((dir, power, same))
+}
+
+fn absent(e: &ReadError) -> bool {
+    e.kind == ErrorKind::Absent
+}
+
+/// `power_state` and `power/runtime_status`, as read.
+struct Power {
+    state: read::Result<String>,
+    runtime: read::Result<String>,
+}
+
+impl Power {
+    fn read(dir: &DirHandle) -> Power {
+        Power {
+            state: read_owned(dir, "power_state"),
+            runtime: read_owned(dir, "power/runtime_status"),
+        }
+    }
+
+    /// Absent is an old kernel; any other failure leaves the state unknown.
+    fn unknown(&self) -> bool {
+        let unknown = |r: &read::Result<String>| r.as_ref().is_err_and(|e| !absent(e));
+        unknown(&self.state) || unknown(&self.runtime)
+    }
+
+    fn asleep(&self) -> bool {
+        self.unknown()
+            || !awake(
+                attr(&self.state).map(PowerState::parse).as_ref(),
+                attr(&self.runtime).map(RuntimeStatus::parse).as_ref(),
+            )
+    }
+}
+
 fn observe(bus: &DirHandle, plan: &ReadPlan, i: usize, asleep: &BTreeSet<String>) -> Observed {
     let (name, chain) = &plan.order[i];
-    let dir = match bus.open_dir(name) {
-        Ok(d) => d,
+    let kept = plan.known.get(i).and_then(Option::as_ref);
+    let (dir, power, known) = match open_and_power(bus, name, kept) {
+        Ok(x) => x,
         Err(e) => return gone(e),
     };
-    let power_state = read_owned(&dir, "power_state");
-    let runtime_status = read_owned(&dir, "power/runtime_status");
-    // Absent is an old kernel; any other failure leaves the state unknown.
-    let unknown = |r: &read::Result<String>| r.as_ref().is_err_and(|e| e.kind != ErrorKind::Absent);
-    let power_unknown = unknown(&power_state) || unknown(&runtime_status);
-    // Only a long-running process keeps anything, hence needs the identity.
-    let identity = (!plan.known.is_empty()).then(|| dir.identity()).flatten();
-    let suspended = power_unknown
-        || !awake(
-            attr(&power_state).map(PowerState::parse).as_ref(),
-            attr(&runtime_status).map(RuntimeStatus::parse).as_ref(),
-        );
+    let opened = kept
+        .and_then(|k| k.dir.as_ref())
+        .is_none_or(|d| !Arc::ptr_eq(d, &dir));
+    let power_unknown = power.unknown();
+    let suspended = power.asleep();
     let skipped = suspended || chain.iter().any(|a| asleep.contains(a));
-    let known = plan.known.get(i).and_then(Option::as_ref);
-    let known = known.filter(|k| identity == Some(k.identity));
     let (mut vendor, mut device) = match known {
         Some(k) => (Ok(k.vendor.clone()), Ok(k.device.clone())),
         None => (read_owned(&dir, "vendor"), read_owned(&dir, "device")),
@@ -206,18 +251,7 @@ fn observe(bus: &DirHandle, plan: &ReadPlan, i: usize, asleep: &BTreeSet<String>
     let (mut config, mut link) = (None, None);
     if !skipped {
         if plan.config {
-            // Only the parts decoded are read (`config_space::read_sparse`); the
-            // kernel returns 64 bytes to unprivileged openers.
-            config = Some(
-                dir.read_parts("config", |size, pread| {
-                    config_space::read_sparse(size, pread)
-                })
-                .map(|b| ConfigRead {
-                    len: b.len(),
-                    space: config_space::decode(&b),
-                    raw: plan.record.then_some(b),
-                }),
-            );
+            config = Some(read_config(&dir, plan.record));
         }
         let id = |r: &read::Result<String>| attr(r).and_then(|s| super::parse::hex_u16(s).ok());
         // The header disagrees with the kept IDs: read them afresh.
@@ -238,18 +272,19 @@ fn observe(bus: &DirHandle, plan: &ReadPlan, i: usize, asleep: &BTreeSet<String>
             link = Some(LINK_FILES.map(|f| read_owned(&dir, f)));
         }
     }
-    let keep = plan.held.fetch_add(1, Ordering::SeqCst) < MAX_HELD;
-    if !keep {
+    // A directory opened here waits in the queue: bounded (see MAX_HELD).
+    let keep = !opened || plan.held.fetch_add(1, Ordering::SeqCst) < MAX_HELD;
+    if opened && !keep {
         plan.held.fetch_sub(1, Ordering::SeqCst);
     }
     Observed {
         gone: None,
         dir: keep.then_some(dir),
-        identity,
+        opened,
         ids_known,
         timed_out: false,
-        power_state,
-        runtime_status,
+        power_state: power.state,
+        runtime_status: power.runtime,
         vendor,
         device,
         suspended,
@@ -258,6 +293,19 @@ fn observe(bus: &DirHandle, plan: &ReadPlan, i: usize, asleep: &BTreeSet<String>
         config,
         link,
     }
+}
+
+/// Only the parts decoded are read (`config_space::read_sparse`); the
+/// kernel returns 64 bytes to unprivileged openers.
+fn read_config(dir: &DirHandle, record: bool) -> read::Result<ConfigRead> {
+    dir.read_parts("config", |size, pread| {
+        config_space::read_sparse(size, pread)
+    })
+    .map(|b| ConfigRead {
+        len: b.len(),
+        space: config_space::decode(&b),
+        raw: record.then_some(b),
+    })
 }
 
 /// One observer thread's place in the pass, shared with the main pass.
@@ -331,7 +379,7 @@ fn timed_out(dir: &Path) -> Observed {
 fn gone(e: ReadError) -> Observed {
     Observed {
         dir: None,
-        identity: None,
+        opened: false,
         ids_known: false,
         timed_out: false,
         power_unknown: false,
@@ -384,7 +432,7 @@ impl Observer {
         }
         let left = self.deadline.saturating_duration_since(Instant::now());
         if let Ok(o) = self.rx.recv_timeout(self.timeout.min(left)) {
-            if o.dir.is_some() {
+            if o.opened && o.dir.is_some() {
                 self.plan.held.fetch_sub(1, Ordering::SeqCst);
             }
             if o.suspended || o.gone.is_some() || o.timed_out {

@@ -59,6 +59,51 @@ impl Severity {
     }
 }
 
+/// One value per severity, or none: what `aer_dev_*` and
+/// `aer_rootport_total_*` give a device. In place, not a map: thousands of
+/// these live until the batch is written, and a map allocates a node of
+/// eleven slots for each. Serialised as a map from severity to value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BySeverity<T>([Option<T>; 3]);
+
+impl<T> Default for BySeverity<T> {
+    fn default() -> Self {
+        BySeverity([None, None, None])
+    }
+}
+
+impl<T> BySeverity<T> {
+    pub fn get(&self, sev: &Severity) -> Option<&T> {
+        self.0[*sev as usize].as_ref()
+    }
+
+    pub fn insert(&mut self, sev: Severity, value: T) {
+        self.0[sev as usize] = Some(value);
+    }
+
+    pub fn clear(&mut self) {
+        *self = BySeverity::default();
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.iter().all(Option::is_none)
+    }
+
+    /// Severities with a value, in [`Severity::ALL`] order.
+    pub fn iter(&self) -> impl Iterator<Item = (Severity, &T)> {
+        Severity::ALL
+            .into_iter()
+            .zip(&self.0)
+            .filter_map(|(s, v)| Some((s, v.as_ref()?)))
+    }
+}
+
+impl<T: Serialize> Serialize for BySeverity<T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.iter())
+    }
+}
+
 /// The four link attributes (kernel-abi.md §1.1), as read.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct LinkAttrs {
@@ -133,8 +178,8 @@ pub struct PciDevice {
     pub link_skipped: bool,
     pub link: Option<LinkAttrs>,
     pub aspm: Option<AspmSysfs>,
-    pub aer: BTreeMap<Severity, AerCounters>,
-    pub rootport_total: BTreeMap<Severity, u64>,
+    pub aer: BySeverity<AerCounters>,
+    pub rootport_total: BySeverity<u64>,
     /// The device has AER counter files, whether or not their counts are kept
     /// (see [`PciSnapshot::drop_aer_counts`]).
     pub aer_files: bool,

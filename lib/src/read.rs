@@ -616,34 +616,26 @@ impl DirHandle {
     /// read costs a bus transaction and only some are wanted
     /// (`pci::config_space::read_sparse`). One open; the size comes from `fstat`, which
     /// reads no register.
-    pub fn read_parts(
-        &self,
-        name: &str,
-        read: impl FnOnce(
-            u64,
-            &mut dyn FnMut(usize, &mut [u8]) -> io::Result<usize>,
-        ) -> io::Result<Vec<u8>>,
-    ) -> Result<Vec<u8>> {
-        use std::os::unix::fs::FileExt;
-        let f = self.open_file(name)?;
-        let meta = f.metadata().map_err(|e| err(&self.path.join(name), &e))?;
-        if !meta.is_file() {
-            return Err(invalid(&self.path.join(name), "not a regular file"));
-        }
-        let size = meta.len();
-        let mut pread = |at: usize, buf: &mut [u8]| loop {
-            match f.read_at(buf, at as u64) {
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                r => return r,
-            }
-        };
-        let bytes = read(size, &mut pread).map_err(|e| err(&self.path.join(name), &e))?;
-        if is_recording() {
-            note(&self.path.join(name), || Access::Read(bytes.clone()));
-        }
-        Ok(bytes)
+    pub fn read_parts(&self, name: &str, read: PartsReader<'_>) -> Result<Vec<u8>> {
+        self.hold_file(name)?.read_parts(read)
     }
 
+    /// `name` opened for [`HeldFile::read_parts`], as often as wanted: a
+    /// long-running process keeps `config` open instead of opening it and
+    /// asking its size each collection.
+    pub fn hold_file(&self, name: &str) -> Result<HeldFile> {
+        let file = self.open_file(name)?;
+        let path = self.path.join(name);
+        let meta = file.metadata().map_err(|e| err(&path, &e))?;
+        if !meta.is_file() {
+            return Err(invalid(&path, "not a regular file"));
+        }
+        Ok(HeldFile {
+            file,
+            size: meta.len(),
+            path,
+        })
+    }
     /// See [`read_sysfs_text`]; the text is lent to `f` from a buffer this
     /// thread reuses, so a read allocates nothing (the path is built only for
     /// an error or a capture).
@@ -760,6 +752,48 @@ pub fn descriptor_limit() -> u64 {
     rustix::process::getrlimit(rustix::process::Resource::Nofile)
         .current
         .unwrap_or(u64::MAX)
+}
+
+/// What [`DirHandle::read_parts`] is given: the file's size and a `pread`
+/// (offset, buffer), and it returns the bytes it assembled.
+pub type PartsReader<'a> = &'a mut dyn FnMut(
+    u64,
+    &mut dyn FnMut(usize, &mut [u8]) -> io::Result<usize>,
+) -> io::Result<Vec<u8>>;
+
+/// A file kept open to be read at offsets again and again (see
+/// [`DirHandle::hold_file`]). Every read is a fresh `pread`: sysfs runs the
+/// attribute's read for each, so nothing is stale.
+pub struct HeldFile {
+    file: File,
+    size: u64,
+    path: PathBuf,
+}
+
+impl fmt::Debug for HeldFile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("HeldFile").field(&self.path).finish()
+    }
+}
+
+impl HeldFile {
+    /// See [`DirHandle::read_parts`]; the size is the one `fstat` gave when
+    /// the file was opened (a sysfs attribute's size is fixed).
+    pub fn read_parts(&self, read: PartsReader<'_>) -> Result<Vec<u8>> {
+        use std::os::unix::fs::FileExt;
+        stall_point(|| self.path.clone());
+        let mut pread = |at: usize, buf: &mut [u8]| loop {
+            match self.file.read_at(buf, at as u64) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                r => return r,
+            }
+        };
+        let bytes = read(self.size, &mut pread).map_err(|e| err(&self.path, &e))?;
+        if is_recording() {
+            note(&self.path, || Access::Read(bytes.clone()));
+        }
+        Ok(bytes)
+    }
 }
 
 /// A stream to follow (`/dev/kmsg` or a capture of it), read-only, optionally

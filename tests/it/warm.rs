@@ -174,6 +174,14 @@ fn changes() -> Vec<Change> {
             Box::new(move |r| relink(dev(r, "driver"), "../../../../bus/pci/drivers/vfio-pci")),
         ),
         (
+            "reset_method written by the admin (read through the kept directory)",
+            Box::new(move |r| write(dev(r, "reset_method"), "bus\n")),
+        ),
+        (
+            "reset_method changed",
+            Box::new(move |r| write(dev(r, "reset_method"), "flr bus\n")),
+        ),
+        (
             "IOMMU group",
             Box::new(move |r| relink(dev(r, "iommu_group"), "../../../../kernel/iommu_groups/11")),
         ),

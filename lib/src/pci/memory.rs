@@ -43,7 +43,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::Severity;
-use crate::read::DirHandle;
+use crate::read::{DirHandle, HeldFile};
 
 /// How long a kept fact is trusted before the next full read.
 pub const REFRESH: Duration = Duration::from_secs(300);
@@ -61,6 +61,8 @@ pub struct KnownIds {
     pub device: String,
     /// The device directory, kept open.
     pub dir: Option<Arc<DirHandle>>,
+    /// Its `config`, kept open (read with `pread`, no open or `fstat`).
+    pub config: Option<Arc<HeldFile>>,
     /// The directory's identity ([`DirHandle::identity`]), to check one
     /// opened again (past the budget) against.
     pub dir_identity: Option<(u64, u64)>,
@@ -92,7 +94,7 @@ pub struct Known {
 pub struct Memory {
     devices: HashMap<String, Known>,
     since: Option<Instant>,
-    /// Directories kept open.
+    /// Devices whose directory is kept open.
     open: usize,
     /// [`Memory::budget`], as of this collection's start.
     budget: usize,
@@ -118,33 +120,52 @@ impl Memory {
         self.devices.get(address).filter(|k| k.ids.entry == entry)
     }
 
-    /// Keep `known`, and `dir` open if the budget allows.
-    pub fn keep(&mut self, address: String, mut known: Known, dir: &Arc<DirHandle>) {
+    /// Keep `known`, and `dir` and `config` open if the budget allows.
+    pub fn keep(
+        &mut self,
+        address: String,
+        mut known: Known,
+        dir: &Arc<DirHandle>,
+        config: Option<Arc<HeldFile>>,
+    ) {
         if let Some(old) = self.devices.remove(&address) {
             self.open -= usize::from(old.ids.dir.is_some());
         }
-        known.ids.dir = None;
+        (known.ids.dir, known.ids.config) = (None, None);
         self.devices.insert(address.clone(), known);
-        self.hold(&address, dir);
+        self.hold(&address, dir, config);
     }
 
-    /// Keep `dir` open for a kept device that has none, if the budget allows.
-    pub fn hold(&mut self, address: &str, dir: &Arc<DirHandle>) {
+    /// Keep `dir` (and `config`, if given) open for a kept device that has
+    /// none, if the budget allows.
+    pub fn hold(&mut self, address: &str, dir: &Arc<DirHandle>, config: Option<Arc<HeldFile>>) {
         let room = self.open < self.budget;
-        if let Some(k) = self.devices.get_mut(address).filter(|_| room) {
-            if k.ids.dir.is_none() {
-                k.ids.dir = Some(Arc::clone(dir));
-                self.open += 1;
-            }
+        let Some(k) = self.devices.get_mut(address) else {
+            return;
+        };
+        if k.ids.dir.is_none() && room {
+            k.ids.dir = Some(Arc::clone(dir));
+            self.open += 1;
+        }
+        if k.ids.dir.is_some() && k.ids.config.is_none() {
+            k.ids.config = config;
         }
     }
 
-    /// Most directories kept open: half of what the descriptor limit leaves
-    /// once [`DESCRIPTORS_SPARED`] are set aside (256 at the usual 1,024;
-    /// the execd loop raises its limit where it may).
+    /// Most devices kept open (two descriptors each: the directory and
+    /// `config`): what the descriptor limit leaves once
+    /// [`DESCRIPTORS_SPARED`] are set aside (256 devices at the usual
+    /// 1,024; the execd loop raises its limit where it may).
     pub fn budget() -> usize {
         let limit = crate::read::descriptor_limit();
         usize::try_from(limit.saturating_sub(DESCRIPTORS_SPARED) / 2).unwrap_or(usize::MAX)
+    }
+
+    /// The directories kept open, by address.
+    pub fn open_dirs(&self) -> HashMap<String, Arc<DirHandle>> {
+        let dirs = self.devices.iter();
+        dirs.filter_map(|(a, k)| Some((a.clone(), Arc::clone(k.ids.dir.as_ref()?))))
+            .collect()
     }
 
     /// Only devices still on the bus are kept.
@@ -179,7 +200,7 @@ mod tests {
         let t0 = Instant::now();
         let mut m = Memory::default();
         m.begin(t0);
-        m.keep("0000:00:01.0".into(), Known::default(), &dir());
+        m.keep("0000:00:01.0".into(), Known::default(), &dir(), None);
         m.begin(t0 + REFRESH - Duration::from_secs(1));
         assert_eq!(m.len(), 1, "kept within the interval");
         m.begin(t0 + REFRESH);
@@ -190,8 +211,8 @@ mod tests {
     fn devices_gone_from_the_bus_are_forgotten() {
         let mut m = Memory::default();
         m.begin(Instant::now());
-        m.keep("0000:00:01.0".into(), Known::default(), &dir());
-        m.keep("0000:00:02.0".into(), Known::default(), &dir());
+        m.keep("0000:00:01.0".into(), Known::default(), &dir(), None);
+        m.keep("0000:00:02.0".into(), Known::default(), &dir(), None);
         m.retain(|a| a == "0000:00:02.0");
         assert!(m.get("0000:00:01.0", 0).is_none());
         assert!(m.get("0000:00:02.0", 0).is_some());
@@ -209,7 +230,7 @@ mod tests {
             },
             ..Known::default()
         };
-        m.keep("0000:00:01.0".into(), known, &dir());
+        m.keep("0000:00:01.0".into(), known, &dir(), None);
         assert!(m.get("0000:00:01.0", 7).is_some());
         assert!(m.get("0000:00:01.0", 8).is_none(), "added again");
     }

@@ -242,9 +242,29 @@ pub struct PciSnapshot {
     pub config_read: bool,
     /// AER counter files were read this collection (`pcie_aer` selected).
     pub aer_read: bool,
+    /// Device directories a long-running process keeps open, for later
+    /// readers of the same collection (vfio's `reset_method`).
+    #[serde(skip)]
+    pub kept_dirs: KeptDirs,
+}
+
+/// Open device directories by address. Not data: two snapshots are equal
+/// whatever directories they hold.
+#[derive(Debug, Clone, Default)]
+pub struct KeptDirs(std::collections::HashMap<String, std::sync::Arc<DirHandle>>);
+
+impl PartialEq for KeptDirs {
+    fn eq(&self, _: &KeptDirs) -> bool {
+        true
+    }
 }
 
 impl PciSnapshot {
+    /// The directory of `address`, where a long-running process keeps it open.
+    pub fn kept_dir(&self, address: &str) -> Option<&DirHandle> {
+        self.kept_dirs.0.get(address).map(|d| &**d)
+    }
+
     /// Config space beyond the header was readable; `None` when no selected
     /// collector read config space, so nothing is known.
     pub fn privileged(&self) -> Option<bool> {
@@ -463,6 +483,7 @@ pub fn collect(
             let v = o.vendor.as_ref().ok()?;
             Some((v.clone(), o.device.as_ref().ok()?.clone()))
         });
+        let config_file = observed.as_mut().and_then(|o| o.config_file.take());
         let power_files = observed.as_ref().map_or([false; 2], |o| {
             let present = |r: &read::Result<String>| r.as_ref().is_ok();
             [present(&o.power_state), present(&o.runtime_status)]
@@ -519,19 +540,22 @@ pub fn collect(
                     vendor,
                     device,
                     dir: None,
+                    config: None,
                     dir_identity: dir.identity(),
                     power_files,
                 };
                 learnt.chain = d.ancestors.clone();
-                m.keep(d.address.clone(), learnt, &dir);
+                m.keep(d.address.clone(), learnt, &dir, config_file);
             }
-            (Some(m), false, _) => m.hold(&d.address, &dir),
+            (Some(m), false, _) => m.hold(&d.address, &dir, config_file),
             _ => {}
         }
         devices.insert(d.address.clone(), d);
     }
+    let mut kept_dirs = KeptDirs::default();
     if let Some(m) = memory {
         m.retain(|a| devices.contains_key(a));
+        kept_dirs = KeptDirs(m.open_dirs());
     }
     let sw = clock.start();
     derive_link_states(&mut devices);
@@ -540,6 +564,7 @@ pub fn collect(
         devices,
         config_read: wants_config,
         aer_read: sel.has(Collector::PcieAer),
+        kept_dirs,
     })
 }
 

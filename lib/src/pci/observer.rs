@@ -44,7 +44,7 @@ use std::time::{Duration, Instant};
 use super::config_space::{self, ConfigSpace};
 use super::memory::KnownIds;
 use super::parse::{PowerState, RuntimeStatus};
-use crate::read::{self, DirHandle, ErrorKind, ReadError};
+use crate::read::{self, DirHandle, ErrorKind, HeldFile, ReadError};
 
 /// Device directories an abandoned observer thread is still blocked in.
 static STUCK: Mutex<BTreeSet<PathBuf>> = Mutex::new(BTreeSet::new());
@@ -148,6 +148,8 @@ pub struct Observed {
     /// Its power state or runtime status could not be read: taken as asleep.
     pub power_unknown: bool,
     pub config: Option<read::Result<ConfigRead>>,
+    /// `config` as opened this pass, to be kept.
+    pub config_file: Option<Arc<HeldFile>>,
     pub link: Option<[read::Result<String>; 4]>,
 }
 
@@ -248,10 +250,12 @@ fn observe(bus: &DirHandle, plan: &ReadPlan, i: usize, asleep: &BTreeSet<String>
         None => (read_owned(&dir, "vendor"), read_owned(&dir, "device")),
     };
     let mut ids_known = known.is_some();
-    let (mut config, mut link) = (None, None);
+    let (mut config, mut link, mut config_file) = (None, None, None);
     if !skipped {
         if plan.config {
-            config = Some(read_config(&dir, plan.record));
+            let kept = known.and_then(|k| k.config.as_ref());
+            let (read, opened) = read_config(&dir, kept, plan.record);
+            (config, config_file) = (Some(read), opened);
         }
         let id = |r: &read::Result<String>| attr(r).and_then(|s| super::parse::hex_u16(s).ok());
         // The header disagrees with the kept IDs: read them afresh.
@@ -291,21 +295,37 @@ fn observe(bus: &DirHandle, plan: &ReadPlan, i: usize, asleep: &BTreeSet<String>
         skipped,
         power_unknown,
         config,
+        config_file,
         link,
     }
 }
 
 /// Only the parts decoded are read (`config_space::read_sparse`); the
-/// kernel returns 64 bytes to unprivileged openers.
-fn read_config(dir: &DirHandle, record: bool) -> read::Result<ConfigRead> {
-    dir.read_parts("config", |size, pread| {
-        config_space::read_sparse(size, pread)
-    })
-    .map(|b| ConfigRead {
-        len: b.len(),
-        space: config_space::decode(&b),
-        raw: record.then_some(b),
-    })
+/// kernel returns 64 bytes to unprivileged openers. From the kept file when
+/// there is one; else the file opened here is returned, to be kept.
+fn read_config(
+    dir: &DirHandle,
+    kept: Option<&Arc<HeldFile>>,
+    record: bool,
+) -> (read::Result<ConfigRead>, Option<Arc<HeldFile>>) {
+    let (file, opened) = match kept {
+        Some(f) => (Arc::clone(f), None),
+        None => match dir.hold_file("config") {
+            Ok(f) => {
+                let f = Arc::new(f);
+                (Arc::clone(&f), Some(f))
+            }
+            Err(e) => return (Err(e), None),
+        },
+    };
+    let read = file
+        .read_parts(&mut |size, pread| config_space::read_sparse(size, pread))
+        .map(|b| ConfigRead {
+            len: b.len(),
+            space: config_space::decode(&b),
+            raw: record.then_some(b),
+        });
+    (read, opened)
 }
 
 /// One observer thread's place in the pass, shared with the main pass.
@@ -391,6 +411,7 @@ fn gone(e: ReadError) -> Observed {
         suspended: false,
         skipped: true,
         config: None,
+        config_file: None,
         link: None,
     }
 }

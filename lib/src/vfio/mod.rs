@@ -116,7 +116,7 @@ pub fn collect(
     let sw = clock.start();
     let intent = intent::collect(root, &params, tally);
     let configured = hostpci::configured(root, devices, tally);
-    s.devices = vfio_devices(root, devices, &intent, &configured, &s.groups, tally);
+    s.devices = vfio_devices(root, pci, &intent, &configured, &s.groups, tally);
     holders::collect(root, &mut s.devices, tally);
     tally.add_time(Collector::VfioDevice, sw.elapsed_us());
     s
@@ -125,15 +125,20 @@ pub fn collect(
 /// Devices bound to, meant for, or configured for vfio.
 fn vfio_devices(
     root: &Root,
-    devices: &BTreeMap<String, PciDevice>,
+    pci: Option<&PciSnapshot>,
     intent: &intent::Intent,
     configured: &BTreeMap<String, BTreeSet<String>>,
     groups: &BTreeMap<u32, IommuGroup>,
     tally: &mut Tally,
 ) -> BTreeMap<String, VfioDevice> {
     let mut out = BTreeMap::new();
+    let Some(pci) = pci else {
+        return out;
+    };
+    let devices = &pci.devices;
     // The bus directory, opened at the first device that needs a file of its
-    // own: `<address>/reset_method` relative to it, not the whole path.
+    // own and whose directory is not kept open: `<address>/reset_method`
+    // relative to it, not the whole path.
     let mut bus: Option<read::Result<DirHandle>> = None;
     for d in devices.values() {
         let bound = d
@@ -146,8 +151,17 @@ fn vfio_devices(
             continue;
         }
         let host_companions = host_companions(devices, d);
-        let bus = bus.get_or_insert_with(|| DirHandle::open(&root.path(crate::pci::DEVICES_DIR)));
-        let reset_method = reset_method(bus, &d.address, tally);
+        let reset_method = match pci.kept_dir(&d.address) {
+            Some(dir) => reset_method(dir.with_attr("reset_method", str::to_string), tally),
+            None => {
+                let bus =
+                    bus.get_or_insert_with(|| DirHandle::open(&root.path(crate::pci::DEVICES_DIR)));
+                let read = bus.as_ref().map_err(Clone::clone).and_then(|b| {
+                    b.with_attr(&format!("{}/reset_method", d.address), str::to_string)
+                });
+                reset_method(read, tally)
+            }
+        };
         out.insert(
             d.address.clone(),
             VfioDevice {
@@ -184,12 +198,8 @@ fn host_companions(devices: &BTreeMap<String, PciDevice>, d: &PciDevice) -> Vec<
         .collect()
 }
 
-fn reset_method(bus: &read::Result<DirHandle>, address: &str, tally: &mut Tally) -> Option<String> {
-    match bus
-        .as_ref()
-        .map_err(Clone::clone)
-        .and_then(|b| b.with_attr(&format!("{address}/reset_method"), str::to_string))
-    {
+fn reset_method(read: read::Result<String>, tally: &mut Tally) -> Option<String> {
+    match read {
         Ok(v) if !v.trim().is_empty() => Some(v.trim().to_string()),
         Ok(_) => None,
         Err(e) => {

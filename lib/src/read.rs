@@ -565,6 +565,28 @@ impl DirHandle {
         })
     }
 
+    /// A real subdirectory `name` of this one (never through a link: in a
+    /// replay root it must lie beneath), one path component to resolve,
+    /// known by `path` (the name a caller reports it by, such as its bus
+    /// link: errors and captures read the same as through [`Self::open_dir`]).
+    pub fn open_child(&self, name: &str, path: PathBuf) -> Result<DirHandle> {
+        let fd = self.dir.fd().map_err(|e| errno(&path, e))?;
+        let sub = match &self.root {
+            None => rustix::fs::openat(fd, name, DIR_FLAGS, Mode::empty()),
+            Some(_) => {
+                let how = ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS;
+                retry_again(|| rustix::fs::openat2(fd, name, DIR_FLAGS, Mode::empty(), how))
+            }
+        }
+        .map_err(|e| errno(&path, e))?;
+        let dir = rustix::fs::Dir::new(sub).map_err(|e| errno(&path, e))?;
+        Ok(DirHandle {
+            dir,
+            path,
+            root: self.root.clone(),
+        })
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }

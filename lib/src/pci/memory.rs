@@ -76,6 +76,8 @@ pub struct Known {
     pub ids: KnownIds,
     /// PCI devices above it, nearest last (see [`super::PciDevice::ancestors`]).
     pub chain: Vec<String>,
+    /// Its directory lies right inside the nearest one's.
+    pub direct: bool,
     /// `None` also when it could not be read: it is read again next time.
     pub class: Option<u32>,
     pub numa_node: Option<Option<i64>>,

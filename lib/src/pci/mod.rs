@@ -347,8 +347,9 @@ fn list_bus(base: &Path, tally: &mut Tally) -> Option<(DirHandle, Vec<(String, u
 }
 
 /// One bus entry in the order devices are read: its name, its inode number
-/// in the listing, and the PCI devices above it (nearest last).
-type Entry = (String, u64, Vec<String>);
+/// in the listing, the PCI devices above it (nearest last), and whether its
+/// directory lies right inside the nearest one's.
+type Entry = (String, u64, Vec<String>, bool);
 
 /// Bus entries in the order they are read. The topology is taken from
 /// `memory` for an entry it kept (same inode: the same link), else read.
@@ -363,20 +364,24 @@ fn walk_order(
     // known when a device is reached, and each device directory is opened once.
     let mut order: Vec<Entry> = Vec::new();
     for (name, ino) in entries.into_iter().filter(|(n, _)| parse::is_bdf(n)) {
-        let chain = match memory.and_then(|m| m.get(&name, ino)) {
-            Some(k) => k.chain.clone(),
+        let (chain, direct) = match memory.and_then(|m| m.get(&name, ino)) {
+            Some(k) => (k.chain.clone(), k.direct),
             None => read_chain(bus, &name, tally),
         };
-        order.push((name, ino, chain));
+        order.push((name, ino, chain, direct));
     }
     order.sort_by(|a, b| a.2.len().cmp(&b.2.len()).then_with(|| a.0.cmp(&b.0)));
     order
 }
 
-/// The PCI devices above `name`, from its bus link's target.
-fn read_chain(bus: &DirHandle, name: &str, tally: &mut Tally) -> Vec<String> {
+/// The PCI devices above `name`, from its bus link's target, and whether
+/// the target lies right inside the nearest one's directory
+/// (`.../0000:00:1c.0/0000:02:00.0`), so it can be opened from there.
+fn read_chain(bus: &DirHandle, name: &str, tally: &mut Tally) -> (Vec<String>, bool) {
     match bus.read_link(name) {
         Ok(target) => {
+            let mut parts = target.components().filter_map(|c| c.as_os_str().to_str());
+            let last_two = (parts.next_back(), parts.next_back());
             let mut chain: Vec<String> = target
                 .components()
                 .filter_map(|c| c.as_os_str().to_str())
@@ -386,15 +391,36 @@ fn read_chain(bus: &DirHandle, name: &str, tally: &mut Tally) -> Vec<String> {
             if chain.last().map(String::as_str) == Some(name) {
                 chain.pop();
             }
-            chain
+            let direct = last_two.0 == Some(name)
+                && last_two
+                    .1
+                    .is_some_and(|p| chain.last().is_some_and(|c| c == p));
+            (chain, direct)
         }
         // A plain directory (hand-made capture): no topology to learn.
-        Err(e) if matches!(e.kind, ErrorKind::Unavailable("EINVAL")) => Vec::new(),
+        Err(e) if matches!(e.kind, ErrorKind::Unavailable("EINVAL")) => (Vec::new(), false),
         Err(e) => {
             tally.read_failed(Collector::PcieDevice, &e);
-            Vec::new()
+            (Vec::new(), false)
         }
     }
+}
+
+/// For each device in `order`, the index of the device whose directory
+/// holds its own (see [`Entry`]).
+fn parents(order: &[Entry]) -> Vec<Option<usize>> {
+    let at: std::collections::HashMap<&str, usize> = order
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (e.0.as_str(), i))
+        .collect();
+    order
+        .iter()
+        .map(|(_, _, chain, direct)| {
+            let p = chain.last().filter(|_| *direct)?;
+            at.get(p.as_str()).copied()
+        })
+        .collect()
 }
 
 /// Every PCI function under `root`. Reads that could block (the observer's)
@@ -425,16 +451,17 @@ pub fn collect(
     let known: Vec<Option<KnownIds>> = match memory.as_deref() {
         Some(m) => order
             .iter()
-            .map(|(name, ino, _)| m.get(name, *ino).map(|k| k.ids.clone()))
+            .map(|(name, ino, _, _)| m.get(name, *ino).map(|k| k.ids.clone()))
             .collect(),
         None => Vec::new(),
     };
     let mut observer = Observer::start(
         ReadPlan {
             bus: base.clone(),
+            parent: parents(&order),
             order: order
                 .iter()
-                .map(|(n, _, c)| (n.clone(), c.clone()))
+                .map(|(n, _, c, _)| (n.clone(), c.clone()))
                 .collect(),
             config: wants_config,
             link: sel.has(Collector::PcieLink),
@@ -447,7 +474,7 @@ pub fn collect(
     );
     let mut devices = BTreeMap::new();
     tally.add_time(Collector::PcieDevice, sw.elapsed_us());
-    for (i, (name, entry, chain)) in order.into_iter().enumerate() {
+    for (i, (name, entry, chain, direct)) in order.into_iter().enumerate() {
         let sw = clock.start();
         // Past the deadline (a slow or loaded machine): the rest is reported
         // `timeout` unread, so the collection still ends on time.
@@ -544,7 +571,7 @@ pub fn collect(
                     dir_identity: dir.identity(),
                     power_files,
                 };
-                learnt.chain = d.ancestors.clone();
+                (learnt.chain, learnt.direct) = (d.ancestors.clone(), direct);
                 m.keep(d.address.clone(), learnt, &dir, config_file);
             }
             (Some(m), false, _) => m.hold(&d.address, &dir, config_file),
@@ -814,9 +841,12 @@ fn read_aspm(
         }
         return (Some(a), None);
     }
-    let listed = dev
-        .open_dir("link")
-        .and_then(|mut h| h.list().map(|n| (h, n)));
+    // A real subdirectory: one path component from the device's.
+    let link = match dev.open_child("link", dev.path().join("link")) {
+        Err(e) if e.kind != ErrorKind::Absent => dev.open_dir("link"),
+        r => r,
+    };
+    let listed = link.and_then(|mut h| h.list().map(|n| (h, n)));
     let (link_dir, names) = match listed {
         Ok(x) => x,
         Err(e) => {

@@ -34,7 +34,7 @@
 //! counts as asleep (kernel-abi.md §1.4); only an absent file (an old kernel)
 //! counts as awake.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver};
@@ -67,6 +67,9 @@ pub struct ReadPlan {
     pub bus: PathBuf,
     /// Device names with the bridges above them (nearest last), bridges first.
     pub order: Vec<(String, Vec<String>)>,
+    /// Per device, the device whose directory holds its own: opened from
+    /// there, one path component, instead of through the bus link.
+    pub parent: Vec<Option<usize>>,
     /// Read `config` (some selected collector uses it).
     pub config: bool,
     /// Read the link files where `config` does not already hold the link registers.
@@ -177,6 +180,7 @@ fn attr(r: &read::Result<String>) -> Option<&str> {
 /// `None` in the second place: the kept facts do not hold (a fresh open).
 fn open_and_power<'k>(
     bus: &DirHandle,
+    parent: Option<&DirHandle>,
     name: &str,
     kept: Option<&'k KnownIds>,
 ) -> Result<(Arc<DirHandle>, Power, Option<&'k KnownIds>), ReadError> {
@@ -189,14 +193,26 @@ fn open_and_power<'k>(
             return Ok((Arc::clone(dir), power, kept));
         }
         // The kept directory was removed: whatever is there now is new.
-        let dir = Arc::new(bus.open_dir(name)?);
+        let dir = Arc::new(open_device(bus, parent, name)?);
         let power = Power::read(&dir);
         return Ok((dir, power, None));
     }
-    let dir = Arc::new(bus.open_dir(name)?);
+    let dir = Arc::new(open_device(bus, parent, name)?);
     let power = Power::read(&dir);
     let same = kept.filter(|k| k.dir_identity.is_some() && k.dir_identity == dir.identity());
     Ok((dir, power, same))
+}
+
+/// A device directory, from its parent's when that is open (one path
+/// component), else through its bus link; known by its bus path either way.
+fn open_device(
+    bus: &DirHandle,
+    parent: Option<&DirHandle>,
+    name: &str,
+) -> Result<DirHandle, ReadError> {
+    parent
+        .and_then(|p| p.open_child(name, bus.path().join(name)).ok())
+        .map_or_else(|| bus.open_dir(name), Ok)
 }
 
 fn absent(e: &ReadError) -> bool {
@@ -232,10 +248,16 @@ impl Power {
     }
 }
 
-fn observe(bus: &DirHandle, plan: &ReadPlan, i: usize, asleep: &BTreeSet<String>) -> Observed {
+fn observe(
+    bus: &DirHandle,
+    parent: Option<&DirHandle>,
+    plan: &ReadPlan,
+    i: usize,
+    asleep: &BTreeSet<String>,
+) -> Observed {
     let (name, chain) = &plan.order[i];
     let kept = plan.known.get(i).and_then(Option::as_ref);
-    let (dir, power, known) = match open_and_power(bus, name, kept) {
+    let (dir, power, known) = match open_and_power(bus, parent, name, kept) {
         Ok(x) => x,
         Err(e) => return gone(e),
     };
@@ -355,16 +377,27 @@ fn run(
             return;
         }
     };
+    // Directories of devices others hang in, while they are open anyway
+    // (a bridge is read before what is below it); at most MAX_HELD.
+    let is_parent: HashSet<usize> = plan.parent.iter().flatten().copied().collect();
+    let mut parents: HashMap<usize, Arc<DirHandle>> = HashMap::new();
     for i in from..plan.order.len() {
-        let known_stuck = stuck().contains(&plan.dir(i));
+        let known_stuck = {
+            let st = stuck();
+            !st.is_empty() && st.contains(&plan.dir(i))
+        };
         let o = if known_stuck {
             timed_out(&plan.dir(i))
         } else {
             progress.at.store(i, Ordering::SeqCst);
-            let o = observe(&bus, &plan, i, &asleep);
+            let parent = plan.parent[i].and_then(|p| parents.get(&p)).map(|d| &**d);
+            let o = observe(&bus, parent, &plan, i, &asleep);
             progress.at.store(usize::MAX, Ordering::SeqCst);
             o
         };
+        if let (true, Some(d)) = (is_parent.contains(&i) && parents.len() < MAX_HELD, &o.dir) {
+            parents.insert(i, Arc::clone(d));
+        }
         {
             // Under the lock the main pass marks a device stuck with.
             let mut st = stuck();

@@ -171,7 +171,10 @@ fn run_metrics(cli: &Cli) -> ExitCode {
     let opts = options(cli);
     let mut out = Output {
         format: cli.format,
-        thinner: thin::Thinner::new(cli.refresh),
+        thinner: match cli.once {
+            true => thin::Thinner::single_batch(),
+            false => thin::Thinner::new(cli.refresh),
+        },
         stop_mark: stopmark::StopMark::default(),
     };
     let clock = match cli.fake_time {

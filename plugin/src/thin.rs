@@ -155,9 +155,10 @@ impl Hasher for Fold {
         }
         let tail = words.remainder();
         if !tail.is_empty() {
-            let mut b = [0u8; 8];
-            b[..tail.len()].copy_from_slice(tail);
-            self.mix(u64::from_le_bytes(b));
+            // Shifted in, not copied to a buffer and read back: a short
+            // copy is a call, and the wide read waits for its stores.
+            let word = tail.iter().rev().fold(0, |w, &b| (w << 8) | u64::from(b));
+            self.mix(word);
         }
     }
 

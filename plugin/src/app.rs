@@ -262,14 +262,16 @@ impl Output {
                 return;
             }
             stop_mark.remember(m);
-            thinner.apply(m, &mut |m| {
+            thinner.apply(m, &mut |m, omit| {
                 if failed.is_some() {
                     return;
                 }
                 line.clear();
                 match format {
-                    Format::Json => json::write_metric(&mut line, m),
-                    Format::Influx | Format::Prometheus => lineproto::write_metric(&mut line, m),
+                    Format::Json => json::write_metric_except(&mut line, m, omit),
+                    Format::Influx | Format::Prometheus => {
+                        lineproto::write_metric_except(&mut line, m, omit)
+                    }
                 }
                 if let Err(e) = w.write_all(line.as_bytes()) {
                     failed = Some(e);

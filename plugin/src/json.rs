@@ -18,12 +18,18 @@ pub fn write(metrics: &[Metric]) -> String {
 
 /// One point as one JSON line appended to `out` (nothing for a point without fields).
 pub fn write_metric(out: &mut String, m: &Metric) {
+    write_metric_except(out, m, &[]);
+}
+
+/// `m` without the fields named in `omit` (what the Thinner leaves out).
+pub fn write_metric_except(out: &mut String, m: &Metric, omit: &[&str]) {
     {
-        if m.fields.is_empty() {
+        let kept = |(k, _): &(&std::borrow::Cow<'static, str>, &Field)| !omit.contains(&k.as_ref());
+        if !m.fields.iter().any(|f| kept(&f)) {
             return;
         }
         let mut fields = Map::new();
-        for (k, v) in &m.fields {
+        for (k, v) in m.fields.iter().filter(kept) {
             let v = match v {
                 Field::Int(i) => Value::from(*i),
                 Field::Float(f) => {

@@ -98,7 +98,14 @@ fn push_string(out: &mut String, s: &str) {
 }
 
 pub fn write_metric(out: &mut String, m: &Metric) {
-    if m.fields.is_empty() {
+    write_metric_except(out, m, &[]);
+}
+
+/// `m` without the fields named in `omit` (what the Thinner leaves out),
+/// written from the point itself rather than from a pruned copy of it.
+pub fn write_metric_except(out: &mut String, m: &Metric, omit: &[&str]) {
+    let kept = |(k, _): &(&std::borrow::Cow<'static, str>, &Field)| !omit.contains(&k.as_ref());
+    if !m.fields.iter().any(|f| kept(&f)) {
         return;
     }
     push_measurement(out, m.name);
@@ -112,7 +119,7 @@ pub fn write_metric(out: &mut String, m: &Metric) {
         push_key(out, v);
     }
     let mut sep = ' ';
-    for (k, v) in &m.fields {
+    for (k, v) in m.fields.iter().filter(kept) {
         out.push(sep);
         sep = ',';
         push_key(out, k);

@@ -156,8 +156,10 @@ fn push_int(out: &mut String, v: i64) {
     if v < 0 {
         out.push('-');
     }
-    // ASCII digits: always UTF-8.
-    out.push_str(std::str::from_utf8(&buf[i..]).unwrap_or_default());
+    // Digit by digit: a handful of pushes cost less than checking the
+    // digits are UTF-8 to push them as one string.
+    out.reserve(buf.len() - i);
+    buf[i..].iter().for_each(|&d| out.push(char::from(d)));
 }
 
 pub fn write(metrics: &[Metric]) -> String {

@@ -121,7 +121,18 @@ pub struct Thinner {
     batch: u64,
     t: i64,
     prev_t: Option<i64>,
-    seen: HashMap<String, Seen, BuildHasherDefault<Fold>>,
+    /// The series the last collection wrote, in the order it wrote them:
+    /// the contract's order, so the next collection asks for them in the
+    /// same order, and each is looked for where the last one was found
+    /// (a walk through memory, not a hash probe per point).
+    last: Vec<Option<(String, Seen)>>,
+    /// Where the last one was found.
+    cursor: usize,
+    /// Position in `last` by key: built at the first miss of a collection
+    /// (a device came or went), for the rest of it.
+    index: Option<HashMap<String, usize, BuildHasherDefault<Fold>>>,
+    /// The series this collection wrote, in order: `last` for the next.
+    now: Vec<Option<(String, Seen)>>,
     key: String,
 }
 
@@ -188,7 +199,10 @@ impl Thinner {
             batch: 0,
             t: 0,
             prev_t: None,
-            seen: HashMap::default(),
+            last: Vec::new(),
+            cursor: 0,
+            index: None,
+            now: Vec::new(),
             key: String::new(),
         }
     }
@@ -210,9 +224,31 @@ impl Thinner {
     /// Forget series this collection did not write (a device removed): the
     /// memory follows the host, and a device that comes back starts afresh.
     pub fn end(&mut self) {
-        let b = self.batch;
-        self.seen.retain(|_, s| s.batch == b);
+        std::mem::swap(&mut self.last, &mut self.now);
+        self.now.clear();
+        self.cursor = 0;
+        self.index = None;
         self.prev_t = Some(self.t);
+    }
+
+    /// The last collection's record of the series in `self.key`, taken
+    /// out of `last` (a series is written once per collection).
+    fn take_last(&mut self) -> Option<(String, Seen)> {
+        let key = self.key.as_str();
+        let at_cursor = self.last.get(self.cursor).and_then(|e| e.as_ref());
+        let i = match at_cursor {
+            Some((k, _)) if k == key => self.cursor,
+            _ => {
+                let last = &self.last;
+                let index = self.index.get_or_insert_with(|| {
+                    let keys = last.iter().enumerate();
+                    (keys.filter_map(|(i, e)| e.as_ref().map(|(k, _)| (k.clone(), i)))).collect()
+                });
+                *index.get(key)?
+            }
+        };
+        self.cursor = i + 1;
+        self.last[i].take()
     }
 
     /// Hand `m` to `out` with the names of the fields that need not be
@@ -235,17 +271,15 @@ impl Thinner {
                     .cloned()
                     .collect()
             });
-        let Some(s) = self.seen.get_mut(self.key.as_str()) else {
+        let Some((key, mut s)) = self.take_last() else {
             let phase = phase(&self.key, refresh);
-            self.seen.insert(
-                self.key.clone(),
-                Seen {
-                    facts: hash,
-                    due: t.saturating_add(refresh.saturating_sub(phase)),
-                    batch,
-                    counters: written,
-                },
-            );
+            let s = Seen {
+                facts: hash,
+                due: t.saturating_add(refresh.saturating_sub(phase)),
+                batch,
+                counters: written,
+            };
+            self.now.push(Some((self.key.clone(), s)));
             return out(m, &[]);
         };
         if let (Some(before), Some(now), Some(pt)) = (&s.counters, &written, self.prev_t) {
@@ -261,6 +295,7 @@ impl Thinner {
         while s.due <= t && refresh > 0 {
             s.due = s.due.saturating_add(refresh);
         }
+        self.now.push(Some((key, s)));
         if changed || due || refresh <= 0 || facts.is_empty() {
             return out(m, &[]);
         }
@@ -444,6 +479,40 @@ mod tests {
             &[aer(20 * S, &[("rx_err", 0), ("bad_tlp", 1)])],
         );
         assert_eq!(got.len(), 1);
+    }
+
+    #[test]
+    fn series_are_known_whatever_their_order() {
+        let dev = |address: &'static str, t| {
+            let mut m = link(t, 16, 16);
+            m.tag("address", address);
+            m
+        };
+        let mut th = Thinner::new(Duration::from_secs(300));
+        batch(&mut th, 0, &[dev("a", 0), dev("b", 0), dev("c", 0)]);
+        // Reordered, one gone, one new: the known keep their facts back.
+        let got = batch(&mut th, 1, &[dev("c", 1), dev("d", 1), dev("a", 1)]);
+        let got: Vec<_> = got.iter().map(keys).collect();
+        assert_eq!(
+            got,
+            [vec!["width"], vec!["max_width", "width"], vec!["width"]]
+        );
+        // The one gone was forgotten: it comes back whole.
+        let got = batch(
+            &mut th,
+            2,
+            &[dev("a", 2), dev("b", 2), dev("c", 2), dev("d", 2)],
+        );
+        let got: Vec<_> = got.iter().map(keys).collect();
+        assert_eq!(
+            got,
+            [
+                vec!["width"],
+                vec!["max_width", "width"],
+                vec!["width"],
+                vec!["width"]
+            ]
+        );
     }
 
     #[test]

@@ -308,10 +308,23 @@ fn ecap_body(id: u16) -> usize {
 /// the same bytes wherever it looks and reports the same anomalies.
 pub fn read_sparse<E>(
     size: u64,
-    mut read_at: impl FnMut(usize, &mut [u8]) -> Result<usize, E>,
+    read_at: impl FnMut(usize, &mut [u8]) -> Result<usize, E>,
 ) -> Result<Vec<u8>, E> {
+    let mut buf = Vec::new();
+    read_sparse_into(size, &mut buf, read_at)?;
+    Ok(buf)
+}
+
+/// [`read_sparse`] into `buf` (cleared first), so a caller reading many
+/// devices reuses one buffer instead of allocating 4 KiB for each.
+pub fn read_sparse_into<E>(
+    size: u64,
+    buf: &mut Vec<u8>,
+    mut read_at: impl FnMut(usize, &mut [u8]) -> Result<usize, E>,
+) -> Result<(), E> {
     let mut end = usize::try_from(size).unwrap_or(usize::MAX).min(4097);
-    let mut buf = vec![0u8; end];
+    buf.clear();
+    buf.resize(end, 0);
     // Reads [from, to) as far as the file goes. A read is not retried: a
     // short one marks the end of the file.
     let mut fill = |buf: &mut Vec<u8>, end: &mut usize, from: usize, to: usize| {
@@ -333,10 +346,10 @@ pub fn read_sparse<E>(
     // The header, and the first extended capability (often AER) with its
     // body, in one read: a 256-byte space (or an unprivileged 64-byte view)
     // ends it early.
-    fill(&mut buf, &mut end, 0, 0x100 + ecap_body(ECAP_AER))?;
+    fill(buf, &mut end, 0, 0x100 + ecap_body(ECAP_AER))?;
     if end <= 256 {
         buf.truncate(end);
-        return Ok(buf);
+        return Ok(());
     }
     let mut off = 0x100usize;
     let mut seen = [false; 1024];
@@ -349,16 +362,16 @@ pub fn read_sparse<E>(
         }
         seen[off / 4] = true;
         let id = (hdr & 0xffff) as u16;
-        fill(&mut buf, &mut end, off + 4, off + ecap_body(id))?;
+        fill(buf, &mut end, off + 4, off + ecap_body(id))?;
         let next = (hdr >> 20) as usize & 0xffc;
         if next < 0x100 || next + 4 > end {
             break;
         }
-        fill(&mut buf, &mut end, next, next + 4)?;
+        fill(buf, &mut end, next, next + 4)?;
         off = next;
     }
     buf.truncate(end);
-    Ok(buf)
+    Ok(())
 }
 
 /// Decode whatever `bytes` holds. Never panics (property-tested).

@@ -340,14 +340,35 @@ fn read_config(
             Err(e) => return (Err(e), None),
         },
     };
-    let read = file
-        .read_parts(&mut |size, pread| config_space::read_sparse(size, pread))
-        .map(|b| ConfigRead {
-            len: b.len(),
-            space: config_space::decode(&b),
-            raw: record.then_some(b),
-        });
+    if record {
+        // A capture keeps the bytes (read_parts records what it returns).
+        let read = file
+            .read_parts(&mut |size, pread| config_space::read_sparse(size, pread))
+            .map(|b| ConfigRead {
+                len: b.len(),
+                space: config_space::decode(&b),
+                raw: Some(b),
+            });
+        return (read, opened);
+    }
+    // One buffer for the thread's whole pass: a config space is up to 4 KiB,
+    // and only its decoding is kept.
+    let read = CONFIG_BUF.with_borrow_mut(|buf| {
+        file.read_parts(&mut |size, pread| {
+            config_space::read_sparse_into(size, buf, pread)?;
+            Ok(Vec::new())
+        })
+        .map(|_| ConfigRead {
+            len: buf.len(),
+            space: config_space::decode(buf),
+            raw: None,
+        })
+    });
     (read, opened)
+}
+
+thread_local! {
+    static CONFIG_BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// One observer thread's place in the pass, shared with the main pass.

@@ -219,7 +219,7 @@ def main():
         ("lspci -vvv", t_l, c_l, rw_l, rc_l),
     ):
         print(f"{label:28}{t:10.1f}{rw:10.2f}{c:10.1f}{rc:10.2f}")
-    print(f"vigil / lspci: wall {t_v / t_l:.2f}, CPU {c_v / c_l:.2f}")
+    print(f"vigil / lspci: wall {t_v / t_l:.2f}, CPU {c_v / c_l:.2f}; vigil --once CPU vs floor {rc_v:.2f} (target <= 1.3)")
     print(f"line protocol per function: first collection (= --once) {full / n:.0f} B, steady {steady / n:.0f} B, "
           f"per collection with the facts' refresh {per_collection:.0f} B (budget 1000); v1 output {v1_full / n:.0f} B")
     print(f"peak RSS of vigil --once: {rss / 1024:.1f} MiB (target <= 8); execd after 27 collections {execd_rss / 1024:.1f} MiB")

@@ -570,8 +570,13 @@ impl DirHandle {
         let sub = match &self.root {
             Some(_) => self.open_from_root(name, DIR_FLAGS),
             None => self.open_at(name, DIR_FLAGS),
-        }
-        .map_err(|e| errno(&path, e))?;
+        };
+        self.handle(sub, path)
+    }
+
+    /// A handle on `sub`, opened from this directory, known by `path`.
+    fn handle(&self, sub: rustix::io::Result<OwnedFd>, path: PathBuf) -> Result<DirHandle> {
+        let sub = sub.map_err(|e| errno(&path, e))?;
         let dir = rustix::fs::Dir::new(sub).map_err(|e| errno(&path, e))?;
         Ok(DirHandle {
             dir,
@@ -593,14 +598,8 @@ impl DirHandle {
                 rustix::fs::openat(fd, name, DIR_FLAGS | OFlags::NOFOLLOW, Mode::empty())
             }
             Some(_) => Err(rustix::io::Errno::XDEV),
-        }
-        .map_err(|e| errno(&path, e))?;
-        let dir = rustix::fs::Dir::new(sub).map_err(|e| errno(&path, e))?;
-        Ok(DirHandle {
-            dir,
-            path,
-            root: self.root.clone(),
-        })
+        };
+        self.handle(sub, path)
     }
 
     pub fn path(&self) -> &Path {

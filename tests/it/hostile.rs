@@ -315,6 +315,39 @@ fn replay_reads_nothing_outside_its_root() {
     );
 }
 
+/// A device directory below its bridge's (which vigil opens from the
+/// bridge's, one component) replaced by a link out of the root: the link is
+/// not followed there, and resolved inside the root it leads nowhere.
+#[test]
+fn a_device_directory_linked_out_of_the_root_is_not_read() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let root = copy_fixture("passthrough-gpu-vfio", tmp.path());
+    let dev = device_dir(&root, "0000:06:00.1");
+    let outside = tmp.path().join("outside-device");
+    let st = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(&dev)
+        .arg(&outside)
+        .status();
+    assert!(st.expect("cp").success());
+    std::fs::write(outside.join("class"), "0x0c0330\n").expect("class");
+    std::fs::write(outside.join("driver_override"), "SECRET-OVERRIDE\n").expect("override");
+    std::fs::remove_dir_all(&dev).expect("rm");
+    symlink(&outside, &dev).expect("symlink");
+    let r = once(&root, tmp.path());
+    assert_bounded(&r, "device directory linked out");
+    let all = format!("{}{}", r.stdout, r.stderr);
+    assert!(
+        !all.contains("SECRET"),
+        "read from outside the root:\n{all}"
+    );
+    assert!(!r.stdout.contains("class_id=0c03"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("address=0000:06:00.0"),
+        "the others are read"
+    );
+}
+
 /// A writable end of a pipe that is already full: whoever writes to it blocks,
 /// as vigil does when Telegraf stops reading.
 fn full_pipe(dir: &Path) -> (std::fs::File, std::fs::File) {

@@ -1062,6 +1062,42 @@ mod tests {
     }
 
     #[test]
+    fn the_bus_link_says_the_chain_and_whether_the_directory_is_inside_its_parent() {
+        let bus = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../fixtures/intel-vmd/sys/bus/pci/devices"
+        );
+        let bus = DirHandle::open(Path::new(bus)).expect("bus");
+        let chain = |n: &str| read_chain(&bus, n, &mut Tally::default());
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        // Below the VMD endpoint in sysfs, not inside its directory.
+        assert_eq!(chain("10000:e0:06.0"), (s(&["0000:00:0e.0"]), false));
+        assert_eq!(
+            chain("10000:e1:00.0"),
+            (s(&["0000:00:0e.0", "10000:e0:06.0"]), true)
+        );
+        assert_eq!(chain("0000:00:0e.0"), (s(&[]), false));
+        assert_eq!(chain("0000:09:00.0"), (s(&[]), false), "absent");
+    }
+
+    #[test]
+    fn a_device_is_opened_from_its_parent_only_when_it_lies_inside_it() {
+        let e = |name: &str, chain: &[&str], direct: bool| -> Entry {
+            let chain = chain.iter().map(|s| s.to_string()).collect();
+            (name.to_string(), 0, chain, direct)
+        };
+        let order = vec![
+            e("0000:00:1c.0", &[], false),
+            // VMD: below the VMD endpoint in sysfs, not inside its directory.
+            e("10000:e0:1d.0", &["0000:00:0e.0"], false),
+            e("0000:02:00.0", &["0000:00:1c.0"], true),
+            // Its parent is not on the bus (a partial capture).
+            e("0000:03:00.0", &["0000:00:1d.0"], true),
+        ];
+        assert_eq!(parents(&order), vec![None, None, Some(0), None]);
+    }
+
+    #[test]
     fn a_sleeping_partner_gives_no_expected_value_and_no_verdict() {
         // Gen5 x4 root port above a Gen4 NVMe in D3hot: the NVMe's link files
         // were skipped, so its maximum is unknown.

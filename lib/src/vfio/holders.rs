@@ -45,9 +45,14 @@ fn scan(root: &Root, groups: &BTreeSet<u32>, tally: &mut Tally) -> (BTreeMap<u32
         tally.unavailable(C, "absent");
         return (found, false);
     };
+    // vigil's own descriptors are never a vfio group, and a long-running
+    // vigil holds thousands (kept sysfs directories, pci::memory): on the
+    // host, its own pid is not walked.
+    let own = (root.base() == std::path::Path::new("/")).then(|| std::process::id().to_string());
     for pid in pids
         .iter()
         .filter(|p| p.chars().all(|c| c.is_ascii_digit()))
+        .filter(|p| own.as_ref() != Some(*p))
     {
         let fd_dir = proc_dir.join(pid).join("fd");
         let fds = match read::list_dir(&fd_dir) {

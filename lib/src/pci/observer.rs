@@ -176,8 +176,9 @@ fn attr(r: &read::Result<String>) -> Option<&str> {
 }
 
 /// The device's directory and its power files: the kept directory when
-/// there is one and it is alive (see [`super::memory`]), else opened by name.
-/// `None` in the second place: the kept facts do not hold (a fresh open).
+/// there is one and it is alive (see [`super::memory`]), else opened by
+/// name; and what is kept of it, `None` where that does not hold for the
+/// directory opened (removed and replaced, or another identity).
 fn open_and_power<'k>(
     bus: &DirHandle,
     parent: Option<&DirHandle>,

@@ -10,7 +10,7 @@
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use crate::util::*;
 
@@ -26,15 +26,12 @@ const COLLECTORS: &str = "pcie_device,pcie_link,pcie_aer,pcie_aer_status,pcie_as
 
 /// The first and the second collection of one execd process, as text.
 fn two_collections(root: &Path, extra: &[&str]) -> (String, String) {
-    let mut child = Command::new(bin())
-        .args(["--collectors", COLLECTORS, "--root"])
-        .arg(root)
-        .args(extra)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn");
+    let mut child = spawn_piped(
+        Command::new(bin())
+            .args(["--collectors", COLLECTORS, "--root"])
+            .arg(root)
+            .args(extra),
+    );
     let mut stdin = child.stdin.take().expect("stdin");
     let mut out = BufReader::new(child.stdout.take().expect("stdout"));
     // A collection ends with its vigil_collector lines, the last measurement.
@@ -140,14 +137,11 @@ fn budget_on_a_generated_460_function_tree() {
 fn a_counter_that_appears_is_zero_one_collection_earlier() {
     let (_tmp, root) = scratch_fixture("pciutils-captures");
     let file = root.join("sys/devices/pci0005:00/0005:00:1c.0/aer_dev_correctable");
-    let mut child = Command::new(bin())
-        .args(["--collectors", "pcie_aer", "--root"])
-        .arg(&root)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn");
+    let mut child = spawn_piped(
+        Command::new(bin())
+            .args(["--collectors", "pcie_aer", "--root"])
+            .arg(&root),
+    );
     let mut stdin = child.stdin.take().expect("stdin");
     let mut out = BufReader::new(child.stdout.take().expect("stdout"));
     let mut batch = |stdin: &mut std::process::ChildStdin| -> Vec<Point> {

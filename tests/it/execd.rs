@@ -2,7 +2,7 @@
 //! signals -> batch, stdin EOF -> exit 0, SIGTERM -> exit 0, --interval.
 
 use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -27,15 +27,12 @@ struct Proc {
 /// `--refresh 0`: every batch whole, equal to the golden (tests/it/budget.rs
 /// covers what a long-running process leaves out).
 fn spawn(extra: &[&str]) -> Proc {
-    let mut child = Command::new(bin())
-        .args(["--refresh", "0", "--fake-time", FAKE_TIME, "--root"])
-        .arg(fixture(FIXTURE))
-        .args(extra)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn");
+    let mut child = spawn_piped(
+        Command::new(bin())
+            .args(["--refresh", "0", "--fake-time", FAKE_TIME, "--root"])
+            .arg(fixture(FIXTURE))
+            .args(extra),
+    );
     let rx = stdout_lines(child.stdout.take().expect("stdout"));
     Proc { child, lines: rx }
 }
@@ -146,14 +143,11 @@ fn interval_mode_collects_on_its_own() {
 
 #[test]
 fn closed_stdout_exits_zero() {
-    let mut child = Command::new(bin())
-        .args(["--interval", "20ms", "--root"])
-        .arg(fixture(FIXTURE))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn");
+    let mut child = spawn_piped(
+        Command::new(bin())
+            .args(["--interval", "20ms", "--root"])
+            .arg(fixture(FIXTURE)),
+    );
     let mut out = BufReader::new(child.stdout.take().expect("stdout"));
     let mut first = String::new();
     out.read_line(&mut first).expect("a line");

@@ -13,14 +13,11 @@ struct Vigil {
 }
 
 fn spawn(root: &std::path::Path) -> Vigil {
-    let mut child = Command::new(bin())
-        .args(["--fake-time", FAKE_TIME, "--root"])
-        .arg(root)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn");
+    let mut child = spawn_piped(
+        Command::new(bin())
+            .args(["--fake-time", FAKE_TIME, "--root"])
+            .arg(root),
+    );
     let out = child.stdout.take().expect("stdout");
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {

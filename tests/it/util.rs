@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{ChildStdout, Command, Output};
+use std::process::{Child, ChildStdout, Command, Output, Stdio};
 use std::sync::mpsc;
 
 pub const FAKE_TIME: &str = "1700000000000000000";
@@ -251,4 +251,14 @@ pub fn stdout_lines(out: ChildStdout) -> mpsc::Receiver<String> {
         }
     });
     rx
+}
+
+/// `cmd` started as Telegraf's execd starts vigil: triggers on stdin, the
+/// batches on stdout; stderr is not wanted.
+pub fn spawn_piped(cmd: &mut Command) -> Child {
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn")
 }

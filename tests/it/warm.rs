@@ -7,7 +7,7 @@
 use std::io::Write;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -36,8 +36,8 @@ impl Execd {
             }
             None => Command::new(bin()),
         };
-        let mut child = cmd
-            .args([
+        let mut child = spawn_piped(
+            cmd.args([
                 "--refresh",
                 "0",
                 "--fake-time",
@@ -46,12 +46,8 @@ impl Execd {
                 COLLECTORS,
             ])
             .arg("--root")
-            .arg(root)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn");
+            .arg(root),
+        );
         let rx = stdout_lines(child.stdout.take().expect("stdout"));
         Execd { child, lines: rx }
     }

@@ -380,21 +380,23 @@ fn walk_order(
 fn read_chain(bus: &DirHandle, name: &str, tally: &mut Tally) -> (Vec<String>, bool) {
     match bus.read_link(name) {
         Ok(target) => {
-            let mut parts = target.components().filter_map(|c| c.as_os_str().to_str());
-            let last_two = (parts.next_back(), parts.next_back());
-            let mut chain: Vec<String> = target
+            let parts: Vec<&str> = target
                 .components()
                 .filter_map(|c| c.as_os_str().to_str())
+                .collect();
+            let mut chain: Vec<String> = parts
+                .iter()
                 .filter(|c| parse::is_bdf(c))
-                .map(str::to_string)
+                .map(|c| c.to_string())
                 .collect();
             if chain.last().map(String::as_str) == Some(name) {
                 chain.pop();
             }
-            let direct = last_two.0 == Some(name)
-                && last_two
-                    .1
-                    .is_some_and(|p| chain.last().is_some_and(|c| c == p));
+            // `.../<parent>/<name>`: the nearest device's directory holds it.
+            let direct = match parts.as_slice() {
+                [.., parent, last] => *last == name && chain.last().is_some_and(|c| c == parent),
+                _ => false,
+            };
             (chain, direct)
         }
         // A plain directory (hand-made capture): no topology to learn.

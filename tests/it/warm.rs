@@ -135,16 +135,19 @@ fn readd(root: &Path, edit: impl FnOnce(&Path)) {
 
 type Change = (&'static str, Box<dyn Fn(&Path)>);
 
+/// The change that writes `text` to the device's `file`.
+fn set(what: &'static str, file: &'static str, text: &'static str) -> Change {
+    (what, Box::new(move |r| write(r.join(DEV).join(file), text)))
+}
+
 fn changes() -> Vec<Change> {
     let dev = |root: &Path, f: &str| root.join(DEV).join(f);
     vec![
-        (
-            "ASPM state",
-            Box::new(move |r| write(dev(r, "link/l1_aspm"), "1\n")),
-        ),
-        (
+        set("ASPM state", "link/l1_aspm", "1\n"),
+        set(
             "d3cold_allowed written by the admin",
-            Box::new(move |r| write(dev(r, "d3cold_allowed"), "0\n")),
+            "d3cold_allowed",
+            "0\n",
         ),
         (
             "AER counter",
@@ -169,38 +172,21 @@ fn changes() -> Vec<Change> {
             "rebound to another driver",
             Box::new(move |r| relink(dev(r, "driver"), "../../../../bus/pci/drivers/vfio-pci")),
         ),
-        (
+        set(
             "reset_method written by the admin (read through the kept directory)",
-            Box::new(move |r| write(dev(r, "reset_method"), "bus\n")),
+            "reset_method",
+            "bus\n",
         ),
-        (
-            "reset_method changed",
-            Box::new(move |r| write(dev(r, "reset_method"), "flr bus\n")),
-        ),
+        set("reset_method changed", "reset_method", "flr bus\n"),
         (
             "IOMMU group",
             Box::new(move |r| relink(dev(r, "iommu_group"), "../../../../kernel/iommu_groups/11")),
         ),
-        (
-            "driver_override written",
-            Box::new(move |r| write(dev(r, "driver_override"), "vfio-pci\n")),
-        ),
-        (
-            "runtime-suspended",
-            Box::new(move |r| write(dev(r, "power/runtime_status"), "suspended\n")),
-        ),
-        (
-            "runtime-resumed",
-            Box::new(move |r| write(dev(r, "power/runtime_status"), "active\n")),
-        ),
-        (
-            "power state D3hot",
-            Box::new(move |r| write(dev(r, "power_state"), "D3hot\n")),
-        ),
-        (
-            "power state D0",
-            Box::new(move |r| write(dev(r, "power_state"), "D0\n")),
-        ),
+        set("driver_override written", "driver_override", "vfio-pci\n"),
+        set("runtime-suspended", "power/runtime_status", "suspended\n"),
+        set("runtime-resumed", "power/runtime_status", "active\n"),
+        set("power state D3hot", "power_state", "D3hot\n"),
+        set("power state D0", "power_state", "D0\n"),
         (
             "replaced at the same address (same IDs, another class and node)",
             Box::new(|r| {

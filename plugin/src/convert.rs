@@ -14,7 +14,7 @@ use vigil_collector::heartbeat::Heartbeat;
 use vigil_collector::kmsg::{Event, Suppressed};
 use vigil_collector::pci::{PciDevice, Severity, Width};
 use vigil_collector::platform::Platform;
-use vigil_collector::vfio::{VfioDevice, VfioSnapshot};
+use vigil_collector::vfio::{IommuGroup, VfioDevice};
 use vigil_collector::{Collector, Selection, Snapshot};
 
 use crate::metric::{sort, Field, Metric};
@@ -225,6 +225,10 @@ impl Converter<'_> {
         let devices = s.pci.as_ref().map_or(&empty, |p| &p.devices);
         let mut names: Vec<&'static str> = small.iter().map(|m| m.name).collect();
         names.extend(PER_DEVICE);
+        let groups = self.streamed_groups(s);
+        if !groups.is_empty() {
+            names.push("iommu_group");
+        }
         names.sort_unstable();
         names.dedup();
         let tags: Vec<DeviceTags> = devices
@@ -240,6 +244,10 @@ impl Converter<'_> {
         for name in names {
             while let Some(m) = rest.next_if(|m| m.name == name) {
                 sink(&m);
+            }
+            if name == "iommu_group" {
+                groups.iter().for_each(|g| sink(&iommu_group(g, t)));
+                continue;
             }
             if !PER_DEVICE.contains(&name) {
                 continue;
@@ -285,13 +293,21 @@ impl Converter<'_> {
         }
     }
 
-    /// Everything but the per-device measurements, sorted.
+    /// The IOMMU groups, streamed rather than held as points: a host with
+    /// thousands of groups would otherwise hold all their points at once.
+    fn streamed_groups<'s>(&self, s: &'s Snapshot) -> Vec<&'s IommuGroup> {
+        let mut groups: Vec<&IommuGroup> = match (&s.vfio, self.sel.has(Collector::IommuGroup)) {
+            (Some(v), true) => v.groups.values().collect(),
+            _ => Vec::new(),
+        };
+        groups.sort_by(|a, b| tag_order(a.id, b.id));
+        groups
+    }
+
+    /// Everything but the per-device measurements and the IOMMU groups, sorted.
     fn small<'s>(&mut self, s: &'s Snapshot) -> Vec<Metric<'s>> {
         let t = s.time_unix_ns;
         let mut out = Vec::new();
-        if let (Some(v), true) = (&s.vfio, self.sel.has(Collector::IommuGroup)) {
-            out.extend(iommu_groups(v, t));
-        }
         if let Some(p) = &s.platform {
             out.push(platform_metric(s, p, t));
         }
@@ -605,19 +621,31 @@ impl Converter<'_> {
 }
 
 /// One `iommu_group` line per group.
-fn iommu_groups(v: &VfioSnapshot, t: i64) -> impl Iterator<Item = Metric<'_>> {
-    v.groups.values().map(move |g| {
-        let mut m = Metric::new("iommu_group", t);
-        m.tag("group", g.id.to_string());
-        m.opt("type", g.group_type.as_deref().map(Field::str));
-        m.field("devices", Field::uint(g.members.len() as u64));
-        m.field("vfio_devices", Field::uint(g.vfio_devices));
-        m.field("bridges", Field::uint(g.bridges));
-        m.field("other_devices", Field::uint(g.other_devices));
-        m.opt("viable", g.viable.map(Field::flag));
-        m.field("members", Field::str(g.members.join(",")));
-        m
-    })
+fn iommu_group(g: &IommuGroup, t: i64) -> Metric<'_> {
+    let mut m = Metric::new("iommu_group", t);
+    m.tag("group", g.id.to_string());
+    m.opt("type", g.group_type.as_deref().map(Field::str));
+    m.field("devices", Field::uint(g.members.len() as u64));
+    m.field("vfio_devices", Field::uint(g.vfio_devices));
+    m.field("bridges", Field::uint(g.bridges));
+    m.field("other_devices", Field::uint(g.other_devices));
+    m.opt("viable", g.viable.map(Field::flag));
+    m.field("members", Field::str(g.members.join(",")));
+    m
+}
+
+/// Group numbers in the order of their `group` tag's text ("10" before "9"),
+/// the contract's order, without writing each number out.
+fn tag_order(a: u32, b: u32) -> std::cmp::Ordering {
+    let digits = |n: u32| n.checked_ilog10().map_or(1, |d| d + 1);
+    let (da, db) = (digits(a), digits(b));
+    // Pad the shorter number with zeros on the right: then the text order
+    // is the numeric order, and a prefix ("1" of "10") comes first.
+    let (pa, pb) = (
+        u64::from(a) * 10u64.pow(db.saturating_sub(da)),
+        u64::from(b) * 10u64.pow(da.saturating_sub(db)),
+    );
+    pa.cmp(&pb).then(da.cmp(&db))
 }
 
 /// The `pcie_platform` line; the IOMMU facts come from the vfio walk.
@@ -819,4 +847,38 @@ pub fn suppressed_metric(s: &Suppressed) -> Metric<'_> {
     m.field("priority", Field::Int(4));
     m.field("suppressed", Field::uint(s.count));
     m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tag_order;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Streamed groups come out in the order a sort of their points
+        /// by the `group` tag's text would give.
+        #[test]
+        fn group_order_is_the_tag_text_order(a: u32, b: u32) {
+            prop_assert_eq!(tag_order(a, b), a.to_string().cmp(&b.to_string()));
+        }
+    }
+
+    #[test]
+    fn group_order_edges() {
+        for (a, b) in [
+            (0, 0),
+            (0, 1),
+            (1, 10),
+            (9, 10),
+            (12, 120),
+            (121, 12),
+            (u32::MAX, 9),
+        ] {
+            assert_eq!(
+                tag_order(a, b),
+                a.to_string().cmp(&b.to_string()),
+                "{a} {b}"
+            );
+        }
+    }
 }

@@ -140,6 +140,7 @@ fn collect_kept(
     let wants_cmdline = sel.wants(Source::Cmdline);
     let wants_aer_service = sel.wants(Source::AerService);
     // Stage one: what needs nothing else.
+    let aer_memory = memory.clone();
     let pci_job = sel.wants(Source::Pci).then(|| {
         let sel = sel.clone();
         let pci_deadline = stage_one - within / 12;
@@ -185,7 +186,11 @@ fn collect_kept(
         .and_then(|j| j.wait(stage_one, &mut tally))
         .unwrap_or((None, None));
     if let (true, Some(p)) = (sel.has(Collector::PcieAer), pci.as_mut()) {
-        drop_uncounted_aer(p, cmdline.as_deref(), aer_service, &mut tally);
+        let not_counting = drop_uncounted_aer(p, cmdline.as_deref(), aer_service, &mut tally);
+        // Held by an abandoned collection: the next one decides again.
+        if let Some(mut m) = aer_memory.as_ref().and_then(|m| m.try_lock().ok()) {
+            m.set_aer_not_counting(not_counting);
+        }
     }
     let pci: Option<Arc<pci::PciSnapshot>> = pci.map(Arc::new);
     let cmdline: Option<Arc<str>> = cmdline.map(Arc::from);
@@ -284,18 +289,30 @@ fn timed<T>(
 }
 
 /// AER counts that are not counting (`pci=noaer`, no OS-native AER service)
-/// are dropped, not shown as healthy zeros; `pcie_aer` says why.
+/// are dropped, not shown as healthy zeros; `pcie_aer` says why. Counts left
+/// unread because the last collection found them not counting, where they
+/// now count, are missing this once: said too. Returns whether they are not
+/// counting.
 fn drop_uncounted_aer(
     p: &mut pci::PciSnapshot,
     cmdline: Option<&str>,
     aer_service: Option<platform::AerService>,
     tally: &mut status::Tally,
-) {
+) -> bool {
     let noaer =
         cmdline.map(|c| platform::cmdline::pci_option(&platform::cmdline::parse(c), "noaer"));
-    if let Some(why) = platform::aer_not_counted(noaer, aer_service) {
-        p.drop_aer_counts();
-        tally.unavailable(Collector::PcieAer, why);
+    match platform::aer_not_counted(noaer, aer_service) {
+        Some(why) => {
+            p.drop_aer_counts();
+            tally.unavailable(Collector::PcieAer, why);
+            true
+        }
+        None => {
+            if p.aer_counts_unread {
+                tally.unavailable(Collector::PcieAer, "not_counting_before");
+            }
+            false
+        }
     }
 }
 

@@ -287,3 +287,67 @@ fn without_backfill(batch: Vec<String>, cold: &[String]) -> Vec<String> {
         .filter(|l| cold.contains(l) || !zero(l))
         .collect()
 }
+
+const FF_PORT: &str = "sys/devices/pci0000:00/0000:00:01.1";
+
+/// Where AER counters are not counting (firmware-first: no `aer` port
+/// service), a warm collection leaves known devices' counter files unread
+/// (lib/src/pci/memory.rs): their counts would be dropped. When the OS takes
+/// AER over, the next batch says the counts were not read, and the one after
+/// has them.
+#[test]
+fn aer_counts_are_left_unread_while_not_counting_and_come_back() {
+    let (_tmp, root) = scratch_fixture("edac-firmware-first");
+    let mut p = Execd::start(&root, None);
+    let first = p.batch();
+    assert_eq!(first, cold(&root), "first batch = --once");
+    let aer = |l: &String| l.starts_with("vigil_collector,collector=pcie_aer ");
+    let status = first.iter().find(|l| aer(l)).expect("pcie_aer status");
+    assert!(
+        status.contains("unavailable=\"aer_not_native\""),
+        "{status}"
+    );
+
+    // Garbage in a counter file: a read would count a parse error.
+    let file = root.join(FF_PORT).join("aer_dev_correctable");
+    let counts = std::fs::read_to_string(&file).expect("aer");
+    write(file.clone(), "garbage\n");
+    assert_ne!(cold(&root), first, "a cold read sees the garbage");
+    assert_eq!(p.batch(), first, "not read: nothing differs");
+
+    // The OS takes AER over (an `aer` service bound), counts bumped.
+    write(file, &counts.replacen("RxErr 0", "RxErr 7", 1));
+    let service = root.join(FF_PORT).join("0000:00:01.1:pcie002");
+    std::fs::create_dir(&service).expect("service dir");
+    std::fs::create_dir(root.join("sys/bus/pci_express/drivers/aer")).expect("aer driver");
+    symlink(
+        "../../../../bus/pci_express/drivers/aer",
+        service.join("driver"),
+    )
+    .expect("ln");
+    symlink(
+        "../../../devices/pci0000:00/0000:00:01.1/0000:00:01.1:pcie002",
+        root.join("sys/bus/pci_express/devices/0000:00:01.1:pcie002"),
+    )
+    .expect("ln");
+    let cold = cold(&root);
+    assert!(cold.iter().any(|l| l.contains("rx_err=7i")), "counted now");
+    let once_unread = p.batch();
+    let status = once_unread
+        .iter()
+        .find(|l| aer(l))
+        .expect("pcie_aer status");
+    assert!(
+        status.contains("unavailable=\"not_counting_before\""),
+        "{status}"
+    );
+    assert!(
+        !once_unread.iter().any(|l| l.starts_with("pcie_aer,")),
+        "no counts this once"
+    );
+    assert_eq!(
+        without_backfill(p.batch(), &cold),
+        cold,
+        "then read, as a cold read"
+    );
+}

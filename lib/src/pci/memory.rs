@@ -29,6 +29,10 @@
 //! The config header, read every time an awake device's config space is, is
 //! also checked against the kept IDs.
 //!
+//! Where the last collection found the AER counters not counting
+//! (`pci=noaer`, no OS-native AER), a known device's counter files are not
+//! read: their counts would be dropped. Which files exist is kept.
+//!
 //! Safety net: everything is forgotten every [`REFRESH`] (the directories
 //! closed), so a change none of these shows (an admin writing `numa_node`,
 //! a kernel that changes which ASPM files are visible without re-adding the
@@ -100,6 +104,10 @@ pub struct Memory {
     open: usize,
     /// [`Memory::budget`], as of this collection's start.
     budget: usize,
+    /// The last collection found the AER counters not counting (`pci=noaer`,
+    /// no OS-native AER): their counts would be dropped, so known devices'
+    /// counter files are not read. Forgotten at [`REFRESH`] like the rest.
+    aer_not_counting: bool,
 }
 
 impl Memory {
@@ -111,9 +119,20 @@ impl Memory {
         {
             self.devices.clear();
             self.open = 0;
+            self.aer_not_counting = false;
             self.since = Some(now);
         }
         self.budget = Memory::budget();
+    }
+
+    /// Whether AER counts can go unread this collection (see the field).
+    pub fn aer_not_counting(&self) -> bool {
+        self.aer_not_counting
+    }
+
+    /// Remember this collection's verdict on AER counting for the next one.
+    pub fn set_aer_not_counting(&mut self, not_counting: bool) {
+        self.aer_not_counting = not_counting;
     }
 
     /// What is kept of the device listed as `address` with inode `entry`;

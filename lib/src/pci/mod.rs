@@ -242,6 +242,11 @@ pub struct PciSnapshot {
     pub config_read: bool,
     /// AER counter files were read this collection (`pcie_aer` selected).
     pub aer_read: bool,
+    /// The counts of known devices were not read: the last collection
+    /// found them not counting (see [`memory::Memory::aer_not_counting`]).
+    /// Which devices have the files is known all the same.
+    #[serde(skip)]
+    pub aer_counts_unread: bool,
     /// Device directories a long-running process keeps open, for later
     /// readers of the same collection (vfio's `reset_method`).
     #[serde(skip)]
@@ -450,6 +455,7 @@ pub fn collect(
     let (bus, names) = list_bus(&base, tally)?;
     let order = walk_order(&bus, names, memory.as_deref(), tally);
     let wants_config = sel.wants(Source::ConfigSpace);
+    let aer_counts_unread = memory.as_deref().is_some_and(Memory::aer_not_counting);
     let known: Vec<Option<KnownIds>> = match memory.as_deref() {
         Some(m) => order
             .iter()
@@ -549,7 +555,13 @@ pub fn collect(
         }
         if sel.has(Collector::PcieAer) {
             let sw = clock.start();
-            (learnt.aer_dev, learnt.rootport) = read_aer(&mut d, &dir, known, tally);
+            (learnt.aer_dev, learnt.rootport) = match known.filter(|_| aer_counts_unread) {
+                Some(k) => {
+                    d.aer_files = k.aer_dev.as_ref().is_some_and(|l| !l.is_empty());
+                    (k.aer_dev.clone(), k.rootport.clone())
+                }
+                None => read_aer(&mut d, &dir, known, tally),
+            };
             tally.add_time(Collector::PcieAer, sw.elapsed_us());
         }
         // Where the link files were not read (a sleeping device, or not
@@ -593,6 +605,7 @@ pub fn collect(
         devices,
         config_read: wants_config,
         aer_read: sel.has(Collector::PcieAer),
+        aer_counts_unread,
         kept_dirs,
     })
 }

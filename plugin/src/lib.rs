@@ -24,5 +24,6 @@ pub mod names;
 pub mod pciname;
 pub mod postmortem;
 pub mod prometheus;
+pub mod sorted_map;
 pub mod stopmark;
 pub mod thin;

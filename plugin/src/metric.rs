@@ -1,7 +1,8 @@
 //! One output point: what the encoders write. Naming lives in `convert`.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
+
+use crate::sorted_map::SortedMap;
 
 /// A field value. Text borrows from the snapshot where it can (`'a`): a
 /// batch of thousands of points then copies no string it does not build.
@@ -28,18 +29,29 @@ impl<'a> Field<'a> {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Metric<'a> {
     pub name: &'static str,
-    pub tags: BTreeMap<&'static str, Cow<'a, str>>,
+    pub tags: SortedMap<&'static str, Cow<'a, str>>,
     /// Keys are static names except the kernel's AER counter names.
-    pub fields: BTreeMap<Cow<'static, str>, Field<'a>>,
+    pub fields: SortedMap<Cow<'static, str>, Field<'a>>,
     pub time_unix_ns: i64,
 }
 
 impl<'a> Metric<'a> {
     pub fn new(name: &'static str, time_unix_ns: i64) -> Metric<'a> {
+        Metric::with_capacity(name, time_unix_ns, 0, 0)
+    }
+
+    /// Room for `tags` tags and `fields` fields: a point filled up to them
+    /// makes one allocation per map, not one per doubling.
+    pub fn with_capacity(
+        name: &'static str,
+        time_unix_ns: i64,
+        tags: usize,
+        fields: usize,
+    ) -> Metric<'a> {
         Metric {
             name,
-            tags: BTreeMap::new(),
-            fields: BTreeMap::new(),
+            tags: SortedMap::with_capacity(tags),
+            fields: SortedMap::with_capacity(fields),
             time_unix_ns,
         }
     }

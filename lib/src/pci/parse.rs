@@ -240,11 +240,17 @@ impl Counters {
 
     /// `known` by table index where `seen` has the bit; `others` sorted.
     fn from_parts(seen: u64, known: &[u64], others: Vec<(Cow<'static, str>, u64)>) -> Counters {
-        let counts = (0..AER_KERNEL_NAMES.len())
-            .filter(|i| seen & (1 << i) != 0)
-            .map(|i| known[i])
-            .chain(others.iter().map(|(_, c)| *c))
-            .collect();
+        // Sized up front: a filtered iterator does not know its length, and
+        // collecting it grew the vector and shrank it again (four
+        // allocations an AER file, three files a function).
+        let mut counts = Vec::with_capacity(seen.count_ones() as usize + others.len());
+        counts.extend(
+            (0..AER_KERNEL_NAMES.len())
+                .filter(|i| seen & (1 << i) != 0)
+                .map(|i| known[i]),
+        );
+        counts.extend(others.iter().map(|(_, c)| *c));
+        let counts = counts.into_boxed_slice();
         let others = others.into_iter().map(|(n, _)| n.into()).collect();
         Counters {
             seen,

@@ -16,6 +16,7 @@ use std::fmt;
 use std::fs::File;
 use std::io::{self, Read};
 use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -764,22 +765,61 @@ impl DirHandle {
 
     /// See [`read_link`].
     pub fn read_link(&self, name: &str) -> Result<PathBuf> {
-        use std::os::unix::ffi::OsStringExt;
-        // The path is built only for an error or a capture: three links per
-        // device are read each collection.
+        self.with_link(name, Path::to_path_buf)
+    }
+
+    /// The target of the link `name`, lent to `f` from a buffer this thread
+    /// reuses: three links per device are read each collection, and callers
+    /// keep a component of the target at most. The path is built only for
+    /// an error or a capture.
+    pub fn with_link<T>(&self, name: &str, f: impl FnOnce(&Path) -> T) -> Result<T> {
         let fd = self.dir.fd().map_err(|e| errno(&self.path.join(name), e))?;
-        let target = if self.root.is_some() && name.contains('/') {
-            self.open_at(name, OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC)
-                .and_then(|l| rustix::fs::readlinkat(l, "", Vec::new()))
-        } else {
-            rustix::fs::readlinkat(fd, name, Vec::new())
+        let read = |buf: &mut Vec<u8>| {
+            if self.root.is_some() && name.contains('/') {
+                let l = self.open_at(name, OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC)?;
+                read_link_into(l, "", buf)
+            } else {
+                read_link_into(fd, name, buf)
+            }
+        };
+        LINK_BUF.with(|cell| {
+            let mut own = Vec::new();
+            let mut borrowed = cell.try_borrow_mut();
+            let buf = borrowed.as_deref_mut().unwrap_or(&mut own);
+            read(buf).map_err(|e| errno(&self.path.join(name), e))?;
+            let target = Path::new(std::ffi::OsStr::from_bytes(buf));
+            if is_recording() {
+                note(&self.path.join(name), || Access::Link(target.to_path_buf()));
+            }
+            Ok(f(target))
+        })
+    }
+}
+
+thread_local! {
+    static LINK_BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Bytes a link target is first read into: sysfs targets are under 200.
+const LINK_LEN: usize = 256;
+/// No link target is longer than `PATH_MAX`; stop well past it.
+const LINK_MAX: usize = 64 * 1024;
+
+/// `readlinkat` into `buf`, which holds exactly the target after. A target
+/// that fills the buffer may have been cut: read again into a larger one.
+fn read_link_into(fd: impl AsFd, name: &str, buf: &mut Vec<u8>) -> rustix::io::Result<()> {
+    let mut len = LINK_LEN;
+    loop {
+        buf.resize(len, 0);
+        let n = rustix::fs::readlinkat_raw(&fd, name, &mut buf[..])?;
+        if n < len {
+            buf.truncate(n);
+            return Ok(());
         }
-        .map_err(|e| errno(&self.path.join(name), e))?;
-        let t = PathBuf::from(std::ffi::OsString::from_vec(target.into_bytes()));
-        if is_recording() {
-            note(&self.path.join(name), || Access::Link(t.clone()));
+        if len > LINK_MAX {
+            return Err(rustix::io::Errno::NAMETOOLONG);
         }
-        Ok(t)
+        len *= 2;
     }
 }
 

@@ -383,27 +383,8 @@ fn walk_order(
 /// the target lies right inside the nearest one's directory
 /// (`.../0000:00:1c.0/0000:02:00.0`), so it can be opened from there.
 fn read_chain(bus: &DirHandle, name: &str, tally: &mut Tally) -> (Vec<String>, bool) {
-    match bus.read_link(name) {
-        Ok(target) => {
-            let parts: Vec<&str> = target
-                .components()
-                .filter_map(|c| c.as_os_str().to_str())
-                .collect();
-            let mut chain: Vec<String> = parts
-                .iter()
-                .filter(|c| parse::is_bdf(c))
-                .map(|c| c.to_string())
-                .collect();
-            if chain.last().map(String::as_str) == Some(name) {
-                chain.pop();
-            }
-            // `.../<parent>/<name>`: the nearest device's directory holds it.
-            let direct = match parts.as_slice() {
-                [.., parent, last] => *last == name && chain.last().is_some_and(|c| c == parent),
-                _ => false,
-            };
-            (chain, direct)
-        }
+    match bus.with_link(name, |target| chain_of(target, name)) {
+        Ok(x) => x,
         // A plain directory (hand-made capture): no topology to learn.
         Err(e) if matches!(e.kind, ErrorKind::Unavailable("EINVAL")) => (Vec::new(), false),
         Err(e) => {
@@ -411,6 +392,28 @@ fn read_chain(bus: &DirHandle, name: &str, tally: &mut Tally) -> (Vec<String>, b
             (Vec::new(), false)
         }
     }
+}
+
+/// [`read_chain`] from the link's target.
+fn chain_of(target: &Path, name: &str) -> (Vec<String>, bool) {
+    let parts: Vec<&str> = target
+        .components()
+        .filter_map(|c| c.as_os_str().to_str())
+        .collect();
+    let mut chain: Vec<String> = parts
+        .iter()
+        .filter(|c| parse::is_bdf(c))
+        .map(|c| c.to_string())
+        .collect();
+    if chain.last().map(String::as_str) == Some(name) {
+        chain.pop();
+    }
+    // `.../<parent>/<name>`: the nearest device's directory holds it.
+    let direct = match parts.as_slice() {
+        [.., parent, last] => *last == name && chain.last().is_some_and(|c| c == parent),
+        _ => false,
+    };
+    (chain, direct)
 }
 
 /// For each device in `order`, the index of the device whose directory
@@ -729,18 +732,18 @@ fn read_cached(
     d.numa_node = learnt.numa_node.flatten();
     // `driver` links to `.../bus/pci/drivers/<name>`; any other target (a
     // loop, junk) is not a driver name.
-    match dir.read_link("driver") {
-        Ok(target) => match driver_name(&target) {
-            Some(n) => d.driver = Some(Some(n)),
-            None => tally.error(
-                c,
-                format!(
-                    "{}/driver: link to {} is not a driver",
-                    dir.path().display(),
-                    target.display()
-                ),
+    // Only the name is kept: the target is looked at where it was read.
+    let driver = dir.with_link("driver", |t| driver_name(t).ok_or_else(|| t.to_path_buf()));
+    match driver {
+        Ok(Ok(n)) => d.driver = Some(Some(n)),
+        Ok(Err(target)) => tally.error(
+            c,
+            format!(
+                "{}/driver: link to {} is not a driver",
+                dir.path().display(),
+                target.display()
             ),
-        },
+        ),
         Err(e) if e.kind == ErrorKind::Absent => d.driver = Some(None),
         Err(e) => tally.read_failed(c, &e),
     }
@@ -750,22 +753,19 @@ fn read_cached(
     .flatten();
     d.d3cold_allowed = read_attr_checked(tally, c, dir, "d3cold_allowed", parse::flag);
     d.enabled = read_attr_checked(tally, c, dir, "enable", parse::flag);
-    match dir.read_link("iommu_group").map(|t| {
-        t.file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("")
-            .to_string()
-    }) {
-        Ok(n) => match n.parse::<u32>() {
-            Ok(g) => d.iommu_group = Some(g),
-            Err(_) => tally.error(
-                c,
-                format!(
-                    "{}/iommu_group: link to {n:?}, not a group number",
-                    dir.path().display()
-                ),
+    let group = dir.with_link("iommu_group", |t| {
+        let n = t.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        n.parse::<u32>().map_err(|_| n.to_string())
+    });
+    match group {
+        Ok(Ok(g)) => d.iommu_group = Some(g),
+        Ok(Err(n)) => tally.error(
+            c,
+            format!(
+                "{}/iommu_group: link to {n:?}, not a group number",
+                dir.path().display()
             ),
-        },
+        ),
         Err(e) => tally.read_failed(c, &e),
     }
     learnt

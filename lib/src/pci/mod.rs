@@ -520,7 +520,9 @@ pub fn collect(
             .as_deref()
             .filter(|_| ids_known)
             .and_then(|m| m.get(&name, entry));
-        let raw_ids = observed.as_ref().and_then(|o| {
+        // Kept only for a device read afresh by a long-running process.
+        let keeps_ids = memory.is_some() && known.is_none();
+        let raw_ids = observed.as_ref().filter(|_| keeps_ids).and_then(|o| {
             let v = o.vendor.as_ref().ok()?;
             Some((v.clone(), o.device.as_ref().ok()?.clone()))
         });
@@ -784,7 +786,8 @@ fn take_config(
     read: read::Result<ConfigRead>,
     tally: &mut Tally,
 ) {
-    let path = dir.path().join("config");
+    // Built only for a capture or a message: most devices need neither.
+    let path = || dir.path().join("config");
     let got = match read {
         Ok(b) => b,
         Err(e) => {
@@ -793,14 +796,14 @@ fn take_config(
         }
     };
     if let Some(raw) = &got.raw {
-        read::record_read_elsewhere(|| path.clone(), raw);
+        read::record_read_elsewhere(path, raw);
     }
     if !got.is_config_space() {
         tally.error(
             Collector::PcieDevice,
             format!(
                 "{}: {} bytes is not a config space",
-                path.display(),
+                path().display(),
                 got.len
             ),
         );
@@ -812,7 +815,7 @@ fn take_config(
             Collector::PcieDevice,
             format!(
                 "{}: IDs {:04x}:{:04x} do not match vendor/device; ignored",
-                path.display(),
+                path().display(),
                 cs.vendor_id,
                 cs.device_id
             ),
@@ -820,7 +823,10 @@ fn take_config(
         return;
     }
     for a in &cs.anomalies {
-        tally.error(Collector::PcieAerStatus, format!("{}: {a}", path.display()));
+        tally.error(
+            Collector::PcieAerStatus,
+            format!("{}: {a}", path().display()),
+        );
     }
     if !cs.privileged() {
         tally.unavailable(Collector::PcieAerStatus, "permission");
@@ -839,6 +845,27 @@ const ASPM_FILES: [&str; 7] = [
     "clkpm",
 ];
 
+/// [`ASPM_FILES`] as seen from the device's directory, written out: a warm
+/// collection opens them from there, and a path built per read cost an
+/// allocation each.
+const ASPM_PATHS: [&str; 7] = [
+    "link/l0s_aspm",
+    "link/l1_aspm",
+    "link/l1_1_aspm",
+    "link/l1_2_aspm",
+    "link/l1_1_pcipm",
+    "link/l1_2_pcipm",
+    "link/clkpm",
+];
+
+/// `link/<file>` for one of [`ASPM_FILES`].
+fn aspm_path(file: &str) -> &'static str {
+    ASPM_PATHS
+        .into_iter()
+        .find(|p| p.strip_prefix("link/") == Some(file))
+        .unwrap_or("link/clkpm")
+}
+
 /// `link/`'s ASPM states, and which of its files exist (`None` inside: no
 /// `link/`; outer `None`: not known). Which files exist is learnt from one
 /// listing (the kernel shows only the states the link supports, so most
@@ -855,8 +882,8 @@ fn read_aspm(
         };
         let mut a = AspmSysfs::default();
         for name in files {
-            let path = format!("link/{name}");
-            *aspm_slot(&mut a, name) = read_attr_checked(tally, c, dev, &path, parse::flag);
+            let path = aspm_path(name);
+            *aspm_slot(&mut a, name) = read_attr_checked(tally, c, dev, path, parse::flag);
         }
         return (Some(a), None);
     }
@@ -1114,6 +1141,14 @@ mod tests {
             e("0000:03:00.0", &["0000:00:1d.0"], true),
         ];
         assert_eq!(parents(&order), vec![None, None, Some(0), None]);
+    }
+
+    #[test]
+    fn every_aspm_file_has_its_path_from_the_device_directory() {
+        for (file, path) in ASPM_FILES.into_iter().zip(ASPM_PATHS) {
+            assert_eq!(path, format!("link/{file}"));
+            assert_eq!(aspm_path(file), path);
+        }
     }
 
     #[test]

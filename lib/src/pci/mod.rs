@@ -1009,16 +1009,15 @@ fn partner_is_below(d: &PciDevice, devices: &BTreeMap<String, PciDevice>) -> boo
 
 fn derive_link_states(devices: &mut BTreeMap<String, PciDevice>) {
     // Children by parent, lowest address first (function 0 of the slot below).
-    let mut first_child: BTreeMap<String, String> = BTreeMap::new();
+    let mut first_child: BTreeMap<&str, &str> = BTreeMap::new();
     for d in devices.values() {
         if let Some(up) = &d.upstream_port {
-            first_child
-                .entry(up.clone())
-                .or_insert_with(|| d.address.clone());
+            first_child.entry(up).or_insert(&d.address);
         }
     }
-    let mut states = BTreeMap::new();
-    for d in devices.values() {
+    // By position in `devices`, so no address is copied to find it again.
+    let mut states = Vec::with_capacity(devices.len());
+    for (at, d) in devices.values().enumerate() {
         if d.link.is_none() && d.config.as_ref().and_then(|c| c.express.as_ref()).is_none() {
             continue;
         }
@@ -1026,7 +1025,7 @@ fn derive_link_states(devices: &mut BTreeMap<String, PciDevice>) {
             continue;
         }
         let partner = if partner_is_below(d, devices) {
-            first_child.get(&d.address).cloned()
+            first_child.get(d.address.as_str()).map(|c| c.to_string())
         } else {
             d.upstream_port.clone()
         };
@@ -1075,10 +1074,11 @@ fn derive_link_states(devices: &mut BTreeMap<String, PciDevice>) {
         if let (Some(cur), Some(exp), true) = (lanes, expected_width, up) {
             st.width_downgraded = Some(cur < exp);
         }
-        states.insert(d.address.clone(), st);
+        states.push((at, st));
     }
-    for (addr, st) in states {
-        if let Some(d) = devices.get_mut(&addr) {
+    let mut states = states.into_iter().peekable();
+    for (at, d) in devices.values_mut().enumerate() {
+        if let Some((_, st)) = states.next_if(|(i, _)| *i == at) {
             d.link_state = Some(st);
         }
     }

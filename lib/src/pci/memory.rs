@@ -61,8 +61,9 @@ const DESCRIPTORS_SPARED: u64 = 512;
 pub struct KnownIds {
     /// The bus entry's inode number when the facts were read.
     pub entry: u64,
-    pub vendor: String,
-    pub device: String,
+    /// As read (shared with each collection's observer, not copied).
+    pub vendor: super::observer::Text,
+    pub device: super::observer::Text,
     /// The device directory, kept open.
     pub dir: Option<Arc<DirHandle>>,
     /// Its `config`, kept open (read with `pread`, no open or `fstat`).

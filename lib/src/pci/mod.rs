@@ -528,7 +528,7 @@ pub fn collect(
         });
         let config_file = observed.as_mut().and_then(|o| o.config_file.take());
         let power_files = observed.as_ref().map_or([false; 2], |o| {
-            let present = |r: &read::Result<String>| r.as_ref().is_ok();
+            let present = |r: &read::Result<observer::Text>| r.as_ref().is_ok();
             [present(&o.power_state), present(&o.runtime_status)]
         });
         // The parent bridge is on the same domain: the first devices of an
@@ -626,7 +626,7 @@ fn check_observed<T>(
     c: Collector,
     dir: &DirHandle,
     name: &str,
-    read: read::Result<String>,
+    read: read::Result<observer::Text>,
     parse: impl FnOnce(&str) -> Result<T, parse::ParseError>,
 ) -> (bool, Option<T>) {
     if let Ok(text) = &read {

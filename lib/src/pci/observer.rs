@@ -38,7 +38,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
 use super::config_space::{self, ConfigSpace};
@@ -140,10 +140,10 @@ pub struct Observed {
     pub ids_known: bool,
     /// Not read: a read of it from an earlier pass is still blocked.
     pub timed_out: bool,
-    pub power_state: read::Result<String>,
-    pub runtime_status: read::Result<String>,
-    pub vendor: read::Result<String>,
-    pub device: read::Result<String>,
+    pub power_state: read::Result<Text>,
+    pub runtime_status: read::Result<Text>,
+    pub vendor: read::Result<Text>,
+    pub device: read::Result<Text>,
     /// The device itself is not awake.
     pub suspended: bool,
     /// It, or a bridge above it, is not awake: nothing that wakes was read.
@@ -153,7 +153,7 @@ pub struct Observed {
     pub config: Option<read::Result<ConfigRead>>,
     /// `config` as opened this pass, to be kept.
     pub config_file: Option<Arc<HeldFile>>,
-    pub link: Option<[read::Result<String>; 4]>,
+    pub link: Option<[read::Result<Text>; 4]>,
 }
 
 /// Awake, by the rule of kernel-abi.md §1.4: in D0 (or no `power_state`, an
@@ -167,11 +167,45 @@ pub fn awake(power: Option<&PowerState>, runtime: Option<&RuntimeStatus>) -> boo
     power_ok && rt_ok
 }
 
-fn read_owned(dir: &DirHandle, name: &str) -> read::Result<String> {
-    dir.with_text(name, str::to_owned)
+/// Text the observer read, shared: the main pass parses it, and a kept
+/// device's IDs go out with every collection, so a copy must not allocate.
+pub type Text = Arc<str>;
+
+fn read_owned(dir: &DirHandle, name: &str) -> read::Result<Text> {
+    dir.with_text(name, |s| Text::from(s))
 }
 
-fn attr(r: &read::Result<String>) -> Option<&str> {
+/// What `power_state` and `power/runtime_status` say on nearly every
+/// function, made once: both are read for every function every collection.
+static POWER_WORDS: LazyLock<[Text; 12]> = LazyLock::new(|| {
+    [
+        "D0\n",
+        "D3hot\n",
+        "D3cold\n",
+        "D1\n",
+        "D2\n",
+        "unknown\n",
+        "error\n",
+        "active\n",
+        "suspended\n",
+        "suspending\n",
+        "resuming\n",
+        "unsupported\n",
+    ]
+    .map(Text::from)
+});
+
+/// A power file: one of [`POWER_WORDS`] shared, anything else copied.
+fn read_power(dir: &DirHandle, name: &str) -> read::Result<Text> {
+    dir.with_text(name, |s| {
+        POWER_WORDS
+            .iter()
+            .find(|w| ***w == *s)
+            .map_or_else(|| Text::from(s), Arc::clone)
+    })
+}
+
+fn attr(r: &read::Result<Text>) -> Option<&str> {
     r.as_deref().ok().map(|s| s.strip_suffix('\n').unwrap_or(s))
 }
 
@@ -222,21 +256,21 @@ fn absent(e: &ReadError) -> bool {
 
 /// `power_state` and `power/runtime_status`, as read.
 struct Power {
-    state: read::Result<String>,
-    runtime: read::Result<String>,
+    state: read::Result<Text>,
+    runtime: read::Result<Text>,
 }
 
 impl Power {
     fn read(dir: &DirHandle) -> Power {
         Power {
-            state: read_owned(dir, "power_state"),
-            runtime: read_owned(dir, "power/runtime_status"),
+            state: read_power(dir, "power_state"),
+            runtime: read_power(dir, "power/runtime_status"),
         }
     }
 
     /// Absent is an old kernel; any other failure leaves the state unknown.
     fn unknown(&self) -> bool {
-        let unknown = |r: &read::Result<String>| r.as_ref().is_err_and(|e| !absent(e));
+        let unknown = |r: &read::Result<Text>| r.as_ref().is_err_and(|e| !absent(e));
         unknown(&self.state) || unknown(&self.runtime)
     }
 
@@ -280,7 +314,7 @@ fn observe(
             let (read, opened) = read_config(&dir, kept, plan.record);
             (config, config_file) = (Some(read), opened);
         }
-        let id = |r: &read::Result<String>| attr(r).and_then(|s| super::parse::hex_u16(s).ok());
+        let id = |r: &read::Result<Text>| attr(r).and_then(|s| super::parse::hex_u16(s).ok());
         // The header disagrees with the kept IDs: read them afresh.
         let header_differs = config.as_ref().is_some_and(|c| {
             c.as_ref().is_ok_and(|c| {

@@ -12,7 +12,7 @@ use vigil_collector::edac::Edac;
 use vigil_collector::forensics::Forensics;
 use vigil_collector::heartbeat::Heartbeat;
 use vigil_collector::kmsg::{Event, Suppressed};
-use vigil_collector::pci::{PciDevice, Severity, Width};
+use vigil_collector::pci::{AspmSysfs, PciDevice, Severity, Width};
 use vigil_collector::platform::Platform;
 use vigil_collector::vfio::{IommuGroup, VfioDevice};
 use vigil_collector::{Collector, Selection, Snapshot};
@@ -189,20 +189,18 @@ impl<'s> DeviceTags<'s> {
         if !identity {
             return m;
         }
-        for (k, v) in [
-            ("vendor_id", &self.vendor_id),
-            ("device_id", &self.device_id),
-            ("class_id", &self.class_id),
-        ] {
+        // In key order: each tag is appended, not inserted before another.
+        let tags = [
+            ("class_id", self.class_id.as_deref()),
+            ("device", self.device),
+            ("device_id", self.device_id.as_deref()),
+            ("vendor", self.vendor),
+            ("vendor_id", self.vendor_id.as_deref()),
+        ];
+        for (k, v) in tags {
             if let Some(v) = v {
-                m.tag(k, v.as_str());
+                m.tag(k, v);
             }
-        }
-        if let Some(v) = self.vendor {
-            m.tag("vendor", v);
-        }
-        if let Some(v) = self.device {
-            m.tag("device", v);
         }
         m
     }
@@ -413,32 +411,32 @@ impl Converter<'_> {
 
     fn device<'m>(&mut self, d: &'m PciDevice, g: &'m DeviceTags, t: i64) -> Metric<'m> {
         let mut m = g.metric("pcie_device", t, true);
+        // In key order: each field is appended, not inserted before another.
+        m.opt("d3cold_allowed", d.d3cold_allowed.map(Field::flag));
+        let power = d.power_state.as_ref();
+        m.opt("d_state", power.and_then(|p| p.d_state()).map(Field::Int));
         let driver = d
             .driver
             .as_ref()
             .map(|drv| drv.as_deref().unwrap_or("none"));
         m.opt("driver", driver.map(Field::str));
-        if let Some(p) = &d.power_state {
-            m.field("power_state", Field::str(p.as_str()));
-            m.opt("d_state", p.d_state().map(Field::Int));
-        }
-        m.opt(
-            "runtime_status",
-            d.runtime_status.as_ref().map(|r| Field::str(r.as_str())),
-        );
-        m.opt("d3cold_allowed", d.d3cold_allowed.map(Field::flag));
         m.opt("enabled", d.enabled.map(Field::flag));
         m.opt(
             "iommu_group",
             d.iommu_group.map(|g| Field::Int(i64::from(g))),
         );
-        m.opt("numa_node", d.numa_node.map(Field::Int));
-        m.opt("upstream_port", d.upstream_port.as_deref().map(Field::str));
         m.field("link_skipped", Field::flag(d.link_skipped));
+        m.opt("numa_node", d.numa_node.map(Field::Int));
+        m.opt("power_state", power.map(|p| Field::str(p.as_str())));
         m.opt(
             "reachable",
             d.config.as_ref().map(|c| Field::flag(c.reachable)),
         );
+        m.opt(
+            "runtime_status",
+            d.runtime_status.as_ref().map(|r| Field::str(r.as_str())),
+        );
+        m.opt("upstream_port", d.upstream_port.as_deref().map(Field::str));
         m
     }
 
@@ -507,26 +505,23 @@ impl Converter<'_> {
     fn aspm<'m>(&mut self, d: &'m PciDevice, g: &'m DeviceTags, t: i64) -> Option<Metric<'m>> {
         let (enabled, source) = d.aspm_enabled()?;
         let mut m = g.metric("pcie_aspm", t, self.opts.identity_everywhere);
-        if let Some(a) = &d.aspm {
-            m.opt("l0s", a.l0s.map(Field::flag));
-            m.opt("l1", a.l1.map(Field::flag));
-            m.opt("l1_1", a.l1_1.map(Field::flag));
-            m.opt("l1_2", a.l1_2.map(Field::flag));
-            m.opt("l1_1_pcipm", a.l1_1_pcipm.map(Field::flag));
-            m.opt("l1_2_pcipm", a.l1_2_pcipm.map(Field::flag));
-            m.opt("clkpm", a.clkpm.map(Field::flag));
-        }
+        // In key order: each field is appended, not inserted before another.
+        let sysfs =
+            |f: fn(&AspmSysfs) -> Option<bool>| d.aspm.as_ref().and_then(f).map(Field::flag);
+        m.opt("clkpm", sysfs(|a| a.clkpm));
+        m.field("enabled", Field::flag(enabled));
+        m.opt("l0s", sysfs(|a| a.l0s));
+        m.opt("l1", sysfs(|a| a.l1));
+        m.opt("l1_1", sysfs(|a| a.l1_1));
+        m.opt("l1_1_pcipm", sysfs(|a| a.l1_1_pcipm));
+        m.opt("l1_2", sysfs(|a| a.l1_2));
+        m.opt("l1_2_pcipm", sysfs(|a| a.l1_2_pcipm));
         if let Some(e) = d
             .config
             .as_ref()
             .and_then(|c| c.express.as_ref())
             .filter(|e| e.port_type.has_link())
         {
-            m.field("lnkctl_l0s", Field::flag(e.lnkctl_l0s()));
-            m.field("lnkctl_l1", Field::flag(e.lnkctl_l1()));
-            m.field("lnkctl_clkpm", Field::flag(e.lnkctl_clkpm()));
-            m.field("lnkcap_l0s", Field::flag(e.lnkcap_l0s()));
-            m.field("lnkcap_l1", Field::flag(e.lnkcap_l1()));
             if let Some(l) = d.config.as_ref().and_then(|c| c.l1ss.as_ref()) {
                 for (name, on) in [
                     ("l1sscap_aspm_l1_1", l.cap_aspm_l1_1()),
@@ -541,8 +536,12 @@ impl Converter<'_> {
                     m.field(name, Field::flag(on));
                 }
             }
+            m.field("lnkcap_l0s", Field::flag(e.lnkcap_l0s()));
+            m.field("lnkcap_l1", Field::flag(e.lnkcap_l1()));
+            m.field("lnkctl_clkpm", Field::flag(e.lnkctl_clkpm()));
+            m.field("lnkctl_l0s", Field::flag(e.lnkctl_l0s()));
+            m.field("lnkctl_l1", Field::flag(e.lnkctl_l1()));
         }
-        m.field("enabled", Field::flag(enabled));
         m.field("source", Field::str(source));
         Some(m)
     }

@@ -46,7 +46,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::Severity;
 use crate::read::{DirHandle, HeldFile};
 
 /// How long a kept fact is trusted before the next full read.
@@ -80,7 +79,7 @@ pub struct KnownIds {
 pub struct Known {
     pub ids: KnownIds,
     /// PCI devices above it, nearest last (see [`super::PciDevice::ancestors`]).
-    pub chain: Vec<String>,
+    pub chain: super::Chain,
     /// Its directory lies right inside the nearest one's.
     pub direct: bool,
     /// `None` also when it could not be read: it is read again next time.
@@ -89,9 +88,9 @@ pub struct Known {
     /// ASPM files present in `link/`; `Some(None)`: no `link/` directory.
     pub aspm_files: Option<Option<Vec<&'static str>>>,
     /// Which severities have an `aer_dev_*` file.
-    pub aer_dev: Option<Vec<Severity>>,
+    pub aer_dev: Option<super::Severities>,
     /// Which severities have an `aer_rootport_total_*` file.
-    pub rootport: Option<Vec<Severity>>,
+    pub rootport: Option<super::Severities>,
     /// A link file exists (the device is PCI Express).
     pub link_files: Option<bool>,
 }

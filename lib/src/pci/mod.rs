@@ -41,6 +41,24 @@ pub enum Severity {
     Fatal,
 }
 
+/// Which severities have a file: a set of three, kept without allocating.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Severities(u8);
+
+impl Severities {
+    pub fn contains(self, sev: Severity) -> bool {
+        self.0 & (1 << sev as u8) != 0
+    }
+
+    pub fn insert(&mut self, sev: Severity) {
+        self.0 |= 1 << sev as u8;
+    }
+
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+}
+
 impl Severity {
     pub const ALL: [Severity; 3] = [Severity::Correctable, Severity::Nonfatal, Severity::Fatal];
     fn dev_file(self) -> &'static str {
@@ -172,7 +190,7 @@ pub struct PciDevice {
     /// PCI devices above in sysfs, nearest last: bridges, and the VMD
     /// endpoint above a VMD domain.
     #[serde(skip)]
-    pub ancestors: Vec<String>,
+    pub ancestors: Chain,
     /// The device has a PCI Express capability (sysfs link files or config).
     pub pcie: bool,
     pub link_skipped: bool,
@@ -354,7 +372,11 @@ fn list_bus(base: &Path, tally: &mut Tally) -> Option<(DirHandle, Vec<(String, u
 /// One bus entry in the order devices are read: its name, its inode number
 /// in the listing, the PCI devices above it (nearest last), and whether its
 /// directory lies right inside the nearest one's.
-type Entry = (String, u64, Vec<String>, bool);
+type Entry = (String, u64, Chain, bool);
+
+/// The PCI devices above a device, nearest last: shared by the memory, the
+/// read plan and the device, so a warm collection copies none of it.
+pub type Chain = std::sync::Arc<[String]>;
 
 /// Bus entries in the order they are read. The topology is taken from
 /// `memory` for an entry it kept (same inode: the same link), else read.
@@ -370,7 +392,7 @@ fn walk_order(
     let mut order: Vec<Entry> = Vec::new();
     for (name, ino) in entries.into_iter().filter(|(n, _)| parse::is_bdf(n)) {
         let (chain, direct) = match memory.and_then(|m| m.get(&name, ino)) {
-            Some(k) => (k.chain.clone(), k.direct),
+            Some(k) => (std::sync::Arc::clone(&k.chain), k.direct),
             None => read_chain(bus, &name, tally),
         };
         order.push((name, ino, chain, direct));
@@ -382,20 +404,20 @@ fn walk_order(
 /// The PCI devices above `name`, from its bus link's target, and whether
 /// the target lies right inside the nearest one's directory
 /// (`.../0000:00:1c.0/0000:02:00.0`), so it can be opened from there.
-fn read_chain(bus: &DirHandle, name: &str, tally: &mut Tally) -> (Vec<String>, bool) {
+fn read_chain(bus: &DirHandle, name: &str, tally: &mut Tally) -> (Chain, bool) {
     match bus.with_link(name, |target| chain_of(target, name)) {
         Ok(x) => x,
         // A plain directory (hand-made capture): no topology to learn.
-        Err(e) if matches!(e.kind, ErrorKind::Unavailable("EINVAL")) => (Vec::new(), false),
+        Err(e) if matches!(e.kind, ErrorKind::Unavailable("EINVAL")) => (Chain::default(), false),
         Err(e) => {
             tally.read_failed(Collector::PcieDevice, &e);
-            (Vec::new(), false)
+            (Chain::default(), false)
         }
     }
 }
 
 /// [`read_chain`] from the link's target.
-fn chain_of(target: &Path, name: &str) -> (Vec<String>, bool) {
+fn chain_of(target: &Path, name: &str) -> (Chain, bool) {
     let parts: Vec<&str> = target
         .components()
         .filter_map(|c| c.as_os_str().to_str())
@@ -413,7 +435,7 @@ fn chain_of(target: &Path, name: &str) -> (Vec<String>, bool) {
         [.., parent, last] => *last == name && chain.last().is_some_and(|c| c == parent),
         _ => false,
     };
-    (chain, direct)
+    (chain.into(), direct)
 }
 
 /// For each device in `order`, the index of the device whose directory
@@ -472,7 +494,7 @@ pub fn collect(
             parent: parents(&order),
             order: order
                 .iter()
-                .map(|(n, _, c, _)| (n.clone(), c.clone()))
+                .map(|(n, _, c, _)| (n.clone(), std::sync::Arc::clone(c)))
                 .collect(),
             config: wants_config,
             link: sel.has(Collector::PcieLink),
@@ -565,8 +587,8 @@ pub fn collect(
             let sw = clock.start();
             (learnt.aer_dev, learnt.rootport) = match known.filter(|_| aer_counts_unread) {
                 Some(k) => {
-                    d.aer_files = k.aer_dev.as_ref().is_some_and(|l| !l.is_empty());
-                    (k.aer_dev.clone(), k.rootport.clone())
+                    d.aer_files = k.aer_dev.is_some_and(|l| !l.is_empty());
+                    (k.aer_dev, k.rootport)
                 }
                 None => read_aer(&mut d, &dir, known, tally),
             };
@@ -593,7 +615,7 @@ pub fn collect(
                     dir_identity: dir.identity(),
                     power_files,
                 };
-                (learnt.chain, learnt.direct) = (d.ancestors.clone(), direct);
+                (learnt.chain, learnt.direct) = (std::sync::Arc::clone(&d.ancestors), direct);
                 m.keep(d.address.clone(), learnt, &dir, config_file);
             }
             (Some(m), false, _) => m.hold(&d.address, &dir, config_file),
@@ -932,17 +954,17 @@ fn read_aer(
     dir: &DirHandle,
     known: Option<&Known>,
     tally: &mut Tally,
-) -> (Option<Vec<Severity>>, Option<Vec<Severity>>) {
+) -> (Option<Severities>, Option<Severities>) {
     let c = Collector::PcieAer;
     // The kernel shows `aer_rootport_total_*` only on Root Ports and Root
     // Complex Event Collectors (kernel-abi.md §2.1): bridges (class 0604) and
     // event collectors (0807). Other functions are not asked, which saves
     // three failed opens per endpoint.
     let may_be_root_port = d.class.is_none_or(|c| matches!(c >> 8, 0x0604 | 0x0807));
-    let (mut dev_files, mut rp_files) = (Some(Vec::new()), Some(Vec::new()));
+    let (mut dev_files, mut rp_files) = (Some(Severities::default()), Some(Severities::default()));
     for sev in Severity::ALL {
         // Unknown which exist: try it.
-        let want = |l: &Option<Vec<Severity>>| l.as_ref().is_none_or(|l| l.contains(&sev));
+        let want = |l: &Option<Severities>| l.is_none_or(|l| l.contains(sev));
         if known.is_none_or(|k| want(&k.aer_dev)) {
             match dir.with_text(sev.dev_file(), parse::aer_file) {
                 Ok((counters, errs)) => {
@@ -984,9 +1006,9 @@ fn read_aer(
     (dev_files, rp_files)
 }
 
-fn push(list: &mut Option<Vec<Severity>>, sev: Severity) {
+fn push(list: &mut Option<Severities>, sev: Severity) {
     if let Some(l) = list {
-        l.push(sev);
+        l.insert(sev);
     }
 }
 
@@ -1114,7 +1136,10 @@ mod tests {
             "/../fixtures/intel-vmd/sys/bus/pci/devices"
         );
         let bus = DirHandle::open(Path::new(bus)).expect("bus");
-        let chain = |n: &str| read_chain(&bus, n, &mut Tally::default());
+        let chain = |n: &str| {
+            let (c, direct) = read_chain(&bus, n, &mut Tally::default());
+            (c.to_vec(), direct)
+        };
         let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
         // Below the VMD endpoint in sysfs, not inside its directory.
         assert_eq!(chain("10000:e0:06.0"), (s(&["0000:00:0e.0"]), false));

@@ -66,7 +66,7 @@ pub struct ReadPlan {
     /// The bus directory (`/sys/bus/pci/devices` under the root).
     pub bus: PathBuf,
     /// Device names with the bridges above them (nearest last), bridges first.
-    pub order: Vec<(String, Vec<String>)>,
+    pub order: Vec<(String, super::Chain)>,
     /// Per device, the device whose directory holds its own: opened from
     /// there, one path component, instead of through the bus link.
     pub parent: Vec<Option<usize>>,

@@ -36,9 +36,13 @@ pub fn collect(
     // relative to it, not by walking the whole path again.
     match DirHandle::open(&groups_dir).and_then(|mut h| h.list().map(|n| (h, n))) {
         Ok((groups, names)) => {
+            // One buffer for every group's `N/type` name.
+            let mut type_file = String::new();
             for n in names {
                 let Ok(id) = n.parse::<u32>() else { continue };
-                let type_file = format!("{n}/type");
+                type_file.clear();
+                type_file.push_str(&n);
+                type_file.push_str("/type");
                 let group_type = match groups.with_attr(&type_file, |t| t.trim().to_string()) {
                     Ok(t) if !t.is_empty() => Some(t),
                     Ok(_) => {

@@ -141,14 +141,19 @@ fn id_with_domain(dom: &str, bus: &str, dev: &str, func: Option<&str>) -> String
 }
 
 /// Host functions an entry selects, given the functions present on the host.
-pub fn resolve(ids: &[String], present: &BTreeSet<String>) -> Vec<String> {
+pub fn resolve<S: AsRef<str> + Ord>(ids: &[String], present: &BTreeSet<S>) -> Vec<String> {
     let mut out = Vec::new();
     for id in ids {
         if id.contains('.') {
             out.push(id.clone());
         } else {
             let prefix = format!("{id}.");
-            out.extend(present.iter().filter(|a| a.starts_with(&prefix)).cloned());
+            let present = present.iter().map(AsRef::as_ref);
+            out.extend(
+                present
+                    .filter(|a| a.starts_with(&prefix))
+                    .map(str::to_string),
+            );
         }
     }
     out
@@ -201,7 +206,8 @@ pub fn configured(
     let Ok(names) = read::list_dir(&dir) else {
         return out;
     };
-    let present: BTreeSet<String> = devices.keys().cloned().collect();
+    // Borrowed: the addresses are not copied for a lookup.
+    let present: BTreeSet<&str> = devices.keys().map(String::as_str).collect();
     let node = read::read_attr(&root.path("/etc/hostname"))
         .ok()
         .map(|h| h.trim().to_string());

@@ -152,13 +152,14 @@ fn vfio_devices(
         }
         let host_companions = host_companions(devices, d);
         let reset_method = match pci.kept_dir(&d.address) {
-            Some(dir) => reset_method(dir.with_attr("reset_method", str::to_string), tally),
+            Some(dir) => reset_method(dir.with_attr("reset_method", trimmed), tally),
             None => {
                 let bus =
                     bus.get_or_insert_with(|| DirHandle::open(&root.path(crate::pci::DEVICES_DIR)));
-                let read = bus.as_ref().map_err(Clone::clone).and_then(|b| {
-                    b.with_attr(&format!("{}/reset_method", d.address), str::to_string)
-                });
+                let read = bus
+                    .as_ref()
+                    .map_err(Clone::clone)
+                    .and_then(|b| b.with_attr(&format!("{}/reset_method", d.address), trimmed));
                 reset_method(read, tally)
             }
         };
@@ -198,9 +199,14 @@ fn host_companions(devices: &BTreeMap<String, PciDevice>, d: &PciDevice) -> Vec<
         .collect()
 }
 
+/// The text without surrounding blanks, copied once.
+fn trimmed(t: &str) -> String {
+    t.trim().to_string()
+}
+
 fn reset_method(read: read::Result<String>, tally: &mut Tally) -> Option<String> {
     match read {
-        Ok(v) if !v.trim().is_empty() => Some(v.trim().to_string()),
+        Ok(v) if !v.is_empty() => Some(v),
         Ok(_) => None,
         Err(e) => {
             tally.read_failed(Collector::VfioDevice, &e);

@@ -375,7 +375,7 @@ impl Converter<'_> {
         m.opt("bound", vd.bound.map(Field::flag));
         m.field("intended", Field::flag(vd.intended));
         if !vd.intended_by.is_empty() {
-            let by: Vec<&str> = vd.intended_by.iter().map(String::as_str).collect();
+            let by: Vec<&str> = vd.intended_by.iter().copied().collect();
             m.field("intended_by", Field::str(by.join(",")));
         }
         m.opt("group_viable", vd.group_viable.map(Field::flag));

@@ -46,10 +46,11 @@ pub fn collect(root: &Root, params: &[(String, Option<String>)], tally: &mut Tal
 impl Intent {
     /// Why `d` is meant for vfio (`cmdline`, `modprobe`, `driver_override`);
     /// empty when it is not. The subsystem IDs are read only when a match needs them.
-    pub fn reasons(&self, root: &Root, d: &PciDevice) -> BTreeSet<String> {
+    /// The reasons are fixed words: nothing is copied per device.
+    pub fn reasons(&self, root: &Root, d: &PciDevice) -> BTreeSet<&'static str> {
         let mut by = BTreeSet::new();
         if d.driver_override.as_deref().is_some_and(is_vfio_driver) {
-            by.insert("driver_override".to_string());
+            by.insert("driver_override");
         }
         if let (Some(v), Some(dv)) = (d.vendor_id, d.device_id) {
             let needs_sub = self
@@ -63,7 +64,7 @@ impl Intent {
             };
             for (m, src) in &self.ids {
                 if m.matches(v, dv, sub, d.class.unwrap_or(0)) {
-                    by.insert((*src).to_string());
+                    by.insert(*src);
                 }
             }
         }

@@ -56,7 +56,7 @@ pub struct VfioDevice {
     pub bound: Option<bool>,
     pub intended: bool,
     /// Why it is meant for vfio: `cmdline`, `modprobe`, `driver_override`.
-    pub intended_by: BTreeSet<String>,
+    pub intended_by: BTreeSet<&'static str>,
     pub group_viable: Option<bool>,
     /// `None` when `/proc/*/fd` could not be read (unprivileged).
     pub holder: Option<Option<Holder>>,

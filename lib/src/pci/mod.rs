@@ -880,12 +880,12 @@ const ASPM_PATHS: [&str; 7] = [
     "link/clkpm",
 ];
 
-/// `link/<file>` for one of [`ASPM_FILES`].
-fn aspm_path(file: &str) -> &'static str {
+/// `link/<file>`: written out for one of [`ASPM_FILES`], built for any other.
+fn aspm_path(file: &str) -> std::borrow::Cow<'static, str> {
     ASPM_PATHS
         .into_iter()
         .find(|p| p.strip_prefix("link/") == Some(file))
-        .unwrap_or("link/clkpm")
+        .map_or_else(|| format!("link/{file}").into(), Into::into)
 }
 
 /// `link/`'s ASPM states, and which of its files exist (`None` inside: no
@@ -905,7 +905,7 @@ fn read_aspm(
         let mut a = AspmSysfs::default();
         for name in files {
             let path = aspm_path(name);
-            *aspm_slot(&mut a, name) = read_attr_checked(tally, c, dev, path, parse::flag);
+            *aspm_slot(&mut a, name) = read_attr_checked(tally, c, dev, &path, parse::flag);
         }
         return (Some(a), None);
     }
@@ -1172,8 +1172,13 @@ mod tests {
     fn every_aspm_file_has_its_path_from_the_device_directory() {
         for (file, path) in ASPM_FILES.into_iter().zip(ASPM_PATHS) {
             assert_eq!(path, format!("link/{file}"));
-            assert_eq!(aspm_path(file), path);
+            assert!(matches!(aspm_path(file), std::borrow::Cow::Borrowed(p) if p == path));
         }
+        assert_eq!(
+            aspm_path("l2_aspm"),
+            "link/l2_aspm",
+            "a name the kernel may add"
+        );
     }
 
     #[test]

@@ -21,22 +21,6 @@ def run_once(cmd, devnull):
     return time.perf_counter() - t, ru.ru_utime + ru.ru_stime
 
 
-def user_cpu_ms(cmd, rounds=25):
-    """Median user CPU of cmd: the share of a run that is vigil's own work
-    (parsing, deciding, writing), the system share being the reads."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    user = []
-    for _ in range(rounds):
-        pid = os.fork()
-        if pid == 0:
-            os.dup2(devnull, 1)
-            os.dup2(devnull, 2)
-            os.execvp(cmd[0], cmd)
-        user.append(os.wait4(pid, 0)[2].ru_utime)
-    os.close(devnull)
-    return statistics.median(user) * 1000
-
-
 def timings(cmds, rounds=25):
     """Run the commands in turn, `rounds` times, so that they share the
     machine's drift and noise. Per command: median wall and CPU ms, and the
@@ -256,7 +240,6 @@ def main():
         subprocess.run(c, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     (t_v, c_v, rw_v, rc_v), (t_l, c_l, rw_l, rc_l), (t_f, c_f, _, _) = timings([vig, lspci, floor])
     rss = median_peak_rss_kib(vig)
-    user = user_cpu_ms(vig)
     cold, warm, execd_rss = warm_vs_cold(a.vigil, a.root, 25)
     native = warm_vs_cold(a.vigil, a.native, 25) if a.native else None
     subprocess.run(warm_floor, stdout=subprocess.DEVNULL)
@@ -285,8 +268,6 @@ def main():
     ):
         print(f"{label:28}{t:10.1f}{rw:10.2f}{c:10.1f}{rc:10.2f}")
     print(f"vigil / lspci: wall {t_v / t_l:.2f}, CPU {c_v / c_l:.2f}; vigil --once CPU vs floor {rc_v:.2f} (target <= 1.3)")
-    print(f"vigil --once user CPU (median of 25): {user:.1f} ms, {user * 1000 / int(a.functions):.0f} us per function; "
-          f"the rest of its CPU is in the kernel")
     print(f"line protocol per function: first collection (= --once) {full / n:.0f} B, steady {steady / n:.0f} B, "
           f"per collection with the facts' refresh {per_collection:.0f} B (budget 1000); v1 output {v1_full / n:.0f} B")
     print(f"peak RSS of vigil --once (median of 3): {rss / 1024:.1f} MiB (target <= {rss_target_mib(n)}); execd after 27 collections {execd_rss / 1024:.1f} MiB")

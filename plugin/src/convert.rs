@@ -12,6 +12,7 @@ use vigil_collector::edac::Edac;
 use vigil_collector::forensics::Forensics;
 use vigil_collector::heartbeat::Heartbeat;
 use vigil_collector::kmsg::{Event, Suppressed};
+use vigil_collector::pci::config_space::Express;
 use vigil_collector::pci::{AspmSysfs, PciDevice, Severity, Width};
 use vigil_collector::platform::Platform;
 use vigil_collector::vfio::{IommuGroup, VfioDevice};
@@ -371,41 +372,38 @@ impl Converter<'_> {
             .driver
             .as_ref()
             .map(|drv| drv.as_deref().unwrap_or("none"));
-        m.opt("driver", driver.map(Field::str));
+        // Scanned (`Some`), and if so the process holding it, if any.
+        let holder = vd.holder.as_ref();
+        let held = holder.and_then(Option::as_ref);
+        // In key order: each field is appended, not inserted before another.
         m.opt("bound", vd.bound.map(Field::flag));
+        if !vd.configured_vmids.is_empty() {
+            let ids: Vec<&str> = vd.configured_vmids.iter().map(String::as_str).collect();
+            m.field("configured_vmids", Field::str(ids.join(",")));
+        }
+        m.opt("driver", driver.map(Field::str));
+        m.opt("group_viable", vd.group_viable.map(Field::flag));
+        m.opt(
+            "holder",
+            held.and_then(|h| h.name.as_deref()).map(Field::str),
+        );
+        m.opt("holder_pid", held.map(|h| Field::Int(i64::from(h.pid))));
+        if !vd.host_companions.is_empty() {
+            let addresses = Field::str(vd.host_companions.join(","));
+            m.field("host_companion_addresses", addresses);
+        }
+        let companions = Field::uint(vd.host_companions.len() as u64);
+        m.field("host_companions", companions);
+        m.opt("in_use", holder.map(|h| Field::flag(h.is_some())));
         m.field("intended", Field::flag(vd.intended));
         if !vd.intended_by.is_empty() {
             let by: Vec<&str> = vd.intended_by.iter().copied().collect();
             m.field("intended_by", Field::str(by.join(",")));
         }
-        m.opt("group_viable", vd.group_viable.map(Field::flag));
-        if let Some(h) = &vd.holder {
-            m.field("in_use", Field::flag(h.is_some()));
-            if let Some(h) = h {
-                m.field("holder_pid", Field::Int(i64::from(h.pid)));
-                m.opt("holder", h.name.as_deref().map(Field::str));
-                m.opt("vmid", h.vmid.as_deref().map(Field::str));
-            }
-        }
-        if !vd.configured_vmids.is_empty() {
-            let ids: Vec<&str> = vd.configured_vmids.iter().map(String::as_str).collect();
-            m.field("configured_vmids", Field::str(ids.join(",")));
-        }
-        m.opt(
-            "power_state",
-            d.power_state.as_ref().map(|p| Field::str(p.as_str())),
-        );
+        let power = d.power_state.as_ref().map(|p| Field::str(p.as_str()));
+        m.opt("power_state", power);
         m.opt("reset_method", vd.reset_method.as_deref().map(Field::str));
-        m.field(
-            "host_companions",
-            Field::uint(vd.host_companions.len() as u64),
-        );
-        if !vd.host_companions.is_empty() {
-            m.field(
-                "host_companion_addresses",
-                Field::str(vd.host_companions.join(",")),
-            );
-        }
+        m.opt("vmid", held.and_then(|h| h.vmid.as_deref()).map(Field::str));
         m
     }
 
@@ -457,48 +455,52 @@ impl Converter<'_> {
             Some(Width::Lanes(n)) => Some(Field::Int(i64::from(n))),
             _ => None,
         };
-        match &d.link {
-            Some(l) => {
-                m.opt("speed_gts", l.speed_gts.map(Field::Float));
-                m.opt("max_speed_gts", l.max_speed_gts.map(Field::Float));
-                m.opt("width", lanes(l.width));
-                m.opt("max_width", lanes(l.max_width));
-            }
-            None => {
-                // Kernels before 4.13 have no link files: the registers say the same.
-                if let Some(e) = express {
-                    m.opt("speed_gts", e.speed_gts().map(Field::Float));
-                    m.opt("max_speed_gts", e.max_speed_gts().map(Field::Float));
-                    m.field("width", Field::Int(i64::from(e.width())));
-                    m.field("max_width", Field::Int(i64::from(e.max_width())));
-                }
-            }
-        }
-        if let Some(st) = &d.link_state {
-            m.opt(
-                "expected_speed_gts",
-                st.expected_speed_gts.map(Field::Float),
-            );
-            m.opt(
-                "expected_width",
-                st.expected_width.map(|w| Field::Int(i64::from(w))),
-            );
-            m.opt("speed_downgraded", st.speed_downgraded.map(Field::flag));
-            m.opt("width_downgraded", st.width_downgraded.map(Field::flag));
-            m.opt("link_up", st.link_up.map(Field::flag));
-        }
-        if let Some(e) = express {
-            if e.dll_active_reporting() {
-                m.field("dll_link_active", Field::flag(e.dll_link_active()));
-            }
-            m.field("link_training", Field::flag(e.link_training()));
-            m.field("bw_mgmt_status", Field::flag(e.bw_mgmt_status()));
-            m.field(
-                "autonomous_bw_status",
-                Field::flag(e.autonomous_bw_status()),
-            );
-            m.opt("target_speed_gts", e.target_speed_gts().map(Field::Float));
-        }
+        let int = |n: u8| Some(Field::Int(i64::from(n)));
+        let (speed, max_speed, width, max_width) = match (&d.link, express) {
+            (Some(l), _) => (
+                l.speed_gts,
+                l.max_speed_gts,
+                lanes(l.width),
+                lanes(l.max_width),
+            ),
+            // Kernels before 4.13 have no link files: the registers say the same.
+            (None, Some(e)) => (
+                e.speed_gts(),
+                e.max_speed_gts(),
+                int(e.width()),
+                int(e.max_width()),
+            ),
+            (None, None) => (None, None, None, None),
+        };
+        let st = d.link_state.as_ref();
+        let flag = |f: fn(&Express) -> bool| express.map(|e| Field::flag(f(e)));
+        // In key order: each field is appended, not inserted before another.
+        m.opt("autonomous_bw_status", flag(Express::autonomous_bw_status));
+        m.opt("bw_mgmt_status", flag(Express::bw_mgmt_status));
+        let dll = express.filter(|e| e.dll_active_reporting());
+        m.opt(
+            "dll_link_active",
+            dll.map(|e| Field::flag(e.dll_link_active())),
+        );
+        let expected_speed = st.and_then(|s| s.expected_speed_gts);
+        m.opt("expected_speed_gts", expected_speed.map(Field::Float));
+        let expected_width = st.and_then(|s| s.expected_width);
+        m.opt(
+            "expected_width",
+            expected_width.map(|w| Field::Int(i64::from(w))),
+        );
+        m.opt("link_training", flag(Express::link_training));
+        m.opt("link_up", st.and_then(|s| s.link_up).map(Field::flag));
+        m.opt("max_speed_gts", max_speed.map(Field::Float));
+        m.opt("max_width", max_width);
+        let speed_down = st.and_then(|s| s.speed_downgraded);
+        m.opt("speed_downgraded", speed_down.map(Field::flag));
+        m.opt("speed_gts", speed.map(Field::Float));
+        let target = express.and_then(|e| e.target_speed_gts());
+        m.opt("target_speed_gts", target.map(Field::Float));
+        m.opt("width", width);
+        let width_down = st.and_then(|s| s.width_downgraded);
+        m.opt("width_downgraded", width_down.map(Field::flag));
         Some(m)
     }
 
@@ -600,40 +602,32 @@ impl Converter<'_> {
             return None;
         }
         let mut m = g.metric("pcie_aer_status", t, self.opts.identity_everywhere);
+        // In key order: each field is appended, not inserted before another.
+        let (aer, dpc) = (cs.aer.as_ref(), cs.dpc.as_ref());
+        let reg = |v: Option<u32>| v.map(|v| Field::Int(i64::from(v)));
+        m.opt("cor_mask", reg(aer.map(|a| a.cor_mask)));
+        m.opt("cor_status", reg(aer.map(|a| a.cor_status)));
+        let cor_names = aer.map(|a| Field::str(bit_names(a.cor_status, &COR_NAMES)));
+        m.opt("cor_status_names", cor_names);
         if let Some(e) = &cs.express {
             m.field("devsta_corr_err", Field::flag(e.devsta_corr_err()));
-            m.field("devsta_nonfatal_err", Field::flag(e.devsta_nonfatal_err()));
             m.field("devsta_fatal_err", Field::flag(e.devsta_fatal_err()));
+            m.field("devsta_nonfatal_err", Field::flag(e.devsta_nonfatal_err()));
             m.field("devsta_unsupp_req", Field::flag(e.devsta_unsupp_req()));
         }
-        if let Some(a) = &cs.aer {
-            m.field("uncor_status", Field::Int(i64::from(a.uncor_status)));
-            m.field("uncor_mask", Field::Int(i64::from(a.uncor_mask)));
-            m.field("uncor_severity", Field::Int(i64::from(a.uncor_severity)));
-            m.field("cor_status", Field::Int(i64::from(a.cor_status)));
-            m.field("cor_mask", Field::Int(i64::from(a.cor_mask)));
-            m.field(
-                "uncor_status_names",
-                Field::str(bit_names(a.uncor_status, &UNCOR_NAMES)),
-            );
-            m.field(
-                "cor_status_names",
-                Field::str(bit_names(a.cor_status, &COR_NAMES)),
-            );
-            m.opt(
-                "root_status",
-                a.root_status.map(|v| Field::Int(i64::from(v))),
-            );
-        }
-        if let Some(dpc) = &cs.dpc {
+        if let Some(dpc) = dpc {
             m.field("dpc_status", Field::Int(i64::from(dpc.status)));
-            m.field("dpc_triggered", Field::flag(dpc.triggered()));
-            m.field(
-                "dpc_trigger_reason",
-                Field::Int(i64::from(dpc.trigger_reason())),
-            );
             m.field("dpc_trigger_enabled", Field::flag(dpc.trigger_enabled()));
+            let reason = Field::Int(i64::from(dpc.trigger_reason()));
+            m.field("dpc_trigger_reason", reason);
+            m.field("dpc_triggered", Field::flag(dpc.triggered()));
         }
+        m.opt("root_status", reg(aer.and_then(|a| a.root_status)));
+        m.opt("uncor_mask", reg(aer.map(|a| a.uncor_mask)));
+        m.opt("uncor_severity", reg(aer.map(|a| a.uncor_severity)));
+        m.opt("uncor_status", reg(aer.map(|a| a.uncor_status)));
+        let uncor_names = aer.map(|a| Field::str(bit_names(a.uncor_status, &UNCOR_NAMES)));
+        m.opt("uncor_status_names", uncor_names);
         Some(m)
     }
 }
@@ -642,13 +636,14 @@ impl Converter<'_> {
 fn iommu_group(g: &IommuGroup, t: i64) -> Metric<'_> {
     let mut m = Metric::with_capacity("iommu_group", t, 1, 8);
     m.tag("group", g.id.to_string());
-    m.opt("type", g.group_type.as_deref().map(Field::str));
-    m.field("devices", Field::uint(g.members.len() as u64));
-    m.field("vfio_devices", Field::uint(g.vfio_devices));
+    // In key order: each field is appended, not inserted before another.
     m.field("bridges", Field::uint(g.bridges));
-    m.field("other_devices", Field::uint(g.other_devices));
-    m.opt("viable", g.viable.map(Field::flag));
+    m.field("devices", Field::uint(g.members.len() as u64));
     m.field("members", Field::str(g.members.join(",")));
+    m.field("other_devices", Field::uint(g.other_devices));
+    m.opt("type", g.group_type.as_deref().map(Field::str));
+    m.field("vfio_devices", Field::uint(g.vfio_devices));
+    m.opt("viable", g.viable.map(Field::flag));
     m
 }
 

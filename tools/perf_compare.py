@@ -210,9 +210,78 @@ def traced_io(prefix, root):
     return opened, listed
 
 
+def replay_ops(trace):
+    """The file system calls of an `strace -f -y` file, as ops for the
+    ioreplay example, in the order the calls began: `open AT NAME FLAGS
+    RESOLVE RESULT`, `read PATH N`, `pread PATH N OFFSET`, `getdents PATH`,
+    `readlink AT NAME`, `stat PATH`, `close PATH` (tab-separated; a
+    descriptor is named by its path, as `-y` prints it)."""
+    pending, calls = {}, []
+    for line in open(trace):
+        m = re.match(r'^(\d+)\s+(.*)$', line.rstrip("\n"))
+        if not m:
+            continue
+        pid, rest = m.groups()
+        if rest.endswith("<unfinished ...>"):
+            pending[pid] = (len(calls), rest[:-len("<unfinished ...>")])
+            calls.append(None)
+            continue
+        r = re.match(r'^<\.\.\. \w+ resumed>(.*)$', rest)
+        if r:
+            if pid in pending:
+                i, head = pending.pop(pid)
+                calls[i] = head + r.group(1)
+            continue
+        calls.append(rest)
+    fd = r'(?:\d+|AT_FDCWD)<([^>]*)>'
+    forms = [
+        (r'^(?:openat|openat2)\(' + fd + r', "([^"]*)", (.*)\)\s+= -?\d+', "open"),
+        (r'^read\(' + fd + r', .*, (\d+)\)\s+= ', "read"),
+        (r'^pread64\(' + fd + r', .*, (\d+), (\d+)\)\s+= ', "pread"),
+        (r'^getdents64\(' + fd + r', ', "getdents"),
+        (r'^readlinkat\(' + fd + r', "([^"]*)", ', "readlink"),
+        (r'^(?:statx|newfstatat)\(' + fd + r', "", ', "stat"),
+        (r'^fstat\(' + fd, "stat"),
+        (r'^close\(' + fd + r'\s*\)', "close"),
+    ]
+    ops = []
+    for c in filter(None, calls):
+        for form, op in forms:
+            m = re.match(form, c)
+            if not m:
+                continue
+            g = list(m.groups())
+            if op == "open":
+                args = g.pop()
+                flags = re.search(r'flags=([A-Z_|]+)', args)
+                flags = flags.group(1) if flags else args.split(",")[0].strip()
+                resolve = re.search(r'resolve=([A-Z_|]+)', args)
+                result = re.search(r'= \d+<([^>]*)>$', c)
+                g += [flags, resolve.group(1) if resolve else "-", result.group(1) if result else "-"]
+            ops.append("\t".join([op, *g]))
+            break
+    return ops
+
+
+def replay_vs(cmd, replay, empty, rounds=25):
+    """Median CPU ms of cmd, and of the system-call floor: ioreplay's replay
+    (the CPU it reports for its loop, which leaves out reading its ops file)
+    plus a process that starts and exits (`empty`); and the median of each
+    round's ratio. In turn, to share the machine's noise."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    v, f = [], []
+    for _ in range(rounds):
+        v.append(run_once(cmd, devnull)[1] * 1000)
+        out = subprocess.run(replay, capture_output=True, text=True).stdout
+        loop = float(re.search(r'replay CPU ([0-9.]+) ms', out).group(1))
+        f.append(loop + run_once(empty, devnull)[1] * 1000)
+    os.close(devnull)
+    return statistics.median(v), statistics.median(f), statistics.median(a / b for a, b in zip(v, f))
+
+
 def main():
     ap = argparse.ArgumentParser()
-    for a in ("root", "trace", "functions", "vigil", "floor", "small"):
+    for a in ("root", "trace", "functions", "vigil", "floor", "small", "replay", "calls"):
         ap.add_argument("--" + a, required=True)
     ap.add_argument("--big", help="a larger tree: warm vs cold and RSS only, fewer rounds")
     ap.add_argument("--big-functions")
@@ -232,6 +301,11 @@ def main():
     with open(warm_files, "w") as f:
         f.writelines(p + "\n" for p in sorted(warm_opened))
     warm_floor = [a.floor, warm_files]
+    ops = a.calls + ".ops"
+    with open(ops, "w") as f:
+        f.writelines(op + "\n" for op in replay_ops(a.calls))
+    empty = a.trace + ".none"
+    open(empty, "w").close()
     nfiles = len(opened)
     twice = sorted(p for p, n in opened.items() if n > 1)
     relisted = sorted(p for p, n in listed.items() if n > 1)
@@ -239,6 +313,7 @@ def main():
     for c in (vig, lspci, floor):
         subprocess.run(c, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     (t_v, c_v, rw_v, rc_v), (t_l, c_l, rw_l, rc_l), (t_f, c_f, _, _) = timings([vig, lspci, floor])
+    c_v2, c_r, rc_r = replay_vs(vig, [a.replay, ops], [a.floor, empty])
     rss = median_peak_rss_kib(vig)
     cold, warm, execd_rss = warm_vs_cold(a.vigil, a.root, 25)
     native = warm_vs_cold(a.vigil, a.native, 25) if a.native else None
@@ -268,6 +343,8 @@ def main():
     ):
         print(f"{label:28}{t:10.1f}{rw:10.2f}{c:10.1f}{rc:10.2f}")
     print(f"vigil / lspci: wall {t_v / t_l:.2f}, CPU {c_v / c_l:.2f}; vigil --once CPU vs floor {rc_v:.2f} (target <= 1.3)")
+    print(f"system-call floor (vigil's own file system calls replayed in one thread, 25 rounds in turn with vigil): "
+          f"{c_r:.1f} ms CPU, {c_r / c_f:.2f}x the I/O floor; vigil --once {c_v2:.1f} ms, {rc_r:.2f}x it")
     print(f"line protocol per function: first collection (= --once) {full / n:.0f} B, steady {steady / n:.0f} B, "
           f"per collection with the facts' refresh {per_collection:.0f} B (budget 1000); v1 output {v1_full / n:.0f} B")
     print(f"peak RSS of vigil --once (median of 3): {rss / 1024:.1f} MiB (target <= {rss_target_mib(n)}); execd after 27 collections {execd_rss / 1024:.1f} MiB")

@@ -21,15 +21,18 @@ def run_once(cmd, devnull):
     return time.perf_counter() - t, ru.ru_utime + ru.ru_stime
 
 
-def timings(cmds, rounds=25):
+def timings(cmds, rounds=25, raw=False):
     """Run the commands in turn, `rounds` times, so that they share the
     machine's drift and noise. Per command: median wall and CPU ms, and the
-    medians of its per-round ratios to the last command (the floor)."""
+    medians of its per-round ratios to the last command (the floor). A
+    command is an argv, or a function of /dev/null's descriptor returning
+    wall and CPU seconds. With `raw`, also each command's (wall, CPU) per
+    round."""
     devnull = os.open(os.devnull, os.O_WRONLY)
     runs = [[] for _ in cmds]
     for _ in range(rounds):
         for i, c in enumerate(cmds):
-            runs[i].append(run_once(c, devnull))
+            runs[i].append(c(devnull) if callable(c) else run_once(c, devnull))
     os.close(devnull)
     floor = runs[-1]
     out = []
@@ -40,7 +43,7 @@ def timings(cmds, rounds=25):
             statistics.median(w / fw for (w, _), (fw, _) in zip(r, floor)),
             statistics.median(c / fc for (_, c), (_, fc) in zip(r, floor)),
         ))
-    return out
+    return (out, runs) if raw else out
 
 
 def peak_rss_kib(cmd):
@@ -162,6 +165,10 @@ def warm_trace(vigil, root, prefix):
     e.p.wait(timeout=30)
 
 
+# Rounds of warm vs cold on the large tree: 16 take about 4 s. With 8, runs
+# of the same code read 0.49 to 0.52, close to the target either way.
+BIG_ROUNDS = 16
+
 COLLECTORS = "pcie_device,pcie_link,pcie_aer,pcie_aer_status,pcie_aspm,pcie_platform,iommu_group,vfio_device,crash_forensics,vigil"
 
 
@@ -263,20 +270,16 @@ def replay_ops(trace):
     return ops
 
 
-def replay_vs(cmd, replay, empty, rounds=25):
-    """Median CPU ms of cmd, and of the system-call floor: ioreplay's replay
-    (the CPU it reports for its loop, which leaves out reading its ops file)
-    plus a process that starts and exits (`empty`); and the median of each
-    round's ratio. In turn, to share the machine's noise."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    v, f = [], []
-    for _ in range(rounds):
-        v.append(run_once(cmd, devnull)[1] * 1000)
+def syscall_floor(replay, empty):
+    """The system-call floor as a timings() command: the CPU ioreplay reports
+    for its replay loop (reading its ops file is left out) plus a process
+    that only starts and exits (`empty`). Wall: the same (one thread)."""
+    def run(devnull):
         out = subprocess.run(replay, capture_output=True, text=True).stdout
-        loop = float(re.search(r'replay CPU ([0-9.]+) ms', out).group(1))
-        f.append(loop + run_once(empty, devnull)[1] * 1000)
-    os.close(devnull)
-    return statistics.median(v), statistics.median(f), statistics.median(a / b for a, b in zip(v, f))
+        loop = float(re.search(r'replay CPU ([0-9.]+) ms', out).group(1)) / 1000
+        cpu = loop + run_once(empty, devnull)[1]
+        return cpu, cpu
+    return run
 
 
 def main():
@@ -312,8 +315,11 @@ def main():
     # Warm the page cache, then alternate to share the machine's noise.
     for c in (vig, lspci, floor):
         subprocess.run(c, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    (t_v, c_v, rw_v, rc_v), (t_l, c_l, rw_l, rc_l), (t_f, c_f, _, _) = timings([vig, lspci, floor])
-    c_v2, c_r, rc_r = replay_vs(vig, [a.replay, ops], [a.floor, empty])
+    replay = syscall_floor([a.replay, ops], [a.floor, empty])
+    summary, runs = timings([vig, lspci, replay, floor], raw=True)
+    (t_v, c_v, rw_v, rc_v), (t_l, c_l, rw_l, rc_l), (_, c_r, _, rc_r), (t_f, c_f, _, _) = summary
+    # vigil against the system-call floor, round by round.
+    rc_vr = statistics.median(v / r for (_, v), (_, r) in zip(runs[0], runs[2]))
     rss = median_peak_rss_kib(vig)
     cold, warm, execd_rss = warm_vs_cold(a.vigil, a.root, 25)
     native = warm_vs_cold(a.vigil, a.native, 25) if a.native else None
@@ -321,7 +327,7 @@ def main():
     (_, c_wf, _, _), = timings([warm_floor])
     big = None
     if a.big:
-        big_cold, big_warm, big_execd = warm_vs_cold(a.vigil, a.big, 8)
+        big_cold, big_warm, big_execd = warm_vs_cold(a.vigil, a.big, BIG_ROUNDS)
         big = (big_cold, big_warm, big_execd, median_peak_rss_kib([a.vigil, "--once", "--root", a.big]))
     out1 = subprocess.run(vig + ["--fake-time", "1"], capture_output=True).stdout
     out2 = subprocess.run(vig + ["--fake-time", "1"], capture_output=True).stdout
@@ -334,17 +340,18 @@ def main():
     per_collection = (steady + full / 30) / n
     failures = []
     print(f"tree: {a.functions} PCI functions; vigil opens {nfiles} files per collection")
-    print("25 rounds, the three commands in turn; medians, and medians of each round's ratio to the floor")
+    print("25 rounds, the four in turn; medians, and medians of each round's ratio to the I/O floor")
     print(f"{'':28}{'wall ms':>10}{'vs floor':>10}{'CPU ms':>10}{'vs floor':>10}")
     for label, t, c, rw, rc in (
         ("I/O floor (same files)", t_f, c_f, 1.0, 1.0),
+        ("system-call floor, 1 thread", c_r, c_r, rc_r, rc_r),
         ("vigil --once", t_v, c_v, rw_v, rc_v),
         ("lspci -vvv", t_l, c_l, rw_l, rc_l),
     ):
         print(f"{label:28}{t:10.1f}{rw:10.2f}{c:10.1f}{rc:10.2f}")
     print(f"vigil / lspci: wall {t_v / t_l:.2f}, CPU {c_v / c_l:.2f}; vigil --once CPU vs floor {rc_v:.2f} (target <= 1.3)")
-    print(f"system-call floor (vigil's own file system calls replayed in one thread, 25 rounds in turn with vigil): "
-          f"{c_r:.1f} ms CPU, {c_r / c_f:.2f}x the I/O floor; vigil --once {c_v2:.1f} ms, {rc_r:.2f}x it")
+    print(f"vigil --once CPU vs the system-call floor (its own file system calls, replayed in one thread "
+          f"with nothing between them): {rc_vr:.2f}")
     print(f"line protocol per function: first collection (= --once) {full / n:.0f} B, steady {steady / n:.0f} B, "
           f"per collection with the facts' refresh {per_collection:.0f} B (budget 1000); v1 output {v1_full / n:.0f} B")
     print(f"peak RSS of vigil --once (median of 3): {rss / 1024:.1f} MiB (target <= {rss_target_mib(n)}); execd after 27 collections {execd_rss / 1024:.1f} MiB")
@@ -358,7 +365,7 @@ def main():
               f"warm/cold {nw / nc:.2f}")
     if big:
         bc, bw, be, br = big
-        print(f"  {a.big_functions} functions, 8 rounds: cold {bc:.1f}, warm {bw:.1f}, warm/cold {bw / bc:.2f} (target <= 0.5); "
+        print(f"  {a.big_functions} functions, {BIG_ROUNDS} rounds: cold {bc:.1f}, warm {bw:.1f}, warm/cold {bw / bc:.2f} (target <= 0.5); "
               f"peak RSS --once (median of 3) {br / 1024:.1f} MiB (target <= {rss_target_mib(int(a.big_functions))}), execd {be / 1024:.1f} MiB")
     print(f"execd RSS after 1,000 / 10,000 collections: {before} / {after} KiB (growth {after - before} KiB, target < 1024)")
     print(f"output identical between runs: {out1 == out2}")

@@ -142,13 +142,19 @@ def warm_vs_cold(vigil, root, rounds):
     return statistics.median(cold) * 1000, warm / rounds * 1000, rss
 
 
-def warm_trace(vigil, root, prefix):
+# The file system calls ioreplay replays.
+REPLAYED = "openat,openat2,open,read,pread64,close,getdents64,readlinkat,statx,fstat,newfstatat"
+
+
+def warm_trace(vigil, root, prefix, calls="openat,openat2,open,getdents64", stamps=False):
     """strace -ff -y of one warm execd trigger (the third), into prefix.*:
-    strace attaches to the idle process and leaves when the batch is out."""
+    strace attaches to the idle process and leaves when the batch is out.
+    With `stamps`, each line starts with its time (-ttt), for replay_ops."""
     e = Execd(vigil, ["--root", root, "--deadline", "60s"], stderr=subprocess.DEVNULL)
     e.trigger()
     e.trigger()
-    tracer = subprocess.Popen(["strace", "-ff", "-qq", "-y", "-e", "trace=openat,openat2,open,getdents64",
+    stamp = ["-ttt"] if stamps else []
+    tracer = subprocess.Popen(["strace", "-ff", "-qq", "-y", *stamp, "-e", "trace=" + calls,
                                "-o", prefix, "-p", str(e.p.pid)], stderr=subprocess.PIPE, text=True)
     # strace names a file for each thread it attached to: then it is in.
     base = os.path.basename(prefix)
@@ -217,29 +223,22 @@ def traced_io(prefix, root):
     return opened, listed
 
 
-def replay_ops(trace):
-    """The file system calls of an `strace -f -y` file, as ops for the
-    ioreplay example, in the order the calls began: `open AT NAME FLAGS
-    RESOLVE RESULT`, `read PATH N`, `pread PATH N OFFSET`, `getdents PATH`,
-    `readlink AT NAME`, `stat PATH`, `close PATH` (tab-separated; a
-    descriptor is named by its path, as `-y` prints it)."""
-    pending, calls = {}, []
-    for line in open(trace):
-        m = re.match(r'^(\d+)\s+(.*)$', line.rstrip("\n"))
-        if not m:
-            continue
-        pid, rest = m.groups()
-        if rest.endswith("<unfinished ...>"):
-            pending[pid] = (len(calls), rest[:-len("<unfinished ...>")])
-            calls.append(None)
-            continue
-        r = re.match(r'^<\.\.\. \w+ resumed>(.*)$', rest)
-        if r:
-            if pid in pending:
-                i, head = pending.pop(pid)
-                calls[i] = head + r.group(1)
-            continue
-        calls.append(rest)
+def replay_ops(prefix):
+    """The file system calls of an `strace -ff -ttt -y` trace (one file per
+    thread, prefix.*), as ops for the ioreplay example, in the order the calls
+    began across threads: `open AT NAME FLAGS RESOLVE RESULT`, `read PATH N`,
+    `pread PATH N OFFSET`, `getdents PATH`, `readlink AT NAME`, `stat PATH`,
+    `close PATH` (tab-separated; a descriptor is named by its path, as `-y`
+    prints it)."""
+    stamped = []
+    d, base = os.path.dirname(prefix), os.path.basename(prefix) + "."
+    for name in sorted(n for n in os.listdir(d) if n.startswith(base)):
+        for line in open(os.path.join(d, name)):
+            m = re.match(r'^(\d+\.\d+) (.*)$', line.rstrip("\n"))
+            if m:
+                stamped.append((float(m.group(1)), m.group(2)))
+    # Stable: a thread's calls with the same stamp keep their order.
+    calls = [c for _, c in sorted(stamped, key=lambda t: t[0])]
     fd = r'(?:\d+|AT_FDCWD)<([^>]*)>'
     forms = [
         (r'^(?:openat|openat2)\(' + fd + r', "([^"]*)", (.*)\)\s+= -?\d+', "open"),
@@ -252,7 +251,7 @@ def replay_ops(trace):
         (r'^close\(' + fd + r'\s*\)', "close"),
     ]
     ops = []
-    for c in filter(None, calls):
+    for c in calls:
         for form, op in forms:
             m = re.match(form, c)
             if not m:
@@ -304,10 +303,15 @@ def main():
     with open(warm_files, "w") as f:
         f.writelines(p + "\n" for p in sorted(warm_opened))
     warm_floor = [a.floor, warm_files]
-    ops = a.calls + ".ops"
-    with open(ops, "w") as f:
-        f.writelines(op + "\n" for op in replay_ops(a.calls))
-    empty = a.trace + ".none"
+    # And every file system call of one, for its system-call floor.
+    warm_trace(a.vigil, a.root, a.trace + "-wcalls", calls=REPLAYED, stamps=True)
+    work = os.path.dirname(a.trace)
+    ops, warm_ops = os.path.join(work, "cold.ops"), os.path.join(work, "warm.ops")
+    for path, trace in ((ops, a.calls), (warm_ops, a.trace + "-wcalls")):
+        lines = replay_ops(trace)
+        with open(path, "w") as f:
+            f.writelines(op + "\n" for op in lines)
+    empty = os.path.join(work, "none")
     open(empty, "w").close()
     nfiles = len(opened)
     twice = sorted(p for p, n in opened.items() if n > 1)
@@ -320,11 +324,14 @@ def main():
     (t_v, c_v, rw_v, rc_v), (t_l, c_l, rw_l, rc_l), (_, c_r, _, rc_r), (t_f, c_f, _, _) = summary
     # vigil against the system-call floor, round by round.
     rc_vr = statistics.median(v / r for (_, v), (_, r) in zip(runs[0], runs[2]))
+    # What is left is vigil's own work (user space and threads), per function.
+    own_us = statistics.median((v - r) * 1e6 / int(a.functions) for (_, v), (_, r) in zip(runs[0], runs[2]))
     rss = median_peak_rss_kib(vig)
     cold, warm, execd_rss = warm_vs_cold(a.vigil, a.root, 25)
     native = warm_vs_cold(a.vigil, a.native, 25) if a.native else None
     subprocess.run(warm_floor, stdout=subprocess.DEVNULL)
-    (_, c_wf, _, _), = timings([warm_floor])
+    warm_replay = syscall_floor([a.replay, warm_ops], [a.floor, empty])
+    (_, c_wr, _, _), (_, c_wf, _, _) = timings([warm_replay, warm_floor])
     big = None
     if a.big:
         big_cold, big_warm, big_execd = warm_vs_cold(a.vigil, a.big, BIG_ROUNDS)
@@ -351,7 +358,7 @@ def main():
         print(f"{label:28}{t:10.1f}{rw:10.2f}{c:10.1f}{rc:10.2f}")
     print(f"vigil / lspci: wall {t_v / t_l:.2f}, CPU {c_v / c_l:.2f}; vigil --once CPU vs floor {rc_v:.2f} (target <= 1.3)")
     print(f"vigil --once CPU vs the system-call floor (its own file system calls, replayed in one thread "
-          f"with nothing between them): {rc_vr:.2f}")
+          f"with nothing between them): {rc_vr:.2f}; vigil's own work above it {own_us:.0f} us per function")
     print(f"line protocol per function: first collection (= --once) {full / n:.0f} B, steady {steady / n:.0f} B, "
           f"per collection with the facts' refresh {per_collection:.0f} B (budget 1000); v1 output {v1_full / n:.0f} B")
     print(f"peak RSS of vigil --once (median of 3): {rss / 1024:.1f} MiB (target <= {rss_target_mib(n)}); execd after 27 collections {execd_rss / 1024:.1f} MiB")
@@ -359,6 +366,8 @@ def main():
     print(f"  {n} functions, 25 rounds: cold {cold:.1f}, warm {warm:.1f}, warm/cold {warm / cold:.2f} (target <= 0.5)")
     print(f"  a warm trigger opens {len(warm_opened)} files; their I/O floor {c_wf:.1f} ms CPU "
           f"({c_wf / cold:.2f} of cold); warm vs that floor {warm / c_wf:.2f}")
+    print(f"  its file system calls replayed in one thread: {c_wr:.1f} ms CPU ({c_wr / cold:.2f} of cold); "
+          f"warm vs that floor {warm / c_wr:.2f}")
     if native:
         nc, nw, _ = native
         print(f"  {n} functions with OS-native AER (counts read), 25 rounds: cold {nc:.1f}, warm {nw:.1f}, "

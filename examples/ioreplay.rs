@@ -49,6 +49,15 @@ impl Op {
         "stat/close",
     ];
 
+    /// The descriptor the call works on (an open's directory).
+    fn fd_path(&self) -> usize {
+        match self {
+            Op::Open { at, .. } => *at,
+            Op::Read(p, _) | Op::Pread(p, _, _) | Op::List(p) | Op::Link(p, _) => *p,
+            Op::Stat(p) | Op::Close(p) => *p,
+        }
+    }
+
     fn kind(&self) -> usize {
         match self {
             Op::Open {
@@ -154,11 +163,7 @@ impl Replay<'_> {
     fn open_kept(&mut self, ops: &[Op]) {
         let mut opened = vec![false; self.paths.len()];
         for op in ops {
-            let used = match op {
-                Op::Open { at, .. } => *at,
-                Op::Read(p, _) | Op::Pread(p, _, _) | Op::List(p) | Op::Link(p, _) => *p,
-                Op::Stat(p) | Op::Close(p) => *p,
-            };
+            let used = op.fd_path();
             if !opened[used] && self.open[used].is_empty() {
                 let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NONBLOCK;
                 if let Ok(fd) = fs::openat(CWD, &self.paths[used], flags, Mode::empty()) {
@@ -176,59 +181,52 @@ impl Replay<'_> {
         }
     }
 
-    fn run(&mut self, op: &Op) {
+    /// Make the call; `false` where the trace's descriptor is not open here.
+    fn run(&mut self, op: &Op) -> bool {
+        let Some(fd) = self.open[op.fd_path()].last() else {
+            return false;
+        };
+        let n = |n: &usize| *n.min(&(64 * 1024));
         match op {
             Op::Open {
-                at,
                 name,
                 flags,
                 resolve,
                 result,
+                ..
             } => {
-                let Some(dir) = self.open[*at].last() else {
-                    return;
+                let new = match resolve {
+                    Some(r) => fs::openat2(fd, name, *flags, Mode::empty(), *r),
+                    None => fs::openat(fd, name, *flags, Mode::empty()),
                 };
-                let fd = match resolve {
-                    Some(r) => fs::openat2(dir, name, *flags, Mode::empty(), *r),
-                    None => fs::openat(dir, name, *flags, Mode::empty()),
-                };
-                if let (Ok(fd), Some(r)) = (fd, result) {
-                    self.open[*r].push(fd);
+                if let (Ok(new), Some(r)) = (new, result) {
+                    self.open[*r].push(new);
                 }
             }
-            Op::Read(p, n) => {
-                if let Some(fd) = self.open[*p].last() {
-                    let _ = rustix::io::read(fd, &mut self.buf[..*n.min(&(64 * 1024))]);
+            Op::Read(_, len) => {
+                let _ = rustix::io::read(fd, &mut self.buf[..n(len)]);
+            }
+            Op::Pread(_, len, off) => {
+                let _ = rustix::io::pread(fd, &mut self.buf[..n(len)], *off);
+            }
+            Op::List(_) => {
+                // One getdents64, as traced: the entries of one fill.
+                let mut d = fs::RawDir::new(fd.as_fd(), self.dents.spare_capacity_mut());
+                if let Some(Ok(_)) = d.next() {
+                    while !d.is_buffer_empty() && d.next().is_some() {}
                 }
             }
-            Op::Pread(p, n, off) => {
-                if let Some(fd) = self.open[*p].last() {
-                    let _ = rustix::io::pread(fd, &mut self.buf[..*n.min(&(64 * 1024))], *off);
-                }
+            Op::Link(_, name) => {
+                let _ = fs::readlinkat_raw(fd, name.as_str(), self.link.spare_capacity_mut());
             }
-            Op::List(p) => {
-                if let Some(fd) = self.open[*p].last() {
-                    // One getdents64, as traced: the entries of one fill.
-                    let mut d = fs::RawDir::new(fd.as_fd(), self.dents.spare_capacity_mut());
-                    if let Some(Ok(_)) = d.next() {
-                        while !d.is_buffer_empty() && d.next().is_some() {}
-                    }
-                }
-            }
-            Op::Link(p, name) => {
-                if let Some(fd) = self.open[*p].last() {
-                    let _ = fs::readlinkat_raw(fd, name.as_str(), self.link.spare_capacity_mut());
-                }
-            }
-            Op::Stat(p) => {
-                if let Some(fd) = self.open[*p].last() {
-                    let _ = fs::fstat(fd);
-                }
+            Op::Stat(_) => {
+                let _ = fs::fstat(fd);
             }
             Op::Close(p) => {
                 self.open[*p].pop();
             }
         }
+        true
     }
 }
 
@@ -246,11 +244,12 @@ fn main() {
     // The clock reads of IOREPLAY_PER cost a little: only when asked.
     let per_kind = std::env::var_os("IOREPLAY_PER").is_some();
     let mut per = [(0u64, 0u128); Op::KINDS.len()];
+    let mut skipped = 0usize;
     replay.open_kept(&ops);
     let start = cpu_ns();
     for op in &ops {
         let t0 = per_kind.then(std::time::Instant::now);
-        replay.run(op);
+        skipped += usize::from(!replay.run(op));
         if let Some(t0) = t0 {
             per[op.kind()].0 += 1;
             per[op.kind()].1 += t0.elapsed().as_nanos();
@@ -262,7 +261,7 @@ fn main() {
         eprintln!("{k:12} {n:6} {:8.3} ms {avg:6.2} us", ns as f64 / 1e6);
     }
     println!(
-        "{} calls; {} opened beforehand; replay CPU {:.3} ms",
+        "{} calls; {} opened beforehand; {skipped} skipped; replay CPU {:.3} ms",
         ops.len(),
         replay.by_path,
         spent as f64 / 1e6

@@ -7,7 +7,7 @@
 # one thread with nothing between them; the links, listings and directory
 # opens the I/O floor leaves out are in it). Also
 # checks peak RSS (--once: at most 8 MiB at 460 functions, 12 MiB at 2,000;
-# medians of three runs), identical output between runs, RSS growth over 10,000 execd
+# medians of three runs), identical output between runs, anonymous memory growth over 10,000 execd
 # collections, one open per file and no directory listed twice. Warm execd
 # triggers (what a long-running process reads) against cold --once in CPU, at
 # N and at $BIG functions (default 2000). Prints a

@@ -27,6 +27,13 @@ impl<K, V> Default for SortedMap<K, V> {
     }
 }
 
+#[cfg(test)]
+thread_local! {
+    /// Inserts on this thread that were not appends: the point builders push
+    /// in key order, and a test holds them to it (`convert`'s tests).
+    pub static SEARCHED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
 /// Text keys compared byte by byte in place: they are short names that
 /// mostly differ early, where a `memcmp` call costs more than the compare.
 fn order<Q: AsRef<str> + ?Sized>(a: &Q, b: &Q) -> Ordering {
@@ -66,6 +73,8 @@ impl<K: AsRef<str>, V> SortedMap<K, V> {
             self.entries.push((k, v));
             return None;
         }
+        #[cfg(test)]
+        SEARCHED.with(|n| n.set(n.get() + 1));
         match self.entries.binary_search_by(|(e, _)| order(e, &k)) {
             Ok(i) => Some(std::mem::replace(&mut self.entries[i].1, v)),
             Err(i) => {

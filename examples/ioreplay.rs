@@ -8,7 +8,7 @@
 //! topology, which ASPM files exist). What is left above it is vigil's own
 //! work: parsing, deciding, writing, and its threads.
 //!
-//! The ops file is written by tools/perf_compare.py from `strace -f -y`.
+//! The ops file is written by tools/perf_compare.py from `strace -ff -ttt -y`.
 //! Prints the CPU time of the replay loop alone: reading the ops file, and
 //! opening what the trace used before it opened it (a long-running
 //! process's kept directories), are not part of it. IOREPLAY_PER=1 also

@@ -27,8 +27,8 @@ trap 'rm -rf "$work"' EXIT
 # Tracing slows every call down: a long deadline, so the whole tree is read.
 strace -ff -qq -y -e trace=openat,openat2,open,getdents64 -o "$work/strace" ./target/release/vigil --once --deadline 60s --root "$work/root" >/dev/null
 # Every file system call of one collection, with the descriptors' paths, for
-# the system-call floor (ioreplay replays them).
-# One file per thread, each call stamped, merged in time order.
+# the system-call floor (ioreplay replays them): one file per thread, each
+# call stamped, merged in time order.
 strace -ff -ttt -qq -y -e trace=openat,openat2,open,read,pread64,close,getdents64,readlinkat,statx,fstat,newfstatat \
   -o "$work/calls" ./target/release/vigil --once --deadline 60s --root "$work/root" >/dev/null
 # A larger tree for the warm/cold ratio and RSS only (fewer rounds: CI has 2 cores).

@@ -288,6 +288,28 @@ def syscall_floor(replay, empty):
     return run
 
 
+def replays(a):
+    """Ops files for the cold trace (a.calls) and for one warm trigger,
+    traced here; an empty list for the floor program (a process that starts
+    and exits); and per replay its calls, the descriptors opened before its
+    loop and the calls it skipped for want of a descriptor (more than a few,
+    and the floor would be too low to mean anything)."""
+    warm_trace(a.vigil, a.root, a.trace + "-wcalls", calls=REPLAYED, stamps=True)
+    work = os.path.dirname(a.trace)
+    ops, warm_ops = os.path.join(work, "cold.ops"), os.path.join(work, "warm.ops")
+    replayed = {}
+    for name, path, trace in (("cold", ops, a.calls), ("warm", warm_ops, a.trace + "-wcalls")):
+        lines = replay_ops(trace)
+        with open(path, "w") as f:
+            f.writelines(op + "\n" for op in lines)
+        out = subprocess.run([a.replay, path], capture_output=True, text=True).stdout
+        m = re.search(r'(\d+) calls; (\d+) opened beforehand; (\d+) skipped', out)
+        replayed[name] = tuple(int(g) for g in m.groups())
+    empty = os.path.join(work, "none")
+    open(empty, "w").close()
+    return ops, warm_ops, empty, replayed
+
+
 def main():
     ap = argparse.ArgumentParser()
     for a in ("root", "trace", "functions", "vigil", "floor", "small", "replay", "calls"):
@@ -310,23 +332,7 @@ def main():
     with open(warm_files, "w") as f:
         f.writelines(p + "\n" for p in sorted(warm_opened))
     warm_floor = [a.floor, warm_files]
-    # And every file system call of one, for its system-call floor.
-    warm_trace(a.vigil, a.root, a.trace + "-wcalls", calls=REPLAYED, stamps=True)
-    work = os.path.dirname(a.trace)
-    ops, warm_ops = os.path.join(work, "cold.ops"), os.path.join(work, "warm.ops")
-    for path, trace in ((ops, a.calls), (warm_ops, a.trace + "-wcalls")):
-        lines = replay_ops(trace)
-        with open(path, "w") as f:
-            f.writelines(op + "\n" for op in lines)
-    empty = os.path.join(work, "none")
-    open(empty, "w").close()
-    # A call whose descriptor the replay does not have is skipped: more than
-    # a few, and the floor would be too low to mean anything.
-    replayed = {}
-    for name, path in (("cold", ops), ("warm", warm_ops)):
-        out = subprocess.run([a.replay, path], capture_output=True, text=True).stdout
-        m = re.search(r'(\d+) calls; (\d+) opened beforehand; (\d+) skipped', out)
-        replayed[name] = tuple(int(g) for g in m.groups())
+    ops, warm_ops, empty, replayed = replays(a)
     nfiles = len(opened)
     twice = sorted(p for p, n in opened.items() if n > 1)
     relisted = sorted(p for p, n in listed.items() if n > 1)

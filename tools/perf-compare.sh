@@ -23,14 +23,6 @@ cargo build -q --release --bin vigil --example genroot --example iofloor --examp
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 ./target/release/examples/genroot "$N" "$work/root" >/dev/null
-# One trace file per thread (-ff): interleaved threads would split lines.
-# Tracing slows every call down: a long deadline, so the whole tree is read.
-strace -ff -qq -y -e trace=openat,openat2,open,getdents64 -o "$work/strace" ./target/release/vigil --once --deadline 60s --root "$work/root" >/dev/null
-# Every file system call of one collection, with the descriptors' paths, for
-# the system-call floor (ioreplay replays them): one file per thread, each
-# call stamped, merged in time order.
-strace -ff -ttt -qq -y -e trace=openat,openat2,open,read,pread64,close,getdents64,readlinkat,statx,fstat,newfstatat \
-  -o "$work/calls" ./target/release/vigil --once --deadline 60s --root "$work/root" >/dev/null
 # A larger tree for the warm/cold ratio and RSS only (fewer rounds: CI has 2 cores).
 BIG=${BIG:-2000}
 ./target/release/examples/genroot "$BIG" "$work/big" >/dev/null
@@ -41,5 +33,5 @@ cp -a "$work/root" "$work/native"
 sed -i 's/ pci=noaer//' "$work/native/proc/cmdline"
 python3 tools/perf_compare.py --root "$work/root" --native "$work/native" --trace "$work/strace" --functions "$N" \
   --vigil ./target/release/vigil --floor ./target/release/examples/iofloor \
-  --replay ./target/release/examples/ioreplay --calls "$work/calls" --small fixtures/asus-p6t6-switch \
+  --replay ./target/release/examples/ioreplay --small fixtures/asus-p6t6-switch \
   --big "$work/big" --big-functions "$BIG"

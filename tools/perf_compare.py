@@ -149,20 +149,28 @@ def warm_vs_cold(vigil, root, rounds):
     return statistics.median(cold) * 1000, warm / rounds * 1000, rss
 
 
-# The file system calls ioreplay replays.
-REPLAYED = "openat,openat2,open,read,pread64,close,getdents64,readlinkat,statx,fstat,newfstatat"
+# The file system calls traced: what traced_io counts and ioreplay replays.
+TRACED = "openat,openat2,open,read,pread64,close,getdents64,readlinkat,statx,fstat,newfstatat"
+# One file per thread (-ff), each call stamped (-ttt, to merge the threads in
+# time order), descriptors shown with their paths (-y).
+STRACE = ["strace", "-ff", "-ttt", "-qq", "-y", "-e", "trace=" + TRACED]
 
 
-def warm_trace(vigil, root, prefix, calls="openat,openat2,open,getdents64", stamps=False):
-    """strace -ff -y of one warm execd trigger (the third), into prefix.*:
-    strace attaches to the idle process and leaves when the batch is out.
-    With `stamps`, each line starts with its time (-ttt), for replay_ops."""
+def cold_trace(vigil, root, prefix):
+    """strace of one `vigil --once`, into prefix.*. Tracing slows every call
+    down: a long deadline, so the whole tree is read."""
+    subprocess.run([*STRACE, "-o", prefix, vigil, "--once", "--deadline", "60s", "--root", root],
+                   stdout=subprocess.DEVNULL, check=True)
+
+
+def warm_trace(vigil, root, prefix):
+    """strace -ff -ttt -y of one warm execd trigger (the third), into
+    prefix.*: strace attaches to the idle process and leaves when the batch
+    is out. Read by traced_io and replay_ops alike."""
     e = Execd(vigil, ["--root", root, "--deadline", "60s"], stderr=subprocess.DEVNULL)
     e.trigger()
     e.trigger()
-    stamp = ["-ttt"] if stamps else []
-    tracer = subprocess.Popen(["strace", "-ff", "-qq", "-y", *stamp, "-e", "trace=" + calls,
-                               "-o", prefix, "-p", str(e.p.pid)], stderr=subprocess.PIPE, text=True)
+    tracer = subprocess.Popen([*STRACE, "-o", prefix, "-p", str(e.p.pid)], stderr=subprocess.PIPE, text=True)
     # strace names a file for each thread it attached to: then it is in.
     base = os.path.basename(prefix)
     threads = len(os.listdir(f"/proc/{e.p.pid}/task"))
@@ -210,13 +218,14 @@ def execd_batches(vigil, root, extra, n=2):
 
 def traced_io(prefix, root):
     """Regular files opened (path -> count) and directories listed to the end
-    (path -> count) in the strace -ff -y files starting with prefix."""
+    (path -> count) in the strace -ff -ttt -y files starting with prefix."""
     opened, listed = {}, {}
     d = os.path.dirname(prefix)
     for name in os.listdir(d):
         if not name.startswith(os.path.basename(prefix) + "."):
             continue
         for line in open(os.path.join(d, name)):
+            line = re.sub(r'^\d+\.\d+ ', '', line)
             # openat2 under --root (resolved inside it); O_PATH opens only stat.
             m = re.match(r'(?:openat2|openat|open)\(.*\) = \d+<(.*)>$', line.strip())
             if m and "O_PATH" in line:
@@ -288,17 +297,16 @@ def syscall_floor(replay, empty):
     return run
 
 
-def replays(a):
-    """Ops files for the cold trace (a.calls) and for one warm trigger,
-    traced here; an empty list for the floor program (a process that starts
+def replays(a, warm):
+    """Ops files for the cold trace (a.trace) and the warm one (`warm`); an
+    empty list for the floor program (a process that starts
     and exits); and per replay its calls, the descriptors opened before its
     loop and the calls it skipped for want of a descriptor (more than a few,
     and the floor would be too low to mean anything)."""
-    warm_trace(a.vigil, a.root, a.trace + "-wcalls", calls=REPLAYED, stamps=True)
     work = os.path.dirname(a.trace)
     ops, warm_ops = os.path.join(work, "cold.ops"), os.path.join(work, "warm.ops")
     replayed = {}
-    for name, path, trace in (("cold", ops, a.calls), ("warm", warm_ops, a.trace + "-wcalls")):
+    for name, path, trace in (("cold", ops, a.trace), ("warm", warm_ops, warm)):
         lines = replay_ops(trace)
         with open(path, "w") as f:
             f.writelines(op + "\n" for op in lines)
@@ -312,27 +320,32 @@ def replays(a):
 
 def main():
     ap = argparse.ArgumentParser()
-    for a in ("root", "trace", "functions", "vigil", "floor", "small", "replay", "calls"):
+    for a in ("root", "trace", "functions", "vigil", "floor", "small", "replay"):
         ap.add_argument("--" + a, required=True)
+    # --trace: where the straces go (a path prefix in a scratch directory).
     ap.add_argument("--big", help="a larger tree: warm vs cold and RSS only, fewer rounds")
     ap.add_argument("--big-functions")
     ap.add_argument("--native", help="the tree with OS-native AER: warm vs cold only")
     a = ap.parse_args()
     vig = [a.vigil, "--once", "--root", a.root]
     lspci = ["lspci", "-A", "linux-sysfs", "-O", f"sysfs.path={a.root}/sys/bus/pci", "-vvv"]
+    work = os.path.dirname(a.trace)
+    cold_trace(a.vigil, a.root, a.trace)
     opened, listed = traced_io(a.trace, a.root)
-    files = a.trace + ".files"
+    files = os.path.join(work, "cold.files")
     with open(files, "w") as f:
         f.writelines(p + "\n" for p in sorted(opened))
     floor = [a.floor, files]
-    # What a warm trigger cannot go below: the files it opens, read by the floor.
-    warm_trace(a.vigil, a.root, a.trace + "-warm")
-    warm_opened, _ = traced_io(a.trace + "-warm", a.root)
-    warm_files = a.trace + "-warm.files"
+    # What a warm trigger cannot go below: the files it opens, read by the
+    # floor, and all its calls, replayed.
+    warm = a.trace + "-warm"
+    warm_trace(a.vigil, a.root, warm)
+    warm_opened, _ = traced_io(warm, a.root)
+    warm_files = os.path.join(work, "warm.files")
     with open(warm_files, "w") as f:
         f.writelines(p + "\n" for p in sorted(warm_opened))
     warm_floor = [a.floor, warm_files]
-    ops, warm_ops, empty, replayed = replays(a)
+    ops, warm_ops, empty, replayed = replays(a, warm)
     nfiles = len(opened)
     twice = sorted(p for p, n in opened.items() if n > 1)
     relisted = sorted(p for p, n in listed.items() if n > 1)

@@ -687,14 +687,13 @@ impl DirHandle {
                 Err(_) => &mut own,
             };
             buf.resize(SCRATCH_LEN, 0);
-            let mut file = file;
             let n = loop {
-                match file.read(&mut buf[..]) {
+                match rustix::io::read(&file, &mut buf[..]) {
                     Ok(n) => break n,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(rustix::io::Errno::INTR) => continue,
                     Err(e) => {
                         regular(&file, &self.path.join(name))?;
-                        return Err(err(&self.path.join(name), &e));
+                        return Err(errno(&self.path.join(name), e));
                     }
                 }
             };
@@ -857,12 +856,11 @@ impl HeldFile {
     /// See [`DirHandle::read_parts`]; the size is the one `fstat` gave when
     /// the file was opened (a sysfs attribute's size is fixed).
     pub fn read_parts(&self, read: PartsReader<'_>) -> Result<Vec<u8>> {
-        use std::os::unix::fs::FileExt;
         stall_point(|| self.path.clone());
         let mut pread = |at: usize, buf: &mut [u8]| loop {
-            match self.file.read_at(buf, at as u64) {
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                r => return r,
+            match rustix::io::pread(&self.file, &mut *buf, at as u64) {
+                Err(rustix::io::Errno::INTR) => continue,
+                r => return r.map_err(io::Error::from),
             }
         };
         let bytes = read(self.size, &mut pread).map_err(|e| err(&self.path, &e))?;

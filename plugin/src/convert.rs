@@ -155,9 +155,9 @@ fn admits(patterns: &[Pattern], value: Option<&str>) -> bool {
 /// for the device's several lines, the names static.
 struct DeviceTags<'s> {
     address: &'s str,
-    vendor_id: Option<String>,
-    device_id: Option<String>,
-    class_id: Option<String>,
+    vendor_id: Option<Hex4>,
+    device_id: Option<Hex4>,
+    class_id: Option<Hex4>,
     vendor: Option<&'static str>,
     device: Option<&'static str>,
 }
@@ -170,9 +170,14 @@ impl<'s> DeviceTags<'s> {
         };
         DeviceTags {
             address: &d.address,
-            vendor_id: d.vendor_id.map(|v| format!("{v:04x}")),
-            device_id: d.device_id.map(|v| format!("{v:04x}")),
-            class_id: d.class.map(|c| format!("{:04x}", c >> 8)),
+            vendor_id: d.vendor_id.map(Hex4::new),
+            device_id: d.device_id.map(Hex4::new),
+            // Base class and subclass (the parser admits 24 bits); the
+            // programming interface is not an ID.
+            class_id: d
+                .class
+                .and_then(|c| u16::try_from(c >> 8).ok())
+                .map(Hex4::new),
             vendor,
             device,
         }
@@ -192,11 +197,11 @@ impl<'s> DeviceTags<'s> {
         }
         // In key order: each tag is appended, not inserted before another.
         let tags = [
-            ("class_id", self.class_id.as_deref()),
+            ("class_id", self.class_id.as_ref().map(Hex4::as_str)),
             ("device", self.device),
-            ("device_id", self.device_id.as_deref()),
+            ("device_id", self.device_id.as_ref().map(Hex4::as_str)),
             ("vendor", self.vendor),
-            ("vendor_id", self.vendor_id.as_deref()),
+            ("vendor_id", self.vendor_id.as_ref().map(Hex4::as_str)),
         ];
         for (k, v) in tags {
             if let Some(v) = v {
@@ -204,6 +209,23 @@ impl<'s> DeviceTags<'s> {
             }
         }
         m
+    }
+}
+
+/// A 16-bit ID as four lowercase hex digits (`{:04x}`), held inline: every
+/// device has three of them in every batch, none worth an allocation.
+struct Hex4([u8; 4]);
+
+impl Hex4 {
+    fn new(v: u16) -> Hex4 {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let nibble = |shift: u16| DIGITS[usize::from((v >> shift) & 0xf)];
+        Hex4([nibble(12), nibble(8), nibble(4), nibble(0)])
+    }
+
+    fn as_str(&self) -> &str {
+        // Hex digits are ASCII: this never falls back.
+        std::str::from_utf8(&self.0).unwrap_or_default()
     }
 }
 
@@ -864,8 +886,15 @@ pub fn suppressed_metric(s: &Suppressed) -> Metric<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::tag_order;
+    use super::{tag_order, Hex4};
     use proptest::prelude::*;
+
+    #[test]
+    fn an_inline_id_reads_as_the_formatted_one() {
+        for v in [0, 0x0a65, 0x10de, 0x8086, 0xabcd, 0xffff] {
+            assert_eq!(Hex4::new(v).as_str(), format!("{v:04x}"));
+        }
+    }
 
     /// Points whose builders push their fields in key order, so that each
     /// insert is an append (a shift per field cost about a tenth of a

@@ -7,7 +7,7 @@ mod genroot;
 // The binary's encoders, from its library.
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use std::hint::black_box;
-use vigil::{convert, lineproto};
+use vigil::{convert, lineproto, thin};
 use vigil_collector::{Clock, Root, Selection};
 
 fn collection(c: &mut Criterion) {
@@ -58,6 +58,33 @@ fn encoding(c: &mut Criterion) {
                 lineproto::write_metric(&mut line, m);
                 bytes += line.len();
             });
+            black_box(bytes)
+        })
+    });
+    // What a long-running process's main thread does each collection: the
+    // same points, thinned against the last batch (facts left out unless
+    // changed or due), then written. Ten seconds apart, as Telegraf triggers.
+    let mut thinner = thin::Thinner::new(std::time::Duration::from_secs(300));
+    let mut t: i64 = 1_700_000_000_000_000_000;
+    c.bench_function("encode_warm/460", |b| {
+        b.iter(|| {
+            let mut conv = convert::Converter {
+                sel: &sel,
+                names: &mut names,
+                version: "bench",
+                opts: &convert::Options::default(),
+            };
+            let mut bytes = 0;
+            t += 10_000_000_000;
+            thinner.begin(t);
+            conv.emit(&snap, Vec::new(), &mut |m| {
+                thinner.apply(m, &mut |m, omit| {
+                    line.clear();
+                    lineproto::write_metric_except(&mut line, m, omit);
+                    bytes += line.len();
+                });
+            });
+            thinner.end();
             black_box(bytes)
         })
     });

@@ -261,7 +261,7 @@ impl Thinner {
             return out(m, &[]);
         }
         series_key(&mut self.key, m);
-        let hash = facts_hash(m, facts);
+        let (hash, others) = facts_hash(m, facts);
         let (batch, t, refresh) = (self.batch, self.t, self.refresh_ns);
         let written: Option<Vec<Cow<'static, str>>> = (counters && m.fields.contains_key("total"))
             .then(|| {
@@ -300,7 +300,7 @@ impl Thinner {
             return out(m, &[]);
         }
         // The writer leaves the facts out: no pruned copy of the point.
-        if is_fact(m, facts).any(|(_, fact)| !fact) {
+        if others {
             out(m, facts);
         }
     }
@@ -338,33 +338,40 @@ fn series_key(key: &mut String, m: &Metric) {
     }
 }
 
-/// Each field of `m` and whether it is one of `facts`. Both are in key
-/// order, so one walk through the two answers it, not a search of `facts`
-/// per field.
+/// Each field of `m` and, if it is one of `facts`, its place there. Both
+/// are in key order, so one walk through the two answers it, not a search
+/// of `facts` per field.
 fn is_fact<'m>(
     m: &'m Metric,
     facts: &'static [&'static str],
-) -> impl Iterator<Item = ((&'m Cow<'static, str>, &'m Field<'m>), bool)> {
-    let mut rest = facts.iter().peekable();
+) -> impl Iterator<Item = ((&'m Cow<'static, str>, &'m Field<'m>), Option<usize>)> {
+    let mut rest = facts.iter().enumerate().peekable();
     m.fields.iter().map(move |(k, v)| {
         let k_str: &str = k;
-        while rest.next_if(|f| **f < k_str).is_some() {}
-        let fact = rest.peek().is_some_and(|f| **f == k_str);
+        while rest.next_if(|(_, f)| **f < k_str).is_some() {}
+        let fact = rest.peek().filter(|(_, f)| **f == k_str).map(|(i, _)| *i);
         ((k, v), fact)
     })
 }
 
-fn facts_hash(m: &Metric, facts: &'static [&'static str]) -> u64 {
+/// A hash of `m`'s facts (each by its place in `facts` and its value: the
+/// place says the name), and whether `m` has any other field.
+fn facts_hash(m: &Metric, facts: &'static [&'static str]) -> (u64, bool) {
     let mut h = Fold::default();
-    for ((k, v), _) in is_fact(m, facts).filter(|(_, fact)| *fact) {
-        k.hash(&mut h);
+    let mut others = false;
+    for ((_, v), fact) in is_fact(m, facts) {
+        let Some(i) = fact else {
+            others = true;
+            continue;
+        };
+        h.write_u64(i as u64);
         match v {
             Field::Int(i) => (0u8, i).hash(&mut h),
             Field::Float(f) => (1u8, f.to_bits()).hash(&mut h),
             Field::Str(s) => (2u8, s.as_ref()).hash(&mut h),
         }
     }
-    h.finish()
+    (h.finish(), others)
 }
 
 /// Where in the refresh period this series' first refresh falls: spread by

@@ -141,28 +141,34 @@ impl Memory {
         self.devices.get(address).filter(|k| k.ids.entry == entry)
     }
 
-    /// Keep `known`, and `dir` and `config` open if the budget allows.
+    /// Keep `known`, and `dir` and `config` open if the budget allows;
+    /// whether a directory of the device is kept open.
     pub fn keep(
         &mut self,
         address: String,
         mut known: Known,
         dir: &Arc<DirHandle>,
         config: Option<Arc<HeldFile>>,
-    ) {
+    ) -> bool {
         if let Some(old) = self.devices.remove(&address) {
             self.open -= usize::from(old.ids.dir.is_some());
         }
         (known.ids.dir, known.ids.config) = (None, None);
         self.devices.insert(address.clone(), known);
-        self.hold(&address, dir, config);
+        self.hold(&address, dir, config)
     }
 
     /// Keep `dir` (and `config`, if given) open for a kept device that has
-    /// none, if the budget allows.
-    pub fn hold(&mut self, address: &str, dir: &Arc<DirHandle>, config: Option<Arc<HeldFile>>) {
+    /// none, if the budget allows; whether a directory of it is kept open.
+    pub fn hold(
+        &mut self,
+        address: &str,
+        dir: &Arc<DirHandle>,
+        config: Option<Arc<HeldFile>>,
+    ) -> bool {
         let room = self.open < self.budget;
         let Some(k) = self.devices.get_mut(address) else {
-            return;
+            return false;
         };
         if k.ids.dir.is_none() && room {
             k.ids.dir = Some(Arc::clone(dir));
@@ -171,6 +177,7 @@ impl Memory {
         if k.ids.dir.is_some() && k.ids.config.is_none() {
             k.ids.config = config;
         }
+        k.ids.dir.is_some()
     }
 
     /// Most devices kept open (two descriptors each: the directory and
@@ -180,13 +187,6 @@ impl Memory {
     pub fn budget() -> usize {
         let limit = crate::read::descriptor_limit();
         usize::try_from(limit.saturating_sub(DESCRIPTORS_SPARED) / 2).unwrap_or(usize::MAX)
-    }
-
-    /// The directories kept open, by address.
-    pub fn open_dirs(&self) -> HashMap<String, Arc<DirHandle>> {
-        let dirs = self.devices.iter();
-        dirs.filter_map(|(a, k)| Some((a.clone(), Arc::clone(k.ids.dir.as_ref()?))))
-            .collect()
     }
 
     /// Only devices still on the bus are kept.

@@ -203,6 +203,10 @@ pub struct PciDevice {
     pub aer_files: bool,
     pub config: Option<ConfigSpace>,
     pub link_state: Option<LinkState>,
+    /// Its directory, where a long-running process keeps it open, for later
+    /// readers of the same collection (vfio's `reset_method`).
+    #[serde(skip)]
+    pub kept_dir: KeptDir,
 }
 
 impl PciDevice {
@@ -265,19 +269,15 @@ pub struct PciSnapshot {
     /// Which devices have the files is known all the same.
     #[serde(skip)]
     pub aer_counts_unread: bool,
-    /// Device directories a long-running process keeps open, for later
-    /// readers of the same collection (vfio's `reset_method`).
-    #[serde(skip)]
-    pub kept_dirs: KeptDirs,
 }
 
-/// Open device directories by address. Not data: two snapshots are equal
-/// whatever directories they hold.
+/// An open device directory. Not data: two devices are equal whatever
+/// directory they hold.
 #[derive(Debug, Clone, Default)]
-pub struct KeptDirs(std::collections::HashMap<String, std::sync::Arc<DirHandle>>);
+pub struct KeptDir(pub Option<std::sync::Arc<DirHandle>>);
 
-impl PartialEq for KeptDirs {
-    fn eq(&self, _: &KeptDirs) -> bool {
+impl PartialEq for KeptDir {
+    fn eq(&self, _: &KeptDir) -> bool {
         true
     }
 }
@@ -285,7 +285,7 @@ impl PartialEq for KeptDirs {
 impl PciSnapshot {
     /// The directory of `address`, where a long-running process keeps it open.
     pub fn kept_dir(&self, address: &str) -> Option<&DirHandle> {
-        self.kept_dirs.0.get(address).map(|d| &**d)
+        self.devices.get(address)?.kept_dir.0.as_deref()
     }
 
     /// Config space beyond the header was readable; `None` when no selected
@@ -604,7 +604,8 @@ pub fn collect(
         });
         d.pcie = express || learnt.link_files == Some(true);
         let fresh = known.is_none();
-        match (memory.as_deref_mut(), fresh, raw_ids) {
+        // Where the memory keeps it open, later readers use it too.
+        let held = match (memory.as_deref_mut(), fresh, raw_ids) {
             (Some(m), true, Some((vendor, device))) => {
                 learnt.ids = KnownIds {
                     entry,
@@ -616,18 +617,19 @@ pub fn collect(
                     power_files,
                 };
                 (learnt.chain, learnt.direct) = (std::sync::Arc::clone(&d.ancestors), direct);
-                m.keep(d.address.clone(), learnt, &dir, config_file);
+                m.keep(d.address.clone(), learnt, &dir, config_file)
             }
             (Some(m), false, _) => m.hold(&d.address, &dir, config_file),
-            _ => {}
+            _ => false,
+        };
+        if held {
+            d.kept_dir = KeptDir(Some(dir));
         }
         walked.push((d.address.clone(), d));
     }
     let mut devices: BTreeMap<String, PciDevice> = walked.into_iter().collect();
-    let mut kept_dirs = KeptDirs::default();
     if let Some(m) = memory {
         m.retain(|a| devices.contains_key(a));
-        kept_dirs = KeptDirs(m.open_dirs());
     }
     let sw = clock.start();
     derive_link_states(&mut devices);
@@ -637,7 +639,6 @@ pub fn collect(
         config_read: wants_config,
         aer_read: sel.has(Collector::PcieAer),
         aer_counts_unread,
-        kept_dirs,
     })
 }
 

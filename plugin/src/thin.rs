@@ -360,11 +360,11 @@ fn facts_hash(m: &Metric, facts: &'static [&'static str]) -> (u64, bool) {
     let mut h = Fold::default();
     let mut others = false;
     for ((_, v), fact) in is_fact(m, facts) {
-        let Some(i) = fact else {
+        let Some(place) = fact else {
             others = true;
             continue;
         };
-        h.write_u64(i as u64);
+        h.write_u64(place as u64);
         match v {
             Field::Int(i) => (0u8, i).hash(&mut h),
             Field::Float(f) => (1u8, f.to_bits()).hash(&mut h),

@@ -136,10 +136,10 @@ impl DeviceFilter {
 
     pub fn keeps(&self, d: &PciDevice) -> bool {
         let class = d.class.map(|c| format!("{c:06x}"));
-        let vendor = d.vendor_id.map(|v| format!("{v:04x}"));
+        let vendor = d.vendor_id.map(Hex4::new);
         admits(&self.address, Some(d.address.as_str()))
             && admits(&self.class, class.as_deref())
-            && admits(&self.vendor, vendor.as_deref())
+            && admits(&self.vendor, vendor.as_ref().map(Hex4::as_str))
     }
 }
 

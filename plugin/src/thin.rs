@@ -338,19 +338,19 @@ fn series_key(key: &mut String, m: &Metric) {
     }
 }
 
-/// Each field of `m` and, if it is one of `facts`, its place there. Both
-/// are in key order, so one walk through the two answers it, not a search
-/// of `facts` per field.
-fn is_fact<'m>(
+/// Each field value of `m` and, if the field is one of `facts`, its place
+/// there. Both are in key order, so one walk through the two answers it,
+/// not a search of `facts` per field.
+fn fact_places<'m>(
     m: &'m Metric,
     facts: &'static [&'static str],
-) -> impl Iterator<Item = ((&'m Cow<'static, str>, &'m Field<'m>), Option<usize>)> {
+) -> impl Iterator<Item = (&'m Field<'m>, Option<usize>)> {
     let mut rest = facts.iter().enumerate().peekable();
     m.fields.iter().map(move |(k, v)| {
         let k_str: &str = k;
         while rest.next_if(|(_, f)| **f < k_str).is_some() {}
-        let fact = rest.peek().filter(|(_, f)| **f == k_str).map(|(i, _)| *i);
-        ((k, v), fact)
+        let place = rest.peek().filter(|(_, f)| **f == k_str).map(|(i, _)| *i);
+        (v, place)
     })
 }
 
@@ -359,8 +359,8 @@ fn is_fact<'m>(
 fn facts_hash(m: &Metric, facts: &'static [&'static str]) -> (u64, bool) {
     let mut h = Fold::default();
     let mut others = false;
-    for ((_, v), fact) in is_fact(m, facts) {
-        let Some(place) = fact else {
+    for (v, place) in fact_places(m, facts) {
+        let Some(place) = place else {
             others = true;
             continue;
         };
@@ -575,7 +575,7 @@ mod tests {
         for name in measurements {
             assert!(
                 facts(name).is_sorted(),
-                "{name}: is_fact walks them in order"
+                "{name}: fact_places walks them in order"
             );
         }
     }

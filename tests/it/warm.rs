@@ -169,6 +169,18 @@ fn changes() -> Vec<Change> {
             Box::new(move |r| set_link_width(dev(r, "config"), 2)),
         ),
         (
+            "AER status in a capability past the first config read (headers kept)",
+            Box::new(move |r| {
+                let p = dev(r, "config");
+                let mut b = std::fs::read(&p).expect("config");
+                let aer = 0x420;
+                assert_eq!(&b[aer..aer + 2], [1, 0], "AER where this test expects it");
+                // Uncorrectable status: Completion Timeout.
+                b[aer + 4] |= 0x40;
+                std::fs::write(&p, b).expect("config");
+            }),
+        ),
+        (
             "rebound to another driver",
             Box::new(move |r| relink(dev(r, "driver"), "../../../../bus/pci/drivers/vfio-pci")),
         ),

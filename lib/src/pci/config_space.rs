@@ -311,25 +311,39 @@ pub fn read_sparse<E>(
     read_at: impl FnMut(usize, &mut [u8]) -> Result<usize, E>,
 ) -> Result<Vec<u8>, E> {
     let mut buf = Vec::new();
-    read_sparse_into(size, &mut buf, read_at)?;
+    read_sparse_into(size, &mut buf, None, None, read_at)?;
     Ok(buf)
 }
 
+/// The extended capability headers a sparse read walked, `(offset, dword)`
+/// in the order read, the last one included (the one that ended the walk).
+/// A device's capability chain is wired into it: a long-running process
+/// keeps it ([`super::memory::KnownIds`]), and later reads of the same
+/// device take the headers past the first read from it, reading only the
+/// bodies decoded. One config dword is a bus transaction (a trap in a VM).
+pub type EcapHeaders = Vec<(u16, u32)>;
+
 /// [`read_sparse`] into `buf` (cleared first), so a caller reading many
 /// devices reuses one buffer instead of allocating 4 KiB for each.
+/// `kept`: the headers an earlier read of this device walked, trusted only
+/// while every header this read sees afresh agrees with them. `walked`:
+/// where to note the headers this read walks, to keep.
 pub fn read_sparse_into<E>(
     size: u64,
     buf: &mut Vec<u8>,
+    kept: Option<&[(u16, u32)]>,
+    walked: Option<&mut EcapHeaders>,
     mut read_at: impl FnMut(usize, &mut [u8]) -> Result<usize, E>,
 ) -> Result<(), E> {
     let mut end = usize::try_from(size).unwrap_or(usize::MAX).min(4097);
     buf.clear();
     buf.resize(end, 0);
-    // Reads [from, to) as far as the file goes. A read is not retried: a
-    // short one marks the end of the file.
-    let mut fill = |buf: &mut Vec<u8>, end: &mut usize, from: usize, to: usize| {
+    // Reads [from, to) as far as the file goes, less [0, covered) that the
+    // first read already holds (AER's body, headers lying in it). A read is
+    // not retried: a short one marks the end of the file.
+    let mut fill = |buf: &mut Vec<u8>, end: &mut usize, covered: usize, from: usize, to: usize| {
         let to = to.min(*end);
-        let mut at = from;
+        let mut at = from.max(covered);
         while at < to {
             let want = to - at;
             let got = read_at(at, &mut buf[at..to])?;
@@ -346,28 +360,48 @@ pub fn read_sparse_into<E>(
     // The header, and the first extended capability (often AER) with its
     // body, in one read: a 256-byte space (or an unprivileged 64-byte view)
     // ends it early.
-    fill(buf, &mut end, 0, 0x100 + ecap_body(ECAP_AER))?;
+    fill(buf, &mut end, 0, 0, 0x100 + ecap_body(ECAP_AER))?;
+    let covered = end.min(0x100 + ecap_body(ECAP_AER));
     if end <= 256 {
         buf.truncate(end);
         return Ok(());
     }
+    // Every kept header the first read holds afresh must agree, before any
+    // is taken: one that does not means another chain.
+    let agrees = |k: &&[(u16, u32)]| {
+        k.iter().all(|&(o, v)| {
+            let o = usize::from(o);
+            o + 4 > covered || rd32(buf, o) == Some(v)
+        })
+    };
+    let kept = kept.filter(agrees);
+    let mut walked = walked;
     let mut off = 0x100usize;
     let mut seen = [false; 1024];
     for _ in 0..480 {
         let Some(hdr) = rd32(&buf[..end], off) else {
             break;
         };
+        if let Some(w) = walked.as_deref_mut() {
+            w.push((off as u16, hdr));
+        }
         if hdr == 0 || hdr == 0xffff_ffff || seen[off / 4] {
             break;
         }
         seen[off / 4] = true;
         let id = (hdr & 0xffff) as u16;
-        fill(buf, &mut end, off + 4, off + ecap_body(id))?;
+        fill(buf, &mut end, covered, off + 4, off + ecap_body(id))?;
         let next = (hdr >> 20) as usize & 0xffc;
         if next < 0x100 || next + 4 > end {
             break;
         }
-        fill(buf, &mut end, next, next + 4)?;
+        let from_kept = kept.and_then(|k| k.iter().find(|(o, _)| usize::from(*o) == next));
+        match from_kept {
+            Some((_, v)) if next >= covered => {
+                buf[next..next + 4].copy_from_slice(&v.to_le_bytes());
+            }
+            _ => fill(buf, &mut end, covered, next, next + 4)?,
+        }
         off = next;
     }
     buf.truncate(end);
@@ -546,15 +580,102 @@ mod tests {
 
     /// `read_sparse` over a file holding `file`, with the bytes it asked for.
     fn sparse(file: &[u8]) -> (Vec<u8>, usize) {
-        let mut asked = 0;
-        let got = read_sparse(file.len() as u64, |at: usize, buf: &mut [u8]| {
-            asked += buf.len();
+        let (got, asked) = sparse_with(file, None, None);
+        (got, asked.iter().map(|(from, to)| to - from).sum())
+    }
+
+    /// `read_sparse_into` over a file holding `file`, with the ranges it
+    /// asked for, in order.
+    fn sparse_with(
+        file: &[u8],
+        kept: Option<&[(u16, u32)]>,
+        walked: Option<&mut EcapHeaders>,
+    ) -> (Vec<u8>, Vec<(usize, usize)>) {
+        let mut asked = Vec::new();
+        let mut got = Vec::new();
+        let read = read_sparse_into(file.len() as u64, &mut got, kept, walked, |at, buf| {
+            asked.push((at, at + buf.len()));
             let part = file.get(at..).unwrap_or_default();
             let n = part.len().min(buf.len());
             buf[..n].copy_from_slice(&part[..n]);
             Ok::<usize, ()>(n)
         });
-        (got.unwrap_or_default(), asked)
+        assert!(read.is_ok());
+        (got, asked)
+    }
+
+    fn fixture_config(rel: &str) -> Vec<u8> {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../fixtures")
+            .join(rel);
+        crate::read::read_bytes(&path, 8192).unwrap_or_default()
+    }
+
+    /// A GPU whose AER and L1 PM Substates capabilities lie past the first
+    /// read (the chain: 0x100, 0x250, 0x258 L1SS, 0x128, 0x420 AER, 0x600, 0x900).
+    fn far_chain() -> Vec<u8> {
+        let b =
+            fixture_config("gpu-d3cold/sys/devices/pci0000:00/0000:00:1c.0/0000:02:00.0/config");
+        assert_eq!(b.len(), 4096);
+        b
+    }
+
+    #[test]
+    fn no_byte_is_asked_for_twice() {
+        for file in [
+            far_chain(),
+            fixture_config("asus-p6t6-switch/sys/devices/pci0000:00/0000:00:07.0/config"),
+            sample(),
+        ] {
+            let (got, mut asked) = sparse_with(&file, None, None);
+            assert_eq!(decode(&got), decode(&file));
+            asked.sort_unstable();
+            for w in asked.windows(2) {
+                assert!(w[0].1 <= w[1].0, "asked twice: {:x?}", w);
+            }
+        }
+    }
+
+    /// A second read of the same device with the headers the first walked:
+    /// only the first range and the bodies decoded are asked for, and a
+    /// status changed in a body past the first range still shows.
+    #[test]
+    fn kept_headers_leave_only_the_first_range_and_the_bodies_to_read() {
+        let mut file = far_chain();
+        let mut walked = EcapHeaders::new();
+        let (first, cold) = sparse_with(&file, None, Some(&mut walked));
+        let offsets: Vec<u16> = walked.iter().map(|(o, _)| *o).collect();
+        assert_eq!(offsets, [0x100, 0x250, 0x258, 0x128, 0x420, 0x600, 0x900]);
+        assert_eq!(decode(&first), decode(&file));
+        // Uncorrectable status: Completion Timeout, in AER's body at 0x420.
+        file[0x424] |= 0x40;
+        let (warm, asked) = sparse_with(&file, Some(&walked), None);
+        assert_eq!(decode(&warm), decode(&file));
+        assert_ne!(decode(&warm), decode(&first), "the new status shows");
+        assert_eq!(asked, [(0, 0x138), (0x25c, 0x268), (0x424, 0x458)]);
+        assert!(asked.len() < cold.len(), "{cold:x?}");
+    }
+
+    /// The kept chain is trusted only while every header read afresh (in
+    /// the first range) agrees with it: one that does not means another
+    /// chain, walked afresh, past the first range too.
+    #[test]
+    fn a_fresh_header_unlike_the_kept_one_drops_the_kept_chain() {
+        let old = far_chain();
+        let mut walked = EcapHeaders::new();
+        sparse_with(&old, None, Some(&mut walked));
+        let mut new = old.clone();
+        // 0x128 (read afresh) now skips AER: next 0x600 instead of 0x420.
+        let hdr = u32::from_le_bytes([new[0x128], new[0x129], new[0x12a], new[0x12b]]);
+        let hdr = (hdr & 0x000f_ffff) | (0x600 << 20);
+        new[0x128..0x12c].copy_from_slice(&hdr.to_le_bytes());
+        // And 0x250, past it, skips L1SS: kept, it would still lead there.
+        let hdr = u32::from_le_bytes([new[0x250], new[0x251], new[0x252], new[0x253]]);
+        let hdr = (hdr & 0x000f_ffff) | (0x128 << 20);
+        new[0x250..0x254].copy_from_slice(&hdr.to_le_bytes());
+        let (got, _) = sparse_with(&new, Some(&walked), None);
+        assert_eq!(decode(&got), decode(&new));
+        assert!(decode(&got).aer.is_none());
     }
 
     /// On real captures (pciutils' dumps, through the fixture tree), a
@@ -689,6 +810,19 @@ mod tests {
             for (i, v) in idx { b[i] = v; }
             b.truncate(cut);
             prop_assert_eq!(decode(&sparse(&b).0), decode(&b));
+        }
+
+        /// A read with the headers an earlier read of the same bytes walked
+        /// decodes the same as a whole read.
+        #[test]
+        fn sparse_reads_with_their_kept_headers_decode_like_whole_reads(idx in proptest::collection::vec((0usize..4096, any::<u8>()), 0..64), cut in 0usize..4200) {
+            let mut b = far_chain();
+            b.resize(4200, 0xaa);
+            for (i, v) in idx { b[i] = v; }
+            b.truncate(cut);
+            let mut walked = EcapHeaders::new();
+            sparse_with(&b, None, Some(&mut walked));
+            prop_assert_eq!(decode(&sparse_with(&b, Some(&walked), None).0), decode(&b));
         }
 
         #[test]

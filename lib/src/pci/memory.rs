@@ -5,7 +5,9 @@
 //! Kept: the topology (the bus link's target), `vendor`, `device`, `class`,
 //! `numa_node`, which ASPM files `link/` has, whether the AER counter files
 //! exist, whether link files exist (what says PCIe for a device whose link
-//! is not read), and the device directory, open, so a warm collection opens
+//! is not read), the headers of its extended capability chain (the kernel
+//! too finds each capability once, when the device is added), and the device
+//! directory, open, so a warm collection opens
 //! each file relative to it without walking the bus link again. Read every
 //! time: power state and runtime PM, link, config space, ASPM and AER
 //! values, driver binding, `driver_override`, `d3cold_allowed`, `enable`,
@@ -27,7 +29,10 @@
 //!   is opened each collection and its identity (one `fstat`) compared.
 //!
 //! The config header, read every time an awake device's config space is, is
-//! also checked against the kept IDs.
+//! also checked against the kept IDs, and the extended capability headers
+//! that its first range holds against the kept chain
+//! ([`super::config_space::read_sparse_into`]): one that disagrees means the
+//! whole chain is walked afresh.
 //!
 //! Where the last collection found the AER counters not counting
 //! (`pci=noaer`, no OS-native AER), a known device's counter files are not
@@ -36,7 +41,8 @@
 //! Safety net: everything is forgotten every [`REFRESH`] (the directories
 //! closed), so a change none of these shows (an admin writing `numa_node`,
 //! a kernel that changes which ASPM files are visible without re-adding the
-//! device) is reported within that interval.
+//! device, a capability chain rewired past the first range by a firmware
+//! load the kernel did not see either) is reported within that interval.
 //!
 //! Directories are kept open up to [`Memory::budget`], a share of the
 //! process's descriptor limit; past it a device's directory is opened
@@ -72,6 +78,8 @@ pub struct KnownIds {
     pub dir_identity: Option<(u64, u64)>,
     /// `power_state` and `power/runtime_status` existed.
     pub power_files: [bool; 2],
+    /// The extended capability headers of its config space, as first walked.
+    pub ecaps: Option<Arc<[(u16, u32)]>>,
 }
 
 /// One device's kept facts; `None`: not known, read it.

@@ -500,6 +500,7 @@ pub fn collect(
             link: sel.has(Collector::PcieLink),
             record: read::is_recording(),
             known,
+            keeps: memory.is_some(),
             held: Default::default(),
         },
         CONFIG_TIMEOUT,
@@ -549,6 +550,9 @@ pub fn collect(
             Some((v.clone(), o.device.as_ref().ok()?.clone()))
         });
         let config_file = observed.as_mut().and_then(|o| o.config_file.take());
+        let ecaps = observed
+            .as_mut()
+            .and_then(|o| kept_ecaps(o.config.as_mut()?));
         let power_files = observed.as_ref().map_or([false; 2], |o| {
             let present = |r: &read::Result<observer::Text>| r.as_ref().is_ok();
             [present(&o.power_state), present(&o.runtime_status)]
@@ -615,6 +619,7 @@ pub fn collect(
                     config: None,
                     dir_identity: dir.identity(),
                     power_files,
+                    ecaps,
                 };
                 (learnt.chain, learnt.direct) = (std::sync::Arc::clone(&d.ancestors), direct);
                 m.keep(d.address.clone(), learnt, &dir, config_file)
@@ -716,6 +721,15 @@ fn take_observed(
         });
     }
     Some(seen)
+}
+
+/// The extended capability headers a fresh read walked, to keep: only from
+/// a privileged read of a whole config space (a 256-byte one has none).
+fn kept_ecaps(read: &mut read::Result<ConfigRead>) -> Option<std::sync::Arc<[(u16, u32)]>> {
+    let got = read.as_mut().ok()?;
+    let walked = got.ecaps.take()?;
+    (got.is_config_space() && got.space.privileged() && !walked.is_empty())
+        .then(|| std::sync::Arc::from(walked))
 }
 
 /// A device whose guarded reads did not come back in time (being reset, most

@@ -79,6 +79,8 @@ pub struct ReadPlan {
     /// Per device (same index as `order`), what a long-running process
     /// already knows of it; empty in a cold collection.
     pub known: Vec<Option<KnownIds>>,
+    /// A long-running process: note what is to be kept of a device read afresh.
+    pub keeps: bool,
     /// Device directories sent on and not yet taken (see [`MAX_HELD`]).
     pub held: AtomicUsize,
 }
@@ -104,6 +106,9 @@ pub struct ConfigRead {
     pub space: ConfigSpace,
     /// The bytes themselves, kept only when recording a capture.
     pub raw: Option<Vec<u8>>,
+    /// The extended capability headers walked, where asked for (a device
+    /// read afresh by a long-running process), to keep.
+    pub ecaps: Option<config_space::EcapHeaders>,
 }
 
 impl ConfigRead {
@@ -311,7 +316,12 @@ fn observe(
     if !skipped {
         if plan.config {
             let kept = known.and_then(|k| k.config.as_ref());
-            let (read, opened) = read_config(&dir, kept, plan.record);
+            let ecaps = match known {
+                Some(k) => Ecaps::Kept(k.ecaps.as_deref()),
+                None if plan.keeps => Ecaps::Walk,
+                None => Ecaps::Ignore,
+            };
+            let (read, opened) = read_config(&dir, kept, ecaps, plan.record);
             (config, config_file) = (Some(read), opened);
         }
         let id = |r: &read::Result<Text>| attr(r).and_then(|s| super::parse::hex_u16(s).ok());
@@ -360,9 +370,20 @@ fn observe(
 /// Only the parts decoded are read (`config_space::read_sparse`); the
 /// kernel returns 64 bytes to unprivileged openers. From the kept file when
 /// there is one; else the file opened here is returned, to be kept.
+/// What a config read does with the extended capability headers.
+enum Ecaps<'k> {
+    /// Nothing: no later collection will use them.
+    Ignore,
+    /// Note them, to keep.
+    Walk,
+    /// Take them from what was kept of this device (where anything was).
+    Kept(Option<&'k [(u16, u32)]>),
+}
+
 fn read_config(
     dir: &DirHandle,
     kept: Option<&Arc<HeldFile>>,
+    ecaps: Ecaps<'_>,
     record: bool,
 ) -> (read::Result<ConfigRead>, Option<Arc<HeldFile>>) {
     let (file, opened) = match kept {
@@ -383,20 +404,27 @@ fn read_config(
                 len: b.len(),
                 space: config_space::decode(&b),
                 raw: Some(b),
+                ecaps: None,
             });
         return (read, opened);
     }
+    let (from_kept, mut walked) = match ecaps {
+        Ecaps::Kept(k) => (k, None),
+        Ecaps::Walk => (None, Some(Vec::new())),
+        Ecaps::Ignore => (None, None),
+    };
     // One buffer for the thread's whole pass: a config space is up to 4 KiB,
     // and only its decoding is kept.
     let read = CONFIG_BUF.with_borrow_mut(|buf| {
         file.read_parts(&mut |size, pread| {
-            config_space::read_sparse_into(size, buf, pread)?;
+            config_space::read_sparse_into(size, buf, from_kept, walked.as_mut(), pread)?;
             Ok(Vec::new())
         })
         .map(|_| ConfigRead {
             len: buf.len(),
             space: config_space::decode(buf),
             raw: None,
+            ecaps: walked.take(),
         })
     });
     (read, opened)

@@ -14,11 +14,16 @@
 //! read is blocked in is refused at once until it returns
 //! ([`read::Watch`]), and a collector whose thread is blocked somewhere
 //! unknown is not started again until that thread ends.
+//!
+//! The threads are workers kept between collections ([`run_on_worker`]):
+//! a collector's worker is handed back for the next collection only once its
+//! result has come, so a worker given up on is never given more work, and
+//! ends, as a thread of its own did, when its read returns.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver};
+use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -35,6 +40,60 @@ fn busy() -> std::sync::MutexGuard<'static, BTreeSet<(PathBuf, &'static str)>> {
 
 type Done<T> = (T, Tally, BTreeMap<PathBuf, Access>);
 
+/// Work for a worker thread.
+pub type Task = Box<dyn FnOnce() + Send>;
+
+/// Idle worker threads by name. A long-running process collects every 10 s;
+/// starting and ending a thread per collector each time (its stack and
+/// thread-local buffers faulted in afresh) cost more than the smaller
+/// collectors' work. A worker is handed back only by whoever saw its task
+/// end ([`give_back`]); one given up on is not, so the last sender of its
+/// queue goes and it ends when its blocked read returns, as a thread of its
+/// own did.
+static IDLE: Mutex<BTreeMap<&'static str, Vec<Sender<Task>>>> = Mutex::new(BTreeMap::new());
+
+/// Idle workers kept per name: one process runs one collection at a time;
+/// tests run several, and need not keep a thread for each.
+const IDLE_PER_NAME: usize = 2;
+
+fn idle() -> std::sync::MutexGuard<'static, BTreeMap<&'static str, Vec<Sender<Task>>>> {
+    IDLE.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Run `task` on an idle worker named `vigil-<name>`, or on a new one; the
+/// worker's queue, to hand back with [`give_back`] once the task is seen to
+/// end. `None`: no thread to be had.
+pub fn run_on_worker(name: &'static str, task: Task) -> Option<Sender<Task>> {
+    let mut task = task;
+    while let Some(worker) = idle().get_mut(name).and_then(Vec::pop) {
+        match worker.send(task) {
+            Ok(()) => return Some(worker),
+            // It ended (it cannot, while idle; but then a new one).
+            Err(mpsc::SendError(t)) => task = t,
+        }
+    }
+    let (tx, rx) = mpsc::channel::<Task>();
+    tx.send(task).ok()?;
+    std::thread::Builder::new()
+        .name(format!("vigil-{name}"))
+        .spawn(move || {
+            while let Ok(task) = rx.recv() {
+                task();
+            }
+        })
+        .ok()?;
+    Some(tx)
+}
+
+/// A worker whose task has ended, free for the next.
+pub fn give_back(name: &'static str, worker: Sender<Task>) {
+    let mut idle = idle();
+    let list = idle.entry(name).or_default();
+    if list.len() < IDLE_PER_NAME {
+        list.push(worker);
+    }
+}
+
 /// A collector running on its own thread.
 pub struct Job<T> {
     key: (PathBuf, &'static str),
@@ -46,6 +105,8 @@ pub struct Job<T> {
 enum State<T> {
     Running {
         rx: Receiver<Done<T>>,
+        /// The worker's queue: handed back once the result is in.
+        worker: Sender<Task>,
         watch: Arc<Watch>,
         /// Set, under [`BUSY`]'s lock, when the thread ends.
         ended: Arc<AtomicBool>,
@@ -78,9 +139,9 @@ pub fn spawn<T: Send + 'static>(
     let end = Arc::clone(&ended);
     let recording = read::is_recording();
     let k = key.clone();
-    let started = std::thread::Builder::new()
-        .name(format!("vigil-{name}"))
-        .spawn(move || {
+    let started = run_on_worker(
+        name,
+        Box::new(move || {
             w.install();
             let mut tally = Tally::default();
             let (out, seen) = if recording {
@@ -94,11 +155,17 @@ pub fn spawn<T: Send + 'static>(
                 end.store(true, Ordering::SeqCst);
             }
             let _ = tx.send((out, tally, seen));
-        });
+        }),
+    );
     let state = match started {
-        Ok(_) => State::Running { rx, watch, ended },
+        Some(worker) => State::Running {
+            rx,
+            worker,
+            watch,
+            ended,
+        },
         // No thread to be had: report it as not done, like a stuck one.
-        Err(_) => State::Blocked,
+        None => State::Blocked,
     };
     Job {
         key,
@@ -112,10 +179,16 @@ impl<T> Job<T> {
     /// `tally` either way (a timeout as `unavailable="timeout"`).
     pub fn wait(self, deadline: Instant, tally: &mut Tally) -> Option<T> {
         let why = match self.state {
-            State::Running { rx, watch, ended } => {
+            State::Running {
+                rx,
+                worker,
+                watch,
+                ended,
+            } => {
                 let left = deadline.saturating_duration_since(Instant::now());
                 match rx.recv_timeout(left) {
                     Ok((out, t, seen)) => {
+                        give_back(self.key.1, worker);
                         merge(tally, t);
                         read::absorb(seen);
                         return Some(out);
@@ -154,4 +227,47 @@ pub fn merge(into: &mut Tally, from: Tally) {
         e.unavailable.extend(st.unavailable);
     }
     into.diagnostics.extend(from.diagnostics);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::thread::ThreadId;
+    use std::time::Duration;
+
+    /// A task that says which thread ran it, once `go` lets it.
+    fn reporting(tx: &Sender<ThreadId>, go: Option<Receiver<()>>) -> Task {
+        let tx = tx.clone();
+        Box::new(move || {
+            if let Some(go) = go {
+                let _ = go.recv();
+            }
+            let _ = tx.send(std::thread::current().id());
+        })
+    }
+
+    /// A worker handed back runs the next task; one given up on (blocked,
+    /// not handed back) is never given another, which runs at once on a
+    /// thread of its own.
+    #[test]
+    fn a_worker_is_reused_and_one_given_up_on_is_not() {
+        let name = "test-reuse";
+        let (tx, rx) = mpsc::channel();
+        let wait = |rx: &Receiver<ThreadId>| rx.recv_timeout(Duration::from_secs(10)).expect("ran");
+        let w = run_on_worker(name, reporting(&tx, None)).expect("a thread");
+        let first = wait(&rx);
+        give_back(name, w);
+        let w = run_on_worker(name, reporting(&tx, None)).expect("a thread");
+        assert_eq!(wait(&rx), first, "the idle worker ran it");
+        give_back(name, w);
+        let (release, blocked) = mpsc::channel();
+        let stuck = run_on_worker(name, reporting(&tx, Some(blocked))).expect("a thread");
+        drop(stuck);
+        let w = run_on_worker(name, reporting(&tx, None)).expect("a thread");
+        let other = wait(&rx);
+        assert_ne!(other, first, "not queued behind the blocked one");
+        give_back(name, w);
+        release.send(()).expect("still blocked");
+        assert_eq!(wait(&rx), first, "the blocked one ends its task");
+    }
 }

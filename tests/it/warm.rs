@@ -363,3 +363,37 @@ fn aer_counts_are_left_unread_while_not_counting_and_come_back() {
         "then read, as a cold read"
     );
 }
+
+/// The threads of a long-running process's collection are kept for the
+/// next (lib/src/jobs.rs): a warm trigger starts none, the same threads run
+/// every batch.
+#[test]
+fn warm_triggers_start_no_thread() {
+    let (_tmp, root) = scratch_fixture("gpu-d3cold");
+    let mut p = Execd::start(&root, None);
+    // Each thread by id, with its name.
+    let tasks = |p: &Execd| -> std::collections::BTreeSet<(String, String)> {
+        let dir = format!("/proc/{}/task", p.child.id());
+        std::fs::read_dir(&dir)
+            .expect("task list")
+            .filter_map(|e| {
+                let tid = e.ok()?.file_name().to_string_lossy().into_owned();
+                let comm = std::fs::read_to_string(format!("{dir}/{tid}/comm")).ok()?;
+                Some((tid, comm.trim().to_string()))
+            })
+            .collect()
+    };
+    p.batch();
+    p.batch();
+    let warm = tasks(&p);
+    for worker in ["vigil-pci", "vigil-observer", "vigil-vfio"] {
+        assert!(
+            warm.iter().any(|(_, name)| name == worker),
+            "{worker} kept between batches: {warm:?}"
+        );
+    }
+    for _ in 0..5 {
+        p.batch();
+    }
+    assert_eq!(tasks(&p), warm, "no thread started or ended");
+}

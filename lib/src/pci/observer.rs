@@ -44,6 +44,7 @@ use std::time::{Duration, Instant};
 use super::config_space::{self, ConfigSpace};
 use super::memory::KnownIds;
 use super::parse::{PowerState, RuntimeStatus};
+use crate::jobs;
 use crate::read::{self, DirHandle, ErrorKind, HeldFile, ReadError};
 
 /// Device directories an abandoned observer thread is still blocked in.
@@ -538,6 +539,11 @@ pub struct Observer {
     plan: Arc<ReadPlan>,
     rx: Receiver<Observed>,
     progress: Arc<Progress>,
+    /// The observer's worker, and whether its pass is seen to the end (the
+    /// last device taken from it): only then is it handed back for the next
+    /// collection, never while it may still be reading.
+    worker: Option<mpsc::Sender<jobs::Task>>,
+    finished: bool,
     /// Devices seen asleep (or stuck) so far, for a thread that takes over.
     asleep: BTreeSet<String>,
     timeout: Duration,
@@ -549,11 +555,13 @@ pub struct Observer {
 impl Observer {
     pub fn start(plan: ReadPlan, timeout: Duration, deadline: Instant) -> Observer {
         let plan = Arc::new(plan);
-        let (rx, progress) = spawn(&plan, 0, BTreeSet::new());
+        let (rx, progress, worker) = spawn(&plan, 0, BTreeSet::new());
         Observer {
+            finished: plan.order.is_empty(),
             plan,
             rx,
             progress,
+            worker,
             asleep: BTreeSet::new(),
             timeout,
             deadline,
@@ -576,8 +584,11 @@ impl Observer {
             if o.suspended || o.gone.is_some() || o.timed_out {
                 self.asleep.insert(self.plan.order[i].0.clone());
             }
+            self.finished = i + 1 == self.plan.order.len();
             return Some(o);
         }
+        // Given up on: its worker ends when its read returns.
+        self.worker = None;
         // Remember the device the thread is blocked in, until it returns.
         self.progress.abandoned.store(true, Ordering::SeqCst);
         {
@@ -591,9 +602,17 @@ impl Observer {
         if Instant::now() >= self.deadline {
             self.spent = true;
         } else {
-            (self.rx, self.progress) = spawn(&self.plan, i + 1, self.asleep.clone());
+            (self.rx, self.progress, self.worker) = spawn(&self.plan, i + 1, self.asleep.clone());
         }
         None
+    }
+}
+
+impl Drop for Observer {
+    fn drop(&mut self) {
+        if let (true, Some(w)) = (self.finished, self.worker.take()) {
+            jobs::give_back("observer", w);
+        }
     }
 }
 
@@ -601,7 +620,11 @@ fn spawn(
     plan: &Arc<ReadPlan>,
     from: usize,
     asleep: BTreeSet<String>,
-) -> (Receiver<Observed>, Arc<Progress>) {
+) -> (
+    Receiver<Observed>,
+    Arc<Progress>,
+    Option<mpsc::Sender<jobs::Task>>,
+) {
     let (tx, rx) = mpsc::channel();
     let plan = Arc::clone(plan);
     let progress = Arc::new(Progress {
@@ -609,9 +632,7 @@ fn spawn(
         abandoned: AtomicBool::new(false),
     });
     let p = Arc::clone(&progress);
-    // A failed spawn (no threads left) drops tx: every take() then times out at once.
-    let _ = std::thread::Builder::new()
-        .name("vigil-observer".into())
-        .spawn(move || run(plan, from, asleep, tx, p));
-    (rx, progress)
+    // No thread to be had drops tx: every take() then times out at once.
+    let worker = jobs::run_on_worker("observer", Box::new(move || run(plan, from, asleep, tx, p)));
+    (rx, progress, worker)
 }

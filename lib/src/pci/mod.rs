@@ -283,11 +283,6 @@ impl PartialEq for KeptDir {
 }
 
 impl PciSnapshot {
-    /// The directory of `address`, where a long-running process keeps it open.
-    pub fn kept_dir(&self, address: &str) -> Option<&DirHandle> {
-        self.devices.get(address)?.kept_dir.0.as_deref()
-    }
-
     /// Config space beyond the header was readable; `None` when no selected
     /// collector read config space, so nothing is known.
     pub fn privileged(&self) -> Option<bool> {

@@ -151,7 +151,7 @@ fn vfio_devices(
             continue;
         }
         let host_companions = host_companions(devices, d);
-        let reset_method = match pci.kept_dir(&d.address) {
+        let reset_method = match d.kept_dir.0.as_deref() {
             Some(dir) => reset_method(dir.with_attr("reset_method", trimmed), tally),
             None => {
                 let bus =

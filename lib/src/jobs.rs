@@ -15,7 +15,8 @@
 //! ([`read::Watch`]), and a collector whose thread is blocked somewhere
 //! unknown is not started again until that thread ends.
 //!
-//! The threads are workers kept between collections ([`run_on_worker`]):
+//! A session's threads are workers kept between its collections
+//! ([`run_on_worker`]; a single collection's end with their task):
 //! a collector's worker is handed back for the next collection only once its
 //! result has come, so a worker given up on is never given more work, and
 //! ends, as a thread of its own did, when its read returns.
@@ -85,6 +86,26 @@ pub fn run_on_worker(name: &'static str, task: Task) -> Option<Sender<Task>> {
     Some(tx)
 }
 
+/// Run `task` on a thread of its own named `vigil-<name>`, which ends with
+/// it: for a single collection, whose second stage's threads then reuse the
+/// first's stacks. False: no thread to be had.
+pub fn run_on_own_thread(name: &'static str, task: Task) -> bool {
+    std::thread::Builder::new()
+        .name(format!("vigil-{name}"))
+        .spawn(task)
+        .is_ok()
+}
+
+/// [`run_on_worker`] where `keep`, else [`run_on_own_thread`]: `None` when
+/// no thread was to be had, else the worker's queue where there is one.
+pub fn run(name: &'static str, keep: bool, task: Task) -> Option<Option<Sender<Task>>> {
+    if keep {
+        run_on_worker(name, task).map(Some)
+    } else {
+        run_on_own_thread(name, task).then_some(None)
+    }
+}
+
 /// A worker whose task has ended, free for the next.
 pub fn give_back(name: &'static str, worker: Sender<Task>) {
     let mut idle = idle();
@@ -105,8 +126,8 @@ pub struct Job<T> {
 enum State<T> {
     Running {
         rx: Receiver<Done<T>>,
-        /// The worker's queue: handed back once the result is in.
-        worker: Sender<Task>,
+        /// A kept worker's queue: handed back once the result is in.
+        worker: Option<Sender<Task>>,
         watch: Arc<Watch>,
         /// Set, under [`BUSY`]'s lock, when the thread ends.
         ended: Arc<AtomicBool>,
@@ -121,6 +142,7 @@ enum State<T> {
 pub fn spawn<T: Send + 'static>(
     root: PathBuf,
     name: &'static str,
+    keep: bool,
     collectors: &'static [Collector],
     f: impl FnOnce(&mut Tally) -> T + Send + 'static,
 ) -> Job<T> {
@@ -139,8 +161,9 @@ pub fn spawn<T: Send + 'static>(
     let end = Arc::clone(&ended);
     let recording = read::is_recording();
     let k = key.clone();
-    let started = run_on_worker(
+    let started = run(
         name,
+        keep,
         Box::new(move || {
             w.install();
             let mut tally = Tally::default();
@@ -188,7 +211,9 @@ impl<T> Job<T> {
                 let left = deadline.saturating_duration_since(Instant::now());
                 match rx.recv_timeout(left) {
                     Ok((out, t, seen)) => {
-                        give_back(self.key.1, worker);
+                        if let Some(w) = worker {
+                            give_back(self.key.1, w);
+                        }
                         merge(tally, t);
                         read::absorb(seen);
                         return Some(out);

@@ -128,6 +128,9 @@ fn collect_kept(
     memory: Option<Arc<std::sync::Mutex<pci::memory::Memory>>>,
 ) -> Snapshot {
     let total = clock.start();
+    // Only a session's workers are worth keeping: one collection alone is
+    // better off letting the second stage's threads reuse the first's stacks.
+    let keep = memory.is_some();
     let started = std::time::Instant::now();
     let deadline = started + within;
     let stage_one = started + within * 2 / 3;
@@ -144,14 +147,14 @@ fn collect_kept(
     let pci_job = sel.wants(Source::Pci).then(|| {
         let sel = sel.clone();
         let pci_deadline = stage_one - within / 12;
-        job(root, "pci", Source::Pci.readers(), move |root, t| {
+        job(root, keep, "pci", Source::Pci.readers(), move |root, t| {
             // Held by an abandoned collection (or poisoned): read it all.
             let mut kept = memory.as_ref().and_then(|m| m.try_lock().ok());
             pci::collect(root, &sel, clock, pci_deadline, t, kept.as_deref_mut())
         })
     });
     let basics_job = (wants_cmdline || wants_aer_service).then(|| {
-        job(root, "cmdline", BASICS, move |root, t| {
+        job(root, keep, "cmdline", BASICS, move |root, t| {
             let cmdline = wants_cmdline
                 .then(|| platform::read_cmdline(root, t))
                 .flatten();
@@ -162,22 +165,31 @@ fn collect_kept(
         })
     });
     let events_job = sel.wants(Source::Kmsg).then(|| {
-        job(root, "kmsg", Source::Kmsg.readers(), move |root, t| {
-            read_events(root, clock, t)
-        })
+        job(
+            root,
+            keep,
+            "kmsg",
+            Source::Kmsg.readers(),
+            move |root, t| read_events(root, clock, t),
+        )
     });
     let heartbeat_job = sel.wants(Source::Heartbeat).then(|| {
         job(
             root,
+            keep,
             "heartbeat",
             Source::Heartbeat.readers(),
             move |root, t| timed(clock, t, Collector::Vigil, |t| heartbeat::collect(root, t)),
         )
     });
     let edac_job = sel.wants(Source::Edac).then(|| {
-        job(root, "edac", Source::Edac.readers(), move |root, t| {
-            timed(clock, t, Collector::Edac, |t| edac::collect(root, t))
-        })
+        job(
+            root,
+            keep,
+            "edac",
+            Source::Edac.readers(),
+            move |root, t| timed(clock, t, Collector::Edac, |t| edac::collect(root, t)),
+        )
     });
     let mut pci = pci_job
         .and_then(|j| j.wait(stage_one, &mut tally))
@@ -199,6 +211,7 @@ fn collect_kept(
         let cmdline = cmdline.clone();
         job(
             root,
+            keep,
             "forensics",
             Source::Forensics.readers(),
             move |root, t| {
@@ -210,14 +223,19 @@ fn collect_kept(
     });
     let vfio_job = sel.wants(Source::Vfio).then(|| {
         let (cmdline, pci) = (cmdline.clone(), pci.clone());
-        job(root, "vfio", Source::Vfio.readers(), move |root, t| {
-            vfio::collect(root, cmdline.as_deref(), pci.as_deref(), clock, t)
-        })
+        job(
+            root,
+            keep,
+            "vfio",
+            Source::Vfio.readers(),
+            move |root, t| vfio::collect(root, cmdline.as_deref(), pci.as_deref(), clock, t),
+        )
     });
     let platform_job = sel.wants(Source::Platform).then(|| {
         let (cmdline, pci) = (cmdline.clone(), pci.clone());
         job(
             root,
+            keep,
             "platform",
             Source::Platform.readers(),
             move |root, t| {
@@ -262,17 +280,23 @@ fn collect_kept(
     }
 }
 
-/// [`jobs::spawn`] for a collector reading under `root`.
+/// [`jobs::spawn`] for a collector reading under `root`; `keep`: its worker
+/// is kept for the next collection (a [`Session`]'s).
 fn job<T: Send + 'static>(
     root: &Root,
+    keep: bool,
     name: &'static str,
     collectors: &'static [Collector],
     f: impl FnOnce(&Root, &mut status::Tally) -> T + Send + 'static,
 ) -> jobs::Job<T> {
     let root = root.clone();
-    jobs::spawn(root.base().to_path_buf(), name, collectors, move |t| {
-        f(&root, t)
-    })
+    jobs::spawn(
+        root.base().to_path_buf(),
+        name,
+        keep,
+        collectors,
+        move |t| f(&root, t),
+    )
 }
 
 /// `f`, its time counted for `c`.

@@ -539,9 +539,10 @@ pub struct Observer {
     plan: Arc<ReadPlan>,
     rx: Receiver<Observed>,
     progress: Arc<Progress>,
-    /// The observer's worker, and whether its pass is seen to the end (the
-    /// last device taken from it): only then is it handed back for the next
-    /// collection, never while it may still be reading.
+    /// The observer's kept worker (a session's collections; a single one
+    /// runs it on a thread of its own), and whether its pass is seen to the
+    /// end (the last device taken from it): only then is it handed back for
+    /// the next collection, never while it may still be reading.
     worker: Option<mpsc::Sender<jobs::Task>>,
     finished: bool,
     /// Devices seen asleep (or stuck) so far, for a thread that takes over.
@@ -633,6 +634,11 @@ fn spawn(
     });
     let p = Arc::clone(&progress);
     // No thread to be had drops tx: every take() then times out at once.
-    let worker = jobs::run_on_worker("observer", Box::new(move || run(plan, from, asleep, tx, p)));
-    (rx, progress, worker)
+    let keep = plan.keeps;
+    let worker = jobs::run(
+        "observer",
+        keep,
+        Box::new(move || run(plan, from, asleep, tx, p)),
+    );
+    (rx, progress, worker.flatten())
 }

@@ -130,7 +130,10 @@ fn collect_kept(
     let total = clock.start();
     // Only a session's workers are worth keeping: one collection alone is
     // better off letting the second stage's threads reuse the first's stacks.
-    let keep = memory.is_some();
+    let workers = Workers {
+        root,
+        keep: memory.is_some(),
+    };
     let started = std::time::Instant::now();
     let deadline = started + within;
     let stage_one = started + within * 2 / 3;
@@ -147,14 +150,14 @@ fn collect_kept(
     let pci_job = sel.wants(Source::Pci).then(|| {
         let sel = sel.clone();
         let pci_deadline = stage_one - within / 12;
-        job(root, keep, "pci", Source::Pci.readers(), move |root, t| {
+        workers.start("pci", Source::Pci.readers(), move |root, t| {
             // Held by an abandoned collection (or poisoned): read it all.
             let mut kept = memory.as_ref().and_then(|m| m.try_lock().ok());
             pci::collect(root, &sel, clock, pci_deadline, t, kept.as_deref_mut())
         })
     });
     let basics_job = (wants_cmdline || wants_aer_service).then(|| {
-        job(root, keep, "cmdline", BASICS, move |root, t| {
+        workers.start("cmdline", BASICS, move |root, t| {
             let cmdline = wants_cmdline
                 .then(|| platform::read_cmdline(root, t))
                 .flatten();
@@ -165,31 +168,19 @@ fn collect_kept(
         })
     });
     let events_job = sel.wants(Source::Kmsg).then(|| {
-        job(
-            root,
-            keep,
-            "kmsg",
-            Source::Kmsg.readers(),
-            move |root, t| read_events(root, clock, t),
-        )
+        workers.start("kmsg", Source::Kmsg.readers(), move |root, t| {
+            read_events(root, clock, t)
+        })
     });
     let heartbeat_job = sel.wants(Source::Heartbeat).then(|| {
-        job(
-            root,
-            keep,
-            "heartbeat",
-            Source::Heartbeat.readers(),
-            move |root, t| timed(clock, t, Collector::Vigil, |t| heartbeat::collect(root, t)),
-        )
+        workers.start("heartbeat", Source::Heartbeat.readers(), move |root, t| {
+            timed(clock, t, Collector::Vigil, |t| heartbeat::collect(root, t))
+        })
     });
     let edac_job = sel.wants(Source::Edac).then(|| {
-        job(
-            root,
-            keep,
-            "edac",
-            Source::Edac.readers(),
-            move |root, t| timed(clock, t, Collector::Edac, |t| edac::collect(root, t)),
-        )
+        workers.start("edac", Source::Edac.readers(), move |root, t| {
+            timed(clock, t, Collector::Edac, |t| edac::collect(root, t))
+        })
     });
     let mut pci = pci_job
         .and_then(|j| j.wait(stage_one, &mut tally))
@@ -209,41 +200,25 @@ fn collect_kept(
     // Stage two: what needs the PCI tree and the command line.
     let forensics_job = sel.wants(Source::Forensics).then(|| {
         let cmdline = cmdline.clone();
-        job(
-            root,
-            keep,
-            "forensics",
-            Source::Forensics.readers(),
-            move |root, t| {
-                timed(clock, t, Collector::CrashForensics, |t| {
-                    forensics::collect(root, cmdline.as_deref(), time_unix_ns, t)
-                })
-            },
-        )
+        workers.start("forensics", Source::Forensics.readers(), move |root, t| {
+            timed(clock, t, Collector::CrashForensics, |t| {
+                forensics::collect(root, cmdline.as_deref(), time_unix_ns, t)
+            })
+        })
     });
     let vfio_job = sel.wants(Source::Vfio).then(|| {
         let (cmdline, pci) = (cmdline.clone(), pci.clone());
-        job(
-            root,
-            keep,
-            "vfio",
-            Source::Vfio.readers(),
-            move |root, t| vfio::collect(root, cmdline.as_deref(), pci.as_deref(), clock, t),
-        )
+        workers.start("vfio", Source::Vfio.readers(), move |root, t| {
+            vfio::collect(root, cmdline.as_deref(), pci.as_deref(), clock, t)
+        })
     });
     let platform_job = sel.wants(Source::Platform).then(|| {
         let (cmdline, pci) = (cmdline.clone(), pci.clone());
-        job(
-            root,
-            keep,
-            "platform",
-            Source::Platform.readers(),
-            move |root, t| {
-                timed(clock, t, Collector::PciePlatform, |t| {
-                    platform::collect(root, cmdline.as_deref(), pci.as_deref(), aer_service, t)
-                })
-            },
-        )
+        workers.start("platform", Source::Platform.readers(), move |root, t| {
+            timed(clock, t, Collector::PciePlatform, |t| {
+                platform::collect(root, cmdline.as_deref(), pci.as_deref(), aer_service, t)
+            })
+        })
     });
     let vfio = vfio_job.and_then(|j| j.wait(deadline, &mut tally));
     let platform = platform_job.and_then(|j| j.wait(deadline, &mut tally));
@@ -280,23 +255,26 @@ fn collect_kept(
     }
 }
 
-/// [`jobs::spawn`] for a collector reading under `root`; `keep`: its worker
-/// is kept for the next collection (a [`Session`]'s).
-fn job<T: Send + 'static>(
-    root: &Root,
+/// What the jobs of one collection share: where they read, and whether
+/// their workers are kept for the next collection (a [`Session`]'s).
+#[derive(Clone, Copy)]
+struct Workers<'r> {
+    root: &'r Root,
     keep: bool,
-    name: &'static str,
-    collectors: &'static [Collector],
-    f: impl FnOnce(&Root, &mut status::Tally) -> T + Send + 'static,
-) -> jobs::Job<T> {
-    let root = root.clone();
-    jobs::spawn(
-        root.base().to_path_buf(),
-        name,
-        keep,
-        collectors,
-        move |t| f(&root, t),
-    )
+}
+
+impl Workers<'_> {
+    /// [`jobs::spawn`] for a collector reading under the root.
+    fn start<T: Send + 'static>(
+        self,
+        name: &'static str,
+        collectors: &'static [Collector],
+        f: impl FnOnce(&Root, &mut status::Tally) -> T + Send + 'static,
+    ) -> jobs::Job<T> {
+        let root = self.root.clone();
+        let base = root.base().to_path_buf();
+        jobs::spawn(base, name, self.keep, collectors, move |t| f(&root, t))
+    }
 }
 
 /// `f`, its time counted for `c`.

@@ -787,6 +787,17 @@ mod tests {
         );
     }
 
+    /// `space` with bytes set at `idx`, as a file `cut` bytes long (past
+    /// 4096, garbage a config space cannot have).
+    fn mutated(mut space: Vec<u8>, idx: &[(usize, u8)], cut: usize) -> Vec<u8> {
+        space.resize(4200, 0xaa);
+        for &(i, v) in idx {
+            space[i] = v;
+        }
+        space.truncate(cut);
+        space
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(2000))]
         #[test]
@@ -805,10 +816,7 @@ mod tests {
 
         #[test]
         fn sparse_reads_decode_like_whole_reads_on_real_spaces(idx in proptest::collection::vec((0usize..4096, any::<u8>()), 0..64), cut in 0usize..4200) {
-            let mut b = sample();
-            b.resize(4200, 0xaa);
-            for (i, v) in idx { b[i] = v; }
-            b.truncate(cut);
+            let b = mutated(sample(), &idx, cut);
             prop_assert_eq!(decode(&sparse(&b).0), decode(&b));
         }
 
@@ -816,10 +824,7 @@ mod tests {
         /// decodes the same as a whole read.
         #[test]
         fn sparse_reads_with_their_kept_headers_decode_like_whole_reads(idx in proptest::collection::vec((0usize..4096, any::<u8>()), 0..64), cut in 0usize..4200) {
-            let mut b = far_chain();
-            b.resize(4200, 0xaa);
-            for (i, v) in idx { b[i] = v; }
-            b.truncate(cut);
+            let b = mutated(far_chain(), &idx, cut);
             let mut walked = EcapHeaders::new();
             sparse_with(&b, None, Some(&mut walked));
             prop_assert_eq!(decode(&sparse_with(&b, Some(&walked), None).0), decode(&b));

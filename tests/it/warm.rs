@@ -213,6 +213,23 @@ fn changes() -> Vec<Change> {
             Box::new(|r| readd(r, |d| write(d.join("class"), "0x030200\n"))),
         ),
         (
+            "replaced in place by another model, its capability chain other past the first range",
+            Box::new(move |r| {
+                write(dev(r, "device"), "0x2204\n");
+                let p = dev(r, "config");
+                let mut b = std::fs::read(&p).expect("config");
+                b[2..4].copy_from_slice(&0x2204u16.to_le_bytes());
+                // L1 PM Substates' header (0x258) now leads past AER (0x128,
+                // then 0x420) to 0x600: a kept chain would still find AER.
+                let at = 0x258;
+                let hdr = u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]);
+                assert_eq!(hdr >> 20, 0x128, "the chain this test expects");
+                let hdr = (hdr & 0x000f_ffff) | (0x600 << 20);
+                b[at..at + 4].copy_from_slice(&hdr.to_le_bytes());
+                std::fs::write(&p, b).expect("config");
+            }),
+        ),
+        (
             "replaced in place, another vendor in sysfs and the config header",
             Box::new(move |r| {
                 write(dev(r, "vendor"), "0x1002\n");

@@ -29,7 +29,8 @@
 //!   is opened each collection and its identity (one `fstat`) compared.
 //!
 //! The config header, read every time an awake device's config space is, is
-//! also checked against the kept IDs, and the extended capability headers
+//! also checked against the kept IDs (other IDs: the config space is read
+//! again, its chain walked afresh), and the extended capability headers
 //! that its first range holds against the kept chain
 //! ([`super::config_space::read_sparse_into`]): one that disagrees means the
 //! whole chain is walked afresh.

@@ -335,6 +335,14 @@ fn observe(
         if ids_known && header_differs {
             (vendor, device) = (read_owned(&dir, "vendor"), read_owned(&dir, "device"));
             ids_known = false;
+            // Another device: its capability chain is not the kept one.
+            let file = known.and_then(|k| k.config.as_ref());
+            let ecaps = if plan.keeps {
+                Ecaps::Walk
+            } else {
+                Ecaps::Ignore
+            };
+            config = Some(read_config(&dir, file, ecaps, plan.record).0);
         }
         let regs = config.as_ref().is_some_and(|c| {
             c.as_ref()
@@ -368,9 +376,6 @@ fn observe(
     }
 }
 
-/// Only the parts decoded are read (`config_space::read_sparse`); the
-/// kernel returns 64 bytes to unprivileged openers. From the kept file when
-/// there is one; else the file opened here is returned, to be kept.
 /// What a config read does with the extended capability headers.
 enum Ecaps<'k> {
     /// Nothing: no later collection will use them.
@@ -381,6 +386,9 @@ enum Ecaps<'k> {
     Kept(Option<&'k [(u16, u32)]>),
 }
 
+/// Only the parts decoded are read (`config_space::read_sparse`); the
+/// kernel returns 64 bytes to unprivileged openers. From the kept file when
+/// there is one; else the file opened here is returned, to be kept.
 fn read_config(
     dir: &DirHandle,
     kept: Option<&Arc<HeldFile>>,

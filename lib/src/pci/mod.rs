@@ -729,12 +729,13 @@ fn take_observed(
 }
 
 /// The extended capability headers a fresh read walked, to keep: only from
-/// a privileged read of a whole config space (a 256-byte one has none).
+/// a privileged read of a whole config space (a 256-byte one has none) of a
+/// device that answered (not all ones, as in a reset).
 fn kept_ecaps(read: &mut read::Result<ConfigRead>) -> Option<std::sync::Arc<[(u16, u32)]>> {
     let got = read.as_mut().ok()?;
     let walked = got.ecaps.take()?;
-    (got.is_config_space() && got.space.privileged() && !walked.is_empty())
-        .then(|| std::sync::Arc::from(walked))
+    let whole = got.is_config_space() && got.space.privileged() && got.space.reachable;
+    (whole && !walked.is_empty()).then(|| std::sync::Arc::from(walked))
 }
 
 /// A device whose guarded reads did not come back in time (being reset, most

@@ -95,19 +95,26 @@ fn relink(link: PathBuf, target: &str) {
     symlink(target, &link).expect("symlink");
 }
 
+/// The config space file, read, edited by `edit` and written back.
+fn edit_config(config: PathBuf, edit: impl FnOnce(&mut [u8])) {
+    let mut b = std::fs::read(&config).expect("config");
+    edit(&mut b);
+    std::fs::write(&config, b).expect("write config");
+}
+
 /// Set the config space's Link Status width (PCI Express capability + 0x12).
 fn set_link_width(config: PathBuf, lanes: u16) {
-    let mut b = std::fs::read(&config).expect("config");
-    let mut at = usize::from(b[0x34]);
-    while at != 0 && b[at] != 0x10 {
-        at = usize::from(b[at + 1]);
-    }
-    assert_ne!(at, 0, "a PCI Express capability");
-    let sta = at + 0x12;
-    let v = u16::from_le_bytes([b[sta], b[sta + 1]]);
-    let v = (v & !0x03f0) | (lanes << 4);
-    b[sta..sta + 2].copy_from_slice(&v.to_le_bytes());
-    std::fs::write(&config, b).expect("write config");
+    edit_config(config, |b| {
+        let mut at = usize::from(b[0x34]);
+        while at != 0 && b[at] != 0x10 {
+            at = usize::from(b[at + 1]);
+        }
+        assert_ne!(at, 0, "a PCI Express capability");
+        let sta = at + 0x12;
+        let v = u16::from_le_bytes([b[sta], b[sta + 1]]);
+        let v = (v & !0x03f0) | (lanes << 4);
+        b[sta..sta + 2].copy_from_slice(&v.to_le_bytes());
+    });
 }
 
 /// The device directory replaced by a copy (a new inode, as sysfs gives a
@@ -171,13 +178,12 @@ fn changes() -> Vec<Change> {
         (
             "AER status in a capability past the first config read (headers kept)",
             Box::new(move |r| {
-                let p = dev(r, "config");
-                let mut b = std::fs::read(&p).expect("config");
-                let aer = 0x420;
-                assert_eq!(&b[aer..aer + 2], [1, 0], "AER where this test expects it");
-                // Uncorrectable status: Completion Timeout.
-                b[aer + 4] |= 0x40;
-                std::fs::write(&p, b).expect("config");
+                edit_config(dev(r, "config"), |b| {
+                    let aer = 0x420;
+                    assert_eq!(&b[aer..aer + 2], [1, 0], "AER where this test expects it");
+                    // Uncorrectable status: Completion Timeout.
+                    b[aer + 4] |= 0x40;
+                })
             }),
         ),
         (
@@ -216,27 +222,25 @@ fn changes() -> Vec<Change> {
             "replaced in place by another model, its capability chain other past the first range",
             Box::new(move |r| {
                 write(dev(r, "device"), "0x2204\n");
-                let p = dev(r, "config");
-                let mut b = std::fs::read(&p).expect("config");
-                b[2..4].copy_from_slice(&0x2204u16.to_le_bytes());
-                // L1 PM Substates' header (0x258) now leads past AER (0x128,
-                // then 0x420) to 0x600: a kept chain would still find AER.
-                let at = 0x258;
-                let hdr = u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]);
-                assert_eq!(hdr >> 20, 0x128, "the chain this test expects");
-                let hdr = (hdr & 0x000f_ffff) | (0x600 << 20);
-                b[at..at + 4].copy_from_slice(&hdr.to_le_bytes());
-                std::fs::write(&p, b).expect("config");
+                edit_config(dev(r, "config"), |b| {
+                    b[2..4].copy_from_slice(&0x2204u16.to_le_bytes());
+                    // L1 PM Substates' header (0x258) now leads past AER
+                    // (0x128, then 0x420) to 0x600: a kept chain would still find AER.
+                    let at = 0x258;
+                    let hdr = u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]);
+                    assert_eq!(hdr >> 20, 0x128, "the chain this test expects");
+                    let hdr = (hdr & 0x000f_ffff) | (0x600 << 20);
+                    b[at..at + 4].copy_from_slice(&hdr.to_le_bytes());
+                });
             }),
         ),
         (
             "replaced in place, another vendor in sysfs and the config header",
             Box::new(move |r| {
                 write(dev(r, "vendor"), "0x1002\n");
-                let p = dev(r, "config");
-                let mut b = std::fs::read(&p).expect("config");
-                b[0..2].copy_from_slice(&0x1002u16.to_le_bytes());
-                std::fs::write(&p, b).expect("config");
+                edit_config(dev(r, "config"), |b| {
+                    b[0..2].copy_from_slice(&0x1002u16.to_le_bytes())
+                });
             }),
         ),
         (
